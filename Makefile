@@ -1,0 +1,74 @@
+# sensorstack: set-up, the local lab, and the test tiers. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+export ANSIBLE_CONFIG := $(abspath ansible.cfg)
+export PY_COLORS ?= 0
+export ANSIBLE_FORCE_COLOR ?= 0
+export NO_COLOR ?= 1
+
+MOLECULE_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+
+.PHONY: help setup host venv collections images lab-up lab-down lab-status deploy \
+        test lint unit integration molecule $(addprefix molecule-,$(MOLECULE_SCENARIOS)) clean
+
+help: ## List the targets
+	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+setup: host venv collections images ## Everything the lab and the tests need (packages, dockerd, venv, collections, images)
+
+host: ## Debian packages and a running Docker Engine (scripts/bootstrap-host)
+	scripts/bootstrap-host
+
+$(BIN)/ansible-playbook: pyproject.toml requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements/constraints.txt -e '.[test]'
+	touch $@
+
+venv: $(BIN)/ansible-playbook ## The Python virtualenv with Ansible, molecule and the test tools
+
+collections: venv ## The pinned collections, from the PyPI ansible bundle (no Galaxy needed)
+	$(BIN)/python scripts/install-collections
+
+images: venv ## The lab base images (debootstrap; rebuilt only when their recipe changes)
+	$(BIN)/python -m sensorstack.lab images
+
+lab-up: setup ## Start the local lab (inventories/local)
+	$(BIN)/python -m sensorstack.lab up
+
+lab-down: ## Remove the local lab's containers
+	$(BIN)/python -m sensorstack.lab down
+
+lab-status: ## List the local lab's containers
+	$(BIN)/python -m sensorstack.lab status
+
+deploy: lab-up ## The main job: site.yml against the local lab
+	$(BIN)/ansible-playbook site.yml
+
+test: setup lint unit integration molecule ## The whole suite: lint, unit, integration (lab), every molecule scenario
+
+lint: venv collections ## ruff, yamllint, ansible-lint (production profile), site.yml syntax check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-playbook site.yml --syntax-check
+	$(BIN)/ansible-lint
+
+unit: venv collections ## Pure-function tests, seconds
+	$(BIN)/pytest tests/unit
+
+integration: setup ## Tests against real containers and servers
+	$(BIN)/pytest tests/integration
+
+molecule: $(addprefix molecule-,$(MOLECULE_SCENARIOS)) ## Every molecule scenario
+
+$(addprefix molecule-,$(MOLECULE_SCENARIOS)): molecule-%: setup
+	$(BIN)/molecule test -s $*
+
+clean: lab-down ## Remove the lab, caches and the virtualenv
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache

@@ -1,0 +1,97 @@
+"""Fixtures that run Ansible against real lab containers (systemd in Docker, from the lab's base images)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sensorstack.lab import containers, images
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.lab
+
+
+@dataclass
+class PlaybookRun:
+    returncode: int
+    output: str
+
+    def recap(self) -> dict[str, dict[str, int]]:
+        """The PLAY RECAP counters per host."""
+        counters = {}
+        for host, fields in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", self.output, flags=re.MULTILINE):
+            counters[host] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", fields)}
+        return counters
+
+
+def ansible_env() -> dict[str, str]:
+    venv_bin = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
+    return os.environ | {
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_CALLBACKS_ENABLED": "",
+        "PATH": f"{venv_bin}:{os.environ['PATH']}",
+    }
+
+
+def run_playbook(playbook: str, inventory: Path, *extra: str) -> PlaybookRun:
+    result = subprocess.run(
+        ["ansible-playbook", "-i", str(inventory), str(ROOT / playbook), *extra],
+        cwd=ROOT,
+        env=ansible_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return PlaybookRun(result.returncode, result.stdout + result.stderr)
+
+
+def write_inventory(directory: Path, inventory: dict) -> Path:
+    path = directory / "hosts.yml"
+    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
+    return path
+
+
+def _require_docker() -> None:
+    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
+        pytest.skip("needs a running Docker Engine (make host)")
+
+
+@pytest.fixture(scope="session")
+def lab_host_factory() -> Iterator:
+    """Start throwaway lab containers (named sensorstack-test-*) and remove them at the end of the session."""
+    _require_docker()
+    started: list[str] = []
+
+    def start(name: str, image: str = "debian12") -> str:
+        images.build(images.recipe_for(image))
+        host = containers.LabHost(inventory_name=name, container=f"sensorstack-test-{name}", image=image)
+        containers.remove(host.container)
+        containers.start(host)
+        started.append(host.container)
+        return host.container
+
+    yield start
+    for container in started:
+        containers.remove(container)
+
+
+def container_network(container: str) -> str:
+    """The CIDR of the Docker network a container's default address lives on."""
+    inspect = subprocess.run(["docker", "inspect", container], capture_output=True, text=True, check=True)
+    network = next(iter(json.loads(inspect.stdout)[0]["NetworkSettings"]["Networks"].values()))
+    address = network["IPAddress"]
+    prefix = network["IPPrefixLen"]
+    return str(ipaddress.ip_interface(f"{address}/{prefix}").network)

@@ -1,0 +1,139 @@
+"""Preflight rejects bad input with a message naming the variable, before any task changes a host.
+
+Every case runs the whole site.yml against a real lab container with a malformed inventory and checks that the
+run fails in preflight, that the message names what to fix, and that no host reports a change. Several inventory
+hosts may point at the same container: the checks are about the inventory, not the machine count.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import container_network, run_playbook, write_inventory
+
+
+def inventory_for(container: str, **layout: list[str]) -> dict[str, Any]:
+    """An inventory whose role groups hold the given hosts, every host being the same container."""
+    groups = layout or {"control_plane": ["cp1"], "workers": ["w1"]}
+    return {
+        "all": {
+            "vars": {
+                "ansible_connection": "community.docker.docker",
+                "ansible_host": container,
+                "ansible_python_interpreter": "/usr/bin/python3",
+            },
+            "children": {
+                "sensorstack": {
+                    "children": {group: {"hosts": {host: None for host in hosts}} for group, hosts in groups.items()}
+                }
+            },
+        }
+    }
+
+
+def with_vars(inventory: dict[str, Any], **variables: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(inventory)
+    changed["all"]["vars"].update(variables)
+    return changed
+
+
+@pytest.fixture(scope="module")
+def container(lab_host_factory) -> str:
+    return lab_host_factory("preflight", "debian12")
+
+
+CASES: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {
+    # name: (role-group layout, variables, fragments the failure message must contain)
+    "misspelt role group": (
+        {"control_plane": ["cp1"], "worker": ["w1"]},
+        {},
+        ["host w1 has no known host role", "did you mean 'workers'?"],
+    ),
+    "host in two role groups": (
+        {"control_plane": ["cp1"], "workers": ["cp1", "w1"]},
+        {},
+        ["host cp1 has duplicate host roles (control_plane, workers)"],
+    ),
+    "no control-plane group": (
+        {"workers": ["w1"]},
+        {},
+        ["sensorstack_control_plane_group: group 'control_plane'"],
+    ),
+    "hosts group missing": (
+        {},
+        {"sensorstack_hosts_group": "iot"},
+        ["sensorstack_hosts_group: inventory group 'iot' is missing or has no hosts"],
+    ),
+    "pod CIDR prefix out of range": (
+        {},
+        {"sensorstack_pod_cidr": "10.244.0.0/33"},
+        ["sensorstack_pod_cidr", "not a valid CIDR"],
+    ),
+    "pod CIDR with host bits": (
+        {},
+        {"sensorstack_pod_cidr": "10.244.1.0/16"},
+        ["did you mean 10.244.0.0/16?"],
+    ),
+    "service CIDR not a CIDR": (
+        {},
+        {"sensorstack_service_cidr": "services"},
+        ["sensorstack_service_cidr: 'services' is not a CIDR"],
+    ),
+    "pod and service networks overlap": (
+        {},
+        {"sensorstack_service_cidr": "10.244.128.0/20"},
+        ["sensorstack_pod_cidr (10.244.0.0/16) overlaps sensorstack_service_cidr (10.244.128.0/20)"],
+    ),
+    "declared host network overlaps the pods": (
+        {},
+        {"sensorstack_host_cidrs": ["192.0.2.0/24", "10.244.32.0/24"]},
+        ["overlaps sensorstack_host_cidrs[1] (10.244.32.0/24)"],
+    ),
+    "unsupported operating system": (
+        {},
+        {"preflight_supported_distributions": {"Debian": ["13"], "Ubuntu": ["24"]}},
+        [
+            "runs Debian 12 (ansible_distribution, ansible_distribution_major_version)",
+            "preflight_supported_distributions",
+        ],
+    ),
+    "role variable of the wrong type": ({}, {"common_disable_swap": "sometimes"}, ["common_disable_swap"]),
+    "role variable outside its choices": ({}, {"common_time_sync": "ntpd"}, ["common_time_sync", "ntpd"]),
+    "malformed node address": (
+        {},
+        {"sensorstack_node_ip": "10.0.0.300"},
+        ["sensorstack_node_ip of host", "'10.0.0.300'"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_preflight_rejects_bad_input_before_any_change(case: str, container: str, tmp_path: Path) -> None:
+    layout, variables, fragments = CASES[case]
+    inventory = write_inventory(tmp_path, with_vars(inventory_for(container, **layout), **variables))
+    run = run_playbook("site.yml", inventory)
+    assert run.returncode != 0, run.output
+    for fragment in fragments:
+        assert fragment in run.output, f"{fragment!r} missing from:\n{run.output}"
+    assert "PLAY [Prepare every host" not in run.output, "the run went past preflight"
+    assert all(counters["changed"] == 0 for counters in run.recap().values()), run.recap()
+
+
+def test_a_host_network_overlapping_the_pods_is_found_from_facts(container: str, tmp_path: Path) -> None:
+    """With no declared host networks, the network of each host's default address is used."""
+    network = container_network(container)
+    inventory = write_inventory(tmp_path, with_vars(inventory_for(container), sensorstack_pod_cidr=network))
+    run = run_playbook("playbooks/preflight.yml", inventory)
+    assert run.returncode != 0
+    assert f"sensorstack_pod_cidr ({network}) overlaps the network of host cp1" in run.output
+
+
+def test_a_valid_inventory_passes_preflight(container: str, tmp_path: Path) -> None:
+    """The cases above fail for their own reason: the same inventory without the fault passes."""
+    run = run_playbook("playbooks/preflight.yml", write_inventory(tmp_path, inventory_for(container)))
+    assert run.returncode == 0, run.output
+    assert all(counters["changed"] == 0 and counters["failed"] == 0 for counters in run.recap().values())
