@@ -41,7 +41,6 @@ def ansible_env() -> dict[str, str]:
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_CALLBACKS_ENABLED": "",
         "PATH": f"{venv_bin}:{os.environ['PATH']}",
     }
 
