@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ import yaml
 
 from sensorstack.lab import containers, images
 
-ROOT = Path(__file__).resolve().parents[2]
+from .ansible_module import ROOT, ansible_environment
 
 pytestmark = pytest.mark.lab
 
@@ -35,21 +34,11 @@ class PlaybookRun:
         return counters
 
 
-def ansible_env() -> dict[str, str]:
-    venv_bin = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
-    return os.environ | {
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_NOCOLOR": "1",
-        "PATH": f"{venv_bin}:{os.environ['PATH']}",
-    }
-
-
 def run_playbook(playbook: str, inventory: Path, *extra: str) -> PlaybookRun:
     result = subprocess.run(
         ["ansible-playbook", "-i", str(inventory), str(ROOT / playbook), *extra],
         cwd=ROOT,
-        env=ansible_env(),
+        env=ansible_environment(),
         capture_output=True,
         text=True,
         check=False,

@@ -10,7 +10,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from .conftest import ROOT, ansible_env, write_inventory
+from .ansible_module import ROOT, ansible_environment
+from .conftest import write_inventory
 
 VERIFIER = ROOT / "molecule/common/tests/test_common.py"
 
@@ -53,7 +54,7 @@ def test_the_verifier_fails_on_an_unconverged_host(lab_host_factory, tmp_path: P
             str(VERIFIER),
         ],
         cwd=tmp_path,
-        env=ansible_env(),
+        env=ansible_environment(),
         capture_output=True,
         text=True,
         check=False,

@@ -1,0 +1,79 @@
+"""Run one collection module through ansible-playbook on localhost, as a user's task would, and return its result.
+
+Arguments travel in a temporary playbook file (never on the command line); the result comes back through the
+ansible.posix.json callback, diff included when asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ansible_environment(**extra: str) -> dict[str, str]:
+    venv_bin = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
+    return os.environ | {
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+        "PATH": f"{venv_bin}:{os.environ['PATH']}",
+        **extra,
+    }
+
+
+def run_module(
+    module: str, args: dict[str, Any], *, check: bool = False, diff: bool = False, no_log: bool = False
+) -> dict[str, Any]:
+    """Run ``module`` (FQCN) once with ``args`` on localhost; return the task result (``failed`` when it failed)."""
+    task: dict[str, Any] = {"name": "Run the module under test", module: args, "ignore_errors": True}
+    if no_log:
+        task["no_log"] = True
+    play = [
+        {
+            "name": "Module test",
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+            "tasks": [task],
+        }
+    ]
+    with tempfile.TemporaryDirectory(prefix="sensorstack-module-") as workdir:
+        playbook = Path(workdir) / "play.yml"
+        playbook.write_text(yaml.safe_dump(play, sort_keys=False))
+        command = ["ansible-playbook", "-i", "localhost,", str(playbook)]
+        command += ["--check"] if check else []
+        command += ["--diff"] if diff else []
+        completed = subprocess.run(
+            command,
+            cwd=ROOT,
+            env=ansible_environment(
+                ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json"
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    try:
+        report = json.loads(completed.stdout)
+    except json.JSONDecodeError as error:
+        raise AssertionError(
+            f"ansible-playbook gave no JSON report:\n{completed.stdout}\n{completed.stderr}"
+        ) from error
+    return report["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
