@@ -1,0 +1,199 @@
+"""One HTTP client for InfluxDB 1.x, shared by the influxdb_* modules.
+
+It speaks the documented HTTP API through Ansible's ``open_url``: POST for every statement that changes state,
+basic auth in a header (never the ``u``/``p`` query parameters, which end up in access logs), bounded retries
+for connection errors, and every ``results[i].error`` read and raised. Nothing but Python runs on the target.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlencode
+
+from ansible.module_utils.urls import open_url
+from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_ql import redact_secrets
+
+CONNECTION_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "url": {"type": "str", "default": "http://localhost:8086"},
+    "username": {"type": "str", "aliases": ["login_username"]},
+    "password": {"type": "str", "no_log": True, "aliases": ["login_password"]},
+    "validate_certs": {"type": "bool", "default": True},
+    "ca_path": {"type": "path"},
+    "timeout": {"type": "int", "default": 10},
+    "retries": {"type": "int", "default": 3},
+}
+
+NO_ADMIN_YET = "create admin user first"
+
+
+class InfluxDBError(Exception):
+    """A request or a statement the server refused, with the server's own words."""
+
+    def __init__(self, message: str, status: int | None = None, statement: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.statement = statement
+
+    @property
+    def needs_admin_bootstrap(self) -> bool:
+        return self.status == 403 and NO_ADMIN_YET in str(self)
+
+
+class InfluxDBClient:
+    def __init__(
+        self,
+        url: str,
+        username: str | None = None,
+        password: str | None = None,
+        validate_certs: bool = True,
+        ca_path: str | None = None,
+        timeout: int = 10,
+        retries: int = 3,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.username = username
+        self.password = password
+        self.validate_certs = validate_certs
+        self.ca_path = ca_path
+        self.timeout = timeout
+        self.retries = max(0, retries)
+
+    @classmethod
+    def from_module(cls, module: Any) -> InfluxDBClient:
+        params = module.params
+        return cls(
+            url=params["url"],
+            username=params["username"],
+            password=params["password"],
+            validate_certs=params["validate_certs"],
+            ca_path=params["ca_path"],
+            timeout=params["timeout"],
+            retries=params["retries"],
+        )
+
+    def _request(self, method: str, path: str, form: dict[str, str] | None = None, authenticate: bool = True) -> Any:
+        body = urlencode(form).encode() if form is not None else None
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        use_auth = authenticate and self.username is not None
+        attempt = 0
+        while True:
+            try:
+                return open_url(
+                    self.url + path,
+                    data=body,
+                    method=method,
+                    headers=headers,
+                    url_username=self.username if use_auth else None,
+                    url_password=self.password if use_auth else None,
+                    force_basic_auth=use_auth,
+                    validate_certs=self.validate_certs,
+                    ca_path=self.ca_path,
+                    timeout=self.timeout,
+                )
+            except HTTPError as error:
+                raise InfluxDBError(_http_error_message(error), status=error.code) from None
+            except (URLError, ConnectionError, TimeoutError, OSError) as error:
+                attempt += 1
+                if attempt > self.retries:
+                    reason = getattr(error, "reason", error)
+                    raise InfluxDBError(f"cannot reach InfluxDB at {self.url}: {reason}") from None
+                time.sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
+
+    def ping(self) -> str:
+        """Return the server version (``/ping`` needs no credentials)."""
+        response = self._request("GET", "/ping", authenticate=False)
+        return response.headers.get("X-Influxdb-Version", "unknown")
+
+    def query(
+        self,
+        statements: str,
+        database: str | None = None,
+        change: bool = False,
+        authenticate: bool = True,
+        epoch: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run one or more ``;``-separated statements and return their results; raise on any statement error.
+
+        Changes are POSTed. A failed statement stops the server from running the ones after it, so the error names
+        the statement that failed.
+        """
+        form = {"q": statements}
+        if database:
+            form["db"] = database
+        if epoch:
+            form["epoch"] = epoch
+        if change:
+            response = self._request("POST", "/query", form, authenticate=authenticate)
+        else:
+            response = self._request("GET", "/query?" + urlencode(form), authenticate=authenticate)
+        payload = json.loads(response.read() or b"{}")
+        if "error" in payload:
+            raise InfluxDBError(payload["error"])
+        results = payload.get("results", [])
+        split = split_statements(statements)
+        for result in results:
+            if result.get("error"):
+                index = result.get("statement_id", 0)
+                statement = redact_secrets(split[index]) if index < len(split) else None
+                raise InfluxDBError(result["error"], statement=statement)
+        return results
+
+    def change(self, statements: list[str], database: str | None = None, authenticate: bool = True) -> None:
+        """POST statements that change state, all in one request."""
+        if statements:
+            self.query("; ".join(statements), database=database, change=True, authenticate=authenticate)
+
+
+def _http_error_message(error: HTTPError) -> str:
+    try:
+        body = json.loads(error.read() or b"{}")
+        detail = body.get("error") or error.reason
+    except (ValueError, AttributeError):
+        detail = error.reason
+    if error.code == 401:
+        return f"authentication failed (HTTP 401: {detail}): check username and password"
+    return f"HTTP {error.code}: {detail}"
+
+
+def split_statements(statements: str) -> list[str]:
+    """Split on ``;`` outside quotes, so an error can name its statement."""
+    parts: list[str] = []
+    current: list[str] = []
+    quote: str | None = None
+    escaped = False
+    for char in statements:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif quote:
+            if char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif char == ";":
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    if "".join(current).strip():
+        parts.append("".join(current).strip())
+    return parts
+
+
+def series_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of every series of one statement result, as dicts keyed by column (``series`` is absent when empty)."""
+    rows = []
+    for series in result.get("series", []) or []:
+        columns = series.get("columns", [])
+        for values in series.get("values", []) or []:
+            row = dict(zip(columns, values, strict=False))
+            if "name" in series:
+                row["_series"] = series["name"]
+            rows.append(row)
+    return rows
