@@ -6,6 +6,7 @@ Pure functions only (no I/O), shared by the influxdb_* modules and unit-tested w
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 NANOSECOND = 1
 MICROSECOND = 1000 * NANOSECOND
@@ -71,17 +72,17 @@ def parse_duration(text: str | int, option: str = "duration") -> int:
     if value.upper() == "INF" or value in ("0", "0s"):
         return INFINITE
     position = 0
-    total = 0.0
+    total = Decimal(0)
     for match in _DURATION_PART.finditer(value):
         if match.start() != position:
             break
-        total += float(match.group(1)) * _UNIT_SIZES[match.group(2)]
+        total += Decimal(match.group(1)) * _UNIT_SIZES[match.group(2)]
         position = match.end()
     if position != len(value) or not value:
         raise InfluxQLError(
             f"{option}: {text!r} is not a duration (use INF or a number with a unit, e.g. 1h, 90m, 30d, 4w, 1h30m)"
         )
-    return round(total)
+    return int(total.to_integral_value())
 
 
 def format_duration(nanoseconds: int) -> str:
@@ -365,6 +366,8 @@ def check_continuous_query_body(query: str) -> None:
     """Reject bodies the server would refuse, with a message naming the option, before anything is sent."""
     kinds = tokenize(query)
     words = [value for kind, value in kinds if kind == "kw"]
+    if "BEGIN" in words or "END" in words or "RESAMPLE" in words:
+        raise InfluxQLError("query: give only the SELECT body; BEGIN/END and RESAMPLE come from the other options")
     if not words or words[0] != "SELECT":
         raise InfluxQLError("query: a continuous query body starts with SELECT")
     if "INTO" not in words:
@@ -374,5 +377,3 @@ def check_continuous_query_body(query: str) -> None:
     flat = " ".join(value for _kind, value in kinds)
     if not re.search(r"\bGROUP BY\b.*\btime \(", flat):
         raise InfluxQLError("query: a continuous query needs GROUP BY time(<interval>)")
-    if ("kw", "BEGIN") in kinds or ("kw", "END") in kinds:
-        raise InfluxQLError("query: give only the SELECT body; BEGIN/END and RESAMPLE come from the other options")
