@@ -692,7 +692,7 @@ class GrafanaDouble:
     def handle(self, method: str, target: str, headers: dict[str, str], raw_body: bytes) -> tuple[int, Any]:
         """Answer one request: (status, JSON body or None). Also what the HTTP handler calls."""
         parts = urlsplit(target)
-        path = unquote(parts.path).rstrip("/") or "/"
+        path = parts.path.rstrip("/") or "/"
         query = parse_qs(parts.query)
         body, body_error = _parse_body(raw_body)
         with self.lock:
@@ -723,7 +723,8 @@ class GrafanaDouble:
                 if body_error or (method in ("POST", "PUT") and not isinstance(body, dict)):
                     raise ApiError(400, "bad request data")
                 org = self.state.orgs[identity.org_id]
-                return 200, handler(org, identity, query, body or {}, **match.groupdict())
+                captured = {key: unquote(value) for key, value in match.groupdict().items()}
+                return 200, handler(org, identity, query, body or {}, **captured)
         raise ApiError(405, "Method Not Allowed")
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
