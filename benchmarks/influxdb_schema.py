@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Converge 10 databases, 20 retention policies and 20 users on a real influxd, two ways, and compare.
+
+(a) the influxdb role's path: one sensorstack.iot.influxdb_schema task;
+(b) 50 community.general.influxdb_* tasks, one per object (they need the `influxdb` Python library).
+
+Each way runs on a fresh server: a first run that creates everything, then a no-op rerun. Prints wall times and
+the ratio a/b (target: at most 0.1). Run: make bench-influxdb (or .venv/bin/python benchmarks/influxdb_schema.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.ansible_module import ansible_environment  # noqa: E402
+from tests.integration.influxdb_server import InfluxDBServer  # noqa: E402
+
+ADMIN = "bench-Admin-1"
+DATABASES = [f"site_{i}" for i in range(10)]
+POLICIES = [(db, name, duration) for db in DATABASES for name, duration in (("raw", "30d"), ("rollup", "52w"))]
+USERS = [f"device_writer_{i}" for i in range(20)]
+
+
+def play(tasks: list[dict]) -> list[dict]:
+    return [{"name": "Benchmark", "hosts": "localhost", "connection": "local", "gather_facts": False,
+             "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"}, "tasks": tasks}]
+
+
+def schema_play(url: str) -> list[dict]:
+    return play([{
+        "name": "Converge the whole schema in one call",
+        "sensorstack.iot.influxdb_schema": {
+            "url": url, "username": "admin", "password": ADMIN,
+            "databases": [{"name": db} for db in DATABASES],
+            "retention_policies": [{"database": db, "name": name, "duration": duration}
+                                   for db, name, duration in POLICIES],
+            "users": [{"name": user, "password": f"{user}-pw",
+                       "grants": [{"database": DATABASES[i % 10], "privilege": "write"}]}
+                      for i, user in enumerate(USERS)],
+        },
+    }])
+
+
+def per_object_play(port: int) -> list[dict]:
+    login = {"hostname": "127.0.0.1", "port": port, "username": "admin", "password": ADMIN}
+    tasks: list[dict] = []
+    tasks += [{"name": f"Database {db}", "community.general.influxdb_database": login | {"database_name": db}}
+              for db in DATABASES]
+    tasks += [{"name": f"Policy {db}.{name}", "community.general.influxdb_retention_policy": login | {
+        "database_name": db, "policy_name": name, "duration": duration, "replication": 1, "default": False}}
+        for db, name, duration in POLICIES]
+    tasks += [{"name": f"User {user}", "community.general.influxdb_user": login | {
+        "user_name": user, "user_password": f"{user}-pw",
+        "grants": [{"database": DATABASES[i % 10], "privilege": "WRITE"}]}} for i, user in enumerate(USERS)]
+    return tasks and play(tasks)
+
+
+def timed_run(playbook: list[dict]) -> tuple[float, str]:
+    with tempfile.TemporaryDirectory() as workdir:
+        path = Path(workdir) / "bench.yml"
+        path.write_text(yaml.safe_dump(playbook, sort_keys=False))
+        started = time.perf_counter()
+        result = subprocess.run(["ansible-playbook", "-i", "localhost,", str(path)], cwd=ROOT,
+                                env=ansible_environment(ANSIBLE_CALLBACKS_ENABLED="ansible.posix.timer"),
+                                capture_output=True, text=True, check=False)
+        elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"benchmark playbook failed:\n{result.stdout}\n{result.stderr}")
+    recap = [line for line in result.stdout.splitlines() if line.startswith("localhost")]
+    return elapsed, recap[-1] if recap else ""
+
+
+def measure(make_playbook) -> tuple[float, float]:
+    server = InfluxDBServer(shutil.which("influxd") or "influxd").start()
+    try:
+        server.query(f"CREATE USER admin WITH PASSWORD '{ADMIN}' WITH ALL PRIVILEGES")
+        playbook = make_playbook(server)
+        first, first_recap = timed_run(playbook)
+        rerun, rerun_recap = timed_run(playbook)
+        if "changed=0" not in rerun_recap:
+            raise SystemExit(f"the rerun was not a no-op: {rerun_recap}")
+        print(f"    first run {first:6.2f} s  ({first_recap.split(':', 1)[1].split('unreachable')[0].strip()})")
+        print(f"    rerun     {rerun:6.2f} s  ({rerun_recap.split(':', 1)[1].split('unreachable')[0].strip()})")
+        return first, rerun
+    finally:
+        server.stop()
+
+
+def main() -> int:
+    try:
+        import influxdb  # noqa: F401
+    except ImportError:
+        print("needs the influxdb Python library for community.general: pip install influxdb", file=sys.stderr)
+        return 2
+    print(f"{len(DATABASES)} databases, {len(POLICIES)} retention policies, {len(USERS)} users")
+    print("(a) role path: one sensorstack.iot.influxdb_schema task")
+    role_first, role_rerun = measure(lambda server: schema_play(server.url))
+    print(f"(b) {len(DATABASES) + len(POLICIES) + len(USERS)} community.general.influxdb_* tasks")
+    task_first, task_rerun = measure(lambda server: per_object_play(server.http_port))
+    print(f"ratio a/b: first run {role_first / task_first:.3f}x, rerun {role_rerun / task_rerun:.3f}x (target <= 0.1x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
