@@ -6,7 +6,8 @@ memory, serves it over real HTTP on loopback and records every request, so a tes
 write. It is test infrastructure and never shipped (``galaxy.yml`` ignores ``tests/``).
 """
 
+from .client import JsonApi, basic_auth
 from .proxy import InterleavingProxy, ProxiedRequest
 from .server import GrafanaDouble, RecordedRequest
 
-__all__ = ["GrafanaDouble", "InterleavingProxy", "ProxiedRequest", "RecordedRequest"]
+__all__ = ["GrafanaDouble", "InterleavingProxy", "JsonApi", "ProxiedRequest", "RecordedRequest", "basic_auth"]
