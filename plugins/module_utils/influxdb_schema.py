@@ -8,6 +8,7 @@ of statements, one before/after diff. Planning never writes; the caller decides 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -237,6 +238,7 @@ class Plan:
         self.phases: dict[str, list[str]] = {phase: [] for phase in PHASES}
         self.before: dict[str, dict[str, Any]] = {}
         self.after: dict[str, dict[str, Any]] = {}
+        self.user_batches: list[list[str]] = []  # per user, independent of each other: sent in parallel
         self.databases = set(state.databases)
         self.default_rp = {
             db: next((name for name, rp in rps.items() if rp.default), AUTOGEN)
@@ -353,7 +355,7 @@ class Plan:
             if exists:
                 self.phases["drop_users"].append(f"DROP USER {ident}")
             return
-        statements = self.phases["users"]
+        statements: list[str] = []
         after: dict[str, Any]
         if not exists:
             if not spec.password:
@@ -386,16 +388,26 @@ class Plan:
             for database in sorted(set(current_grants) - set(spec.grants)):
                 statements.append(f"REVOKE ALL ON {quote_ident(database)} FROM {ident}")
             after["grants"] = dict(spec.grants)
+        if statements:
+            self.phases["users"].extend(statements)
+            self.user_batches.append(statements)
         self._record("users", spec.name, before, after)
 
 
-def server_password_check(client: InfluxDBClient) -> PasswordCheck:
-    """Check a password without logging in as the user and without changing anything.
+# Requests run concurrently: the server spends most of a password check or a user creation in bcrypt, one core
+# per request, and a lab declares many users.
+PARALLEL_REQUESTS = 4
+
+
+def check_passwords(client: InfluxDBClient, candidates: list[tuple[str, str, bool]]) -> dict[str, bool]:
+    """Check passwords without logging in as the users and without changing anything.
 
     ``CREATE USER`` of an existing user is a no-op when password and admin flag match, and an error otherwise.
+    ``candidates`` holds (name, password, current admin flag); returns name -> whether the password matches.
     """
 
-    def matches(name: str, password: str, admin: bool) -> bool:
+    def matches(candidate: tuple[str, str, bool]) -> bool:
+        name, password, admin = candidate
         probe = f"CREATE USER {quote_ident(name)} WITH PASSWORD {quote_string(password)}"
         try:
             client.query(probe + (" WITH ALL PRIVILEGES" if admin else ""), change=True)
@@ -405,7 +417,20 @@ def server_password_check(client: InfluxDBClient) -> PasswordCheck:
             raise
         return True
 
-    return matches
+    with ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS) as pool:
+        results = list(pool.map(matches, candidates))
+    return {name: result for (name, _password, _admin), result in zip(candidates, results, strict=True)}
+
+
+def apply(client: InfluxDBClient, plan: Plan) -> None:
+    """Send the plan: schema first, then each user's statements in parallel, then the drops."""
+    schema = [statement for phase in PHASES[:4] for statement in plan.phases[phase]]
+    drops = [statement for phase in PHASES[5:] for statement in plan.phases[phase]]
+    client.change(schema)
+    with ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS) as pool:
+        for _done in pool.map(client.change, plan.user_batches):
+            pass
+    client.change(drops)
 
 
 def bootstrap_admin(client: InfluxDBClient, users: list[UserSpec], check_mode: bool) -> bool:
@@ -463,7 +488,13 @@ def converge(client: InfluxDBClient, declaration: Declaration, check_mode: bool)
         state = ServerState(users={})  # nothing can be read before the admin exists
     else:
         state = read_state(client, declaration.database_names(), [user.name for user in declaration.users])
-    plan = Plan(state, server_password_check(client))
+    candidates = [
+        (user.name, user.password, state.users[user.name])
+        for user in declaration.users
+        if user.state == "present" and user.password and user.update_password == "always" and user.name in state.users
+    ]
+    password_matches = check_passwords(client, candidates)
+    plan = Plan(state, lambda name, _password, _admin: password_matches[name])
     for database in declaration.databases:
         plan.database(database)
     for policy in declaration.retention_policies:
@@ -474,7 +505,7 @@ def converge(client: InfluxDBClient, declaration: Declaration, check_mode: bool)
         plan.user(user)
     statements = plan.statements
     if statements and not check_mode:
-        client.change(statements)
+        apply(client, plan)
     return {
         "changed": bool(statements) or bootstrapped,
         "statements": [redact_secrets(statement) for statement in statements],
