@@ -7,12 +7,12 @@ ones that run systemd as PID 1 without ``--privileged``, shared with the molecul
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sensorstack.inventory import hostvars
 from sensorstack.lab.images import recipe_for
 
 LAB_LABEL = "org.sensorstack.lab"
@@ -50,15 +50,8 @@ def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def hosts_from_inventory(inventory: Path) -> list[LabHost]:
     """Read the lab hosts from an inventory through ansible-inventory (so group_vars apply)."""
-    listing = subprocess.run(
-        ["ansible-inventory", "-i", str(inventory), "--list"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    hostvars: dict[str, dict[str, object]] = json.loads(listing.stdout)["_meta"]["hostvars"]
     hosts = []
-    for name, variables in sorted(hostvars.items()):
+    for name, variables in sorted(hostvars(inventory).items()):
         image = variables.get("lab_image")
         if image is None:
             continue

@@ -1,0 +1,179 @@
+"""The ``sensorstack`` command: a presentation layer over sensorstack.runner, sensorstack.doctor and the lab."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from sensorstack import __version__, project_root
+from sensorstack.doctor import run_checks
+from sensorstack.lab.__main__ import main as lab_main
+from sensorstack.report import (
+    EXIT_ERROR,
+    EXIT_OK,
+    Progress,
+    exit_code,
+    json_report,
+    print_summary,
+)
+from sensorstack.runner import Run, RunRequest, available_playbooks
+
+DEFAULT_INVENTORY = Path("inventories/local")
+
+
+def parse_extra_vars(values: Sequence[str]) -> dict[str, Any]:
+    """``-e key=value`` and ``-e @file.yml`` (YAML or JSON), later ones winning, as ansible-playbook does."""
+    merged: dict[str, Any] = {}
+    for value in values:
+        if value.startswith("@"):
+            loaded = yaml.safe_load(Path(value[1:]).read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"-e {value}: the file must hold a mapping of variables")
+            merged.update(loaded)
+        elif "=" in value:
+            key, _, raw = value.partition("=")
+            merged[key] = yaml.safe_load(raw) if raw else ""
+        else:
+            raise ValueError(f"-e {value}: expected key=value or @file")
+    return merged
+
+
+def _run_options(parser: argparse.ArgumentParser, check_flags: bool = True) -> None:
+    parser.add_argument(
+        "-i",
+        "--inventory",
+        type=Path,
+        default=None,
+        help="inventory file or directory (default: inventories/local, the built-in lab)",
+    )
+    parser.add_argument("-l", "--limit", help="only these hosts or groups")
+    parser.add_argument("-t", "--tags", action="append", default=[], help="only tasks with these tags")
+    parser.add_argument("--skip-tags", action="append", default=[], help="skip tasks with these tags")
+    parser.add_argument(
+        "-e",
+        "--extra-vars",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE|@FILE",
+        help="extra variables (kept out of every command line)",
+    )
+    parser.add_argument("--vault-password-file", type=Path, help="file holding the Ansible Vault password")
+    if check_flags:
+        parser.add_argument("-C", "--check", action="store_true", help="report what would change, change nothing")
+        parser.add_argument("-D", "--diff", action="store_true", help="show the changes of each task")
+    parser.add_argument("--json", action="store_true", help="print a machine-readable JSON report only")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the recap and errors")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="show every host result (-vv: Ansible -v)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sensorstack", description="Provision an IoT telemetry stack with Ansible.")
+    parser.add_argument("--version", action="version", version=f"sensorstack {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    deploy = commands.add_parser("deploy", help="converge everything: site.yml")
+    _run_options(deploy)
+    check = commands.add_parser("check", help="check and diff site.yml; exit 4 when something would change")
+    _run_options(check, check_flags=False)
+    if (project_root() / "playbooks/verify.yml").is_file():
+        verify = commands.add_parser("verify", help="publish a reading and find it in InfluxDB (playbooks/verify.yml)")
+        _run_options(verify)
+    run = commands.add_parser("run", help="run any playbook of the repository (or a path)")
+    run.add_argument("playbook", help=f"one of {', '.join(available_playbooks())}, or a path")
+    _run_options(run)
+
+    inventory = commands.add_parser("inventory", help="inventory tools")
+    inventory_commands = inventory.add_subparsers(dest="inventory_command", required=True)
+    validate = inventory_commands.add_parser("validate", help="run only the preflight checks")
+    _run_options(validate, check_flags=False)
+
+    doctor = commands.add_parser("doctor", help="check the controller and reach every host")
+    doctor.add_argument("-i", "--inventory", type=Path, default=None)
+
+    lab = commands.add_parser("lab", help="the built-in local lab of systemd containers")
+    lab.add_argument("lab_command", choices=["up", "down", "status", "images"])
+    lab.add_argument("-i", "--inventory", type=Path, default=None)
+    return parser
+
+
+def _inventory(args: argparse.Namespace) -> Path:
+    return args.inventory or project_root() / DEFAULT_INVENTORY
+
+
+def _request(args: argparse.Namespace, playbook: str, check: bool, diff: bool) -> RunRequest:
+    return RunRequest(
+        playbook=playbook,
+        inventory=_inventory(args),
+        extra_vars=parse_extra_vars(args.extra_vars),
+        tags=args.tags,
+        skip_tags=args.skip_tags,
+        limit=args.limit,
+        check=check,
+        diff=diff,
+        vault_password_file=args.vault_password_file,
+        verbosity=max(0, args.verbose - 1),
+    )
+
+
+def run_command(
+    args: argparse.Namespace, console: Console, playbook: str, check: bool, diff: bool, drift_is_failure: bool = False
+) -> int:
+    request = _request(args, playbook, check, diff)
+    progress = Progress(console, verbose=args.verbose > 0 and not args.quiet, enabled=not (args.json or args.quiet))
+    run = Run(request, on_event=progress if not args.json else None)
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: run.cancel())
+    try:
+        with progress:
+            result = run.execute()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if args.json:
+        print(json_report(result))
+    else:
+        print_summary(console, result, check=check, show_diff=diff)
+    return exit_code(result, drift_is_failure=drift_is_failure)
+
+
+def doctor_command(args: argparse.Namespace, console: Console) -> int:
+    failed = False
+    for check in run_checks(_inventory(args)):
+        failed |= not check.ok
+        mark = "[green]ok[/]  " if check.ok else "[bold red]FAIL[/]"
+        console.print(f"{mark} {check.name}: {check.detail}")
+        if check.fix:
+            console.print(f"      fix: {check.fix}")
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=getattr(args, "json", False), highlight=False)
+    try:
+        if args.command == "deploy":
+            return run_command(args, console, "site", args.check, args.diff)
+        if args.command == "check":
+            return run_command(args, console, "site", check=True, diff=True, drift_is_failure=True)
+        if args.command == "verify":
+            return run_command(args, console, "verify", args.check, args.diff)
+        if args.command == "run":
+            return run_command(args, console, args.playbook, args.check, args.diff)
+        if args.command == "inventory":
+            return run_command(args, console, "preflight", check=False, diff=False)
+        if args.command == "doctor":
+            return doctor_command(args, console)
+        lab_args = ["--inventory", str(args.inventory)] if args.inventory else []
+        return lab_main([*lab_args, args.lab_command])
+    except (ValueError, FileNotFoundError) as error:
+        console.print(f"[bold red]sensorstack:[/] {error}")
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

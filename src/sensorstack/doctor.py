@@ -1,0 +1,91 @@
+"""Checks of the controller and of the hosts an inventory names, each with what to do when it fails."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.specifiers import SpecifierSet
+
+from sensorstack import collection_pins
+from sensorstack.inventory import connections
+from sensorstack.runner import ping_hosts
+
+SUPPORTED_ANSIBLE_CORE = SpecifierSet(">=2.17,<2.20")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def check_ansible() -> Check:
+    version = importlib.metadata.version("ansible-core")
+    ok = version in SUPPORTED_ANSIBLE_CORE
+    return Check("ansible-core", ok, version, "" if ok else f"install ansible-core{SUPPORTED_ANSIBLE_CORE}")
+
+
+def check_collections() -> Check:
+    wrong = collection_pins.mismatches()
+    if not wrong:
+        return Check("collections", True, f"{len(collection_pins.pinned())} pinned collections installed")
+    detail = ", ".join(f"{name} {found or 'missing'} (pinned {pin})" for name, (pin, found) in sorted(wrong.items()))
+    return Check(
+        "collections",
+        False,
+        detail,
+        "ansible-galaxy collection install -r collections/requirements.yml, or scripts/install-collections",
+    )
+
+
+def check_toml_writer() -> Check:
+    try:
+        importlib.metadata.version("tomli-w")
+    except importlib.metadata.PackageNotFoundError:
+        return Check("tomli-w", False, "missing (the to_toml filter needs it)", "pip install tomli-w")
+    return Check("tomli-w", True, importlib.metadata.version("tomli-w"))
+
+
+def check_docker(needed: bool) -> Check | None:
+    if not needed:
+        return None
+    if shutil.which("docker") is None:
+        return Check(
+            "docker",
+            False,
+            "the inventory uses the docker connection but docker is not installed",
+            "scripts/bootstrap-host",
+        )
+    answer = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
+    if answer.returncode != 0:
+        return Check("docker", False, "Docker Engine does not answer", "start dockerd (scripts/bootstrap-host)")
+    return Check("docker", True, f"Docker Engine {answer.stdout.strip()}")
+
+
+def run_checks(inventory: Path) -> list[Check]:
+    checks = [check_ansible(), check_collections(), check_toml_writer()]
+    hosts = connections(inventory)
+    docker = check_docker(any(conn == "community.docker.docker" for conn in hosts.values()))
+    if docker:
+        checks.append(docker)
+    if docker is None or docker.ok:
+        for host, reachable in sorted(ping_hosts(inventory).items()):
+            how = hosts.get(host) or "ssh"
+            checks.append(
+                Check(
+                    f"host {host}",
+                    reachable,
+                    f"reachable over {how}" if reachable else f"not reachable over {how}",
+                    ""
+                    if reachable
+                    else "check the host is up and the connection settings in the inventory"
+                    + (" (sensorstack lab up)" if how == "community.docker.docker" else ""),
+                )
+            )
+    return checks

@@ -1,0 +1,256 @@
+"""Run the repository's playbooks through ansible-runner: typed events in, a typed result out.
+
+Secrets stay inside the run: extra variables travel in a file inside a private (0700) directory that is
+removed afterwards, never on a command line; the vault password is passed as a file path; the runner's
+artifacts live under a private directory too. Ansible's own no_log masking covers task results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from sensorstack import project_root
+from sensorstack.events import (
+    ChangedTask,
+    Event,
+    HostRecap,
+    HostResult,
+    HostStatus,
+    PlayStarted,
+    RunResult,
+    RunStatus,
+    TaskStarted,
+)
+
+EventCallback = Callable[[Event], None]
+
+_HOST_EVENTS = {
+    "runner_on_ok": HostStatus.OK,
+    "runner_on_failed": HostStatus.FAILED,
+    "runner_on_unreachable": HostStatus.UNREACHABLE,
+    "runner_on_skipped": HostStatus.SKIPPED,
+}
+
+
+def resolve_playbook(name_or_path: str, root: Path | None = None) -> Path:
+    """``site`` is site.yml, ``verify`` is playbooks/verify.yml; anything else is a path to a playbook."""
+    root = root or project_root()
+    candidates = [root / f"{name_or_path}.yml", root / "playbooks" / f"{name_or_path}.yml", Path(name_or_path)]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    raise FileNotFoundError(f"no playbook {name_or_path!r} (looked for {', '.join(str(c) for c in candidates)})")
+
+
+def available_playbooks(root: Path | None = None) -> list[str]:
+    root = root or project_root()
+    return sorted(["site", *(path.stem for path in (root / "playbooks").glob("*.yml"))])
+
+
+@dataclass
+class RunRequest:
+    playbook: str
+    inventory: Path
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)
+    tags: Sequence[str] = ()
+    skip_tags: Sequence[str] = ()
+    limit: str | None = None
+    check: bool = False
+    diff: bool = False
+    vault_password_file: Path | None = None
+    verbosity: int = 0
+    artifacts_root: Path | None = None
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    return path
+
+
+def default_artifacts_root() -> Path:
+    base = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
+    return base / "sensorstack" / "runs"
+
+
+class Run:
+    """One playbook run. ``cancel()`` (or Ctrl-C in the CLI) stops it cleanly."""
+
+    def __init__(self, request: RunRequest, on_event: EventCallback | None = None) -> None:
+        self.request = request
+        self.on_event = on_event or (lambda _event: None)
+        self._cancel = threading.Event()
+        self._play = ""
+        self._task = ""
+        self._changed: list[ChangedTask] = []
+        self._failures: list[HostResult] = []
+        self._recap: dict[str, HostRecap] = {}
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def _handle(self, raw: dict[str, Any]) -> bool:
+        kind = raw.get("event", "")
+        data = raw.get("event_data", {}) or {}
+        if kind == "playbook_on_play_start":
+            self._play = data.get("play", "")
+            self.on_event(PlayStarted(self._play, tuple(data.get("play_pattern", "").split(","))))
+        elif kind == "playbook_on_task_start":
+            self._task = data.get("task", "")
+            self.on_event(TaskStarted(self._play, self._task))
+        elif kind in _HOST_EVENTS:
+            self._host_event(kind, data)
+        elif kind == "playbook_on_stats":
+            self._stats(data)
+        return True
+
+    def _host_event(self, kind: str, data: dict[str, Any]) -> None:
+        result = data.get("res", {}) or {}
+        status = _HOST_EVENTS[kind]
+        if status is HostStatus.OK and result.get("changed"):
+            status = HostStatus.CHANGED
+        if status is HostStatus.FAILED and data.get("ignore_errors"):
+            status = HostStatus.OK
+        host = data.get("host", "")
+        task = data.get("task", self._task)
+        diff = result.get("diff") if self.request.diff else None
+        event = HostResult(
+            self._play,
+            task,
+            host,
+            status,
+            str(result.get("msg", "")) if status in (HostStatus.FAILED, HostStatus.UNREACHABLE) else "",
+            diff,
+        )
+        if status is HostStatus.CHANGED:
+            self._changed.append(ChangedTask(self._play, task, host, diff))
+        if status in (HostStatus.FAILED, HostStatus.UNREACHABLE):
+            self._failures.append(event)
+        self.on_event(event)
+
+    def _stats(self, data: dict[str, Any]) -> None:
+        counters = {
+            "ok": "ok",
+            "changed": "changed",
+            "failures": "failed",
+            "dark": "unreachable",
+            "skipped": "skipped",
+            "rescued": "rescued",
+            "ignored": "ignored",
+        }
+        for source, target in counters.items():
+            for host, count in (data.get(source) or {}).items():
+                setattr(self._recap.setdefault(host, HostRecap()), target, count)
+        for host in data.get("processed") or {}:
+            self._recap.setdefault(host, HostRecap())
+
+    def execute(self) -> RunResult:
+        request = self.request
+        root = project_root()
+        playbook = resolve_playbook(request.playbook, root)
+        artifacts_root = _private_dir(request.artifacts_root or default_artifacts_root())
+        ident = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{playbook.stem}"
+        private = Path(tempfile.mkdtemp(prefix="sensorstack-run-"))  # 0700 by mkdtemp
+        try:
+            cmdline = []
+            if request.extra_vars:
+                extra = private / "extra-vars.json"
+                extra.touch(mode=0o600)
+                extra.write_text(json.dumps(dict(request.extra_vars)))
+                cmdline += ["-e", f"@{extra}"]
+            if request.check:
+                cmdline.append("--check")
+            if request.diff:
+                cmdline.append("--diff")
+            if request.vault_password_file:
+                cmdline += ["--vault-password-file", str(Path(request.vault_password_file).resolve())]
+            venv_bin = str(Path(sys.executable).parent)
+            runner = ansible_runner.run(
+                private_data_dir=str(private),
+                artifact_dir=str(artifacts_root),
+                ident=ident,
+                project_dir=str(root),
+                playbook=str(playbook),
+                inventory=str(Path(request.inventory).resolve()),
+                tags=",".join(request.tags) or None,
+                skip_tags=",".join(request.skip_tags) or None,
+                limit=request.limit,
+                verbosity=request.verbosity or None,
+                cmdline=" ".join(cmdline) or None,
+                envvars={
+                    "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+                    "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+                    "ANSIBLE_FORCE_COLOR": "0",
+                    "ANSIBLE_NOCOLOR": "1",
+                },
+                event_handler=self._handle,
+                cancel_callback=self._cancel.is_set,
+                quiet=True,
+            )
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+        artifact_dir = artifacts_root / ident
+        if artifact_dir.exists():
+            for path in [artifact_dir, *artifact_dir.rglob("*")]:
+                path.chmod(0o700 if path.is_dir() else 0o600)
+        status = RunStatus(runner.status) if runner.status in RunStatus._value2member_map_ else RunStatus.FAILED
+        return RunResult(
+            playbook=str(playbook.relative_to(root) if playbook.is_relative_to(root) else playbook),
+            status=RunStatus.CANCELED if self.cancelled else status,
+            rc=runner.rc if runner.rc is not None else 1,
+            recap=self._recap,
+            changed=self._changed,
+            failures=self._failures,
+            artifact_dir=artifact_dir if artifact_dir.exists() else None,
+            check=request.check,
+        )
+
+
+def run_playbook(request: RunRequest, on_event: EventCallback | None = None) -> RunResult:
+    """Run one playbook and return its result; see :class:`RunRequest` for the options."""
+    return Run(request, on_event).execute()
+
+
+def ping_hosts(inventory: Path) -> dict[str, bool]:
+    """Host -> whether Ansible can reach it and run Python there (ansible.builtin.ping)."""
+    reachable: dict[str, bool] = {}
+
+    def record(raw: dict[str, Any]) -> bool:
+        data = raw.get("event_data", {}) or {}
+        if raw.get("event") in _HOST_EVENTS:
+            reachable[data.get("host", "")] = raw["event"] == "runner_on_ok"
+        return True
+
+    private = Path(tempfile.mkdtemp(prefix="sensorstack-ping-"))
+    try:
+        ansible_runner.run(
+            private_data_dir=str(private),
+            inventory=str(Path(inventory).resolve()),
+            host_pattern="all",
+            module="ansible.builtin.ping",
+            envvars={
+                "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"),
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            },
+            event_handler=record,
+            quiet=True,
+        )
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+    return reachable

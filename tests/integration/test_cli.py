@@ -1,0 +1,261 @@
+"""The sensorstack CLI and API driving real lab containers: deploy, no-op rerun, drift, exit codes, Ctrl-C, secrets.
+
+One edge host runs the stack (InfluxDB with vault-encrypted passwords), so secrets really flow through modules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sensorstack.events import HostResult, PlayStarted, TaskStarted
+from sensorstack.runner import RunRequest, run_playbook
+
+from .ansible_module import ROOT, ansible_environment
+
+SECRETS = {
+    "influxdb_admin_password": "Vault-Admin-Secret-7731",
+    "telegraf_password": "Vault-Telegraf-Secret-5519",
+}
+VAULT_PASSWORD = "cli-test-vault-password"
+CLI = [sys.executable, "-m", "sensorstack.cli"]
+
+
+@pytest.fixture(scope="module")
+def lab(lab_host_factory, tmp_path_factory) -> dict[str, Path | str]:
+    container = lab_host_factory("cli-edge", "debian12")
+    workdir = tmp_path_factory.mktemp("cli")
+    inventory = workdir / "inventory"
+    (inventory / "group_vars").mkdir(parents=True)
+    (inventory / "hosts.yml").write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "vars": {
+                        "ansible_connection": "community.docker.docker",
+                        "ansible_python_interpreter": "/usr/bin/python3",
+                        "sensorstack_cluster_enabled": False,
+                    },
+                    "children": {
+                        "sensorstack": {"children": {"edge": {"hosts": {"cli-edge": {"ansible_host": container}}}}}
+                    },
+                }
+            }
+        )
+    )
+    vault_password_file = workdir / "vault-password"
+    vault_password_file.write_text(VAULT_PASSWORD)
+    vault_password_file.chmod(0o600)
+    secrets_file = inventory / "group_vars" / "vault.yml"
+    secrets_file.write_text(yaml.safe_dump(SECRETS))
+    subprocess.run(
+        ["ansible-vault", "encrypt", "--vault-password-file", str(vault_password_file), str(secrets_file)],
+        env=ansible_environment(),
+        check=True,
+        capture_output=True,
+    )
+    (inventory / "group_vars" / "edge.yml").write_text(
+        yaml.safe_dump(
+            {
+                "influxdb_databases": [{"name": "telemetry"}],
+                "influxdb_users": [
+                    {
+                        "name": "telegraf",
+                        "password": "{{ telegraf_password }}",
+                        "grants": [{"database": "telemetry", "privilege": "write"}],
+                    }
+                ],
+            }
+        )
+    )
+    return {"container": container, "inventory": inventory, "vault": vault_password_file, "workdir": workdir}
+
+
+def cli(*args: str, lab: dict, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    state_home = Path(lab["workdir"]) / "state"
+    return subprocess.run(
+        [*CLI, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ansible_environment(XDG_STATE_HOME=str(state_home), COLUMNS="200"),
+    )
+
+
+class ArgvWatcher:
+    """Collects the command lines of every process on the machine while a run goes on."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            for entry in Path("/proc").iterdir():
+                try:
+                    self.seen.add((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+                except OSError:
+                    continue
+            time.sleep(0.1)
+
+    def __enter__(self) -> ArgvWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture(scope="module")
+def first_deploy(lab) -> Iterator[tuple[subprocess.CompletedProcess[str], ArgvWatcher]]:
+    with ArgvWatcher() as watcher:
+        result = cli(
+            "deploy", "--json", "-i", str(lab["inventory"]), "--vault-password-file", str(lab["vault"]), lab=lab
+        )
+    yield result, watcher
+
+
+def test_deploy_converges_and_reports_json(first_deploy) -> None:
+    result, _watcher = first_deploy
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["status"] == "successful"
+    assert report["playbook"] == "site.yml"
+    assert report["recap"]["cli-edge"]["failed"] == 0
+    assert report["changed_count"] > 0
+    assert {"play", "task", "host", "diff"} <= set(report["changed"][0])
+    assert any(change["task"].startswith("Ensure the declared databases") for change in report["changed"])
+
+
+def test_secrets_never_leave_the_run(first_deploy, lab) -> None:
+    result, watcher = first_deploy
+    report = json.loads(result.stdout)
+    artifact_dir = Path(report["artifact_dir"])
+    assert stat.S_IMODE(artifact_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(artifact_dir.parent.stat().st_mode) == 0o700
+    artifacts = "".join(path.read_text(errors="replace") for path in artifact_dir.rglob("*") if path.is_file())
+    assert "Ensure the declared databases" in artifacts, "the artifacts hold the run's events"
+    for secret in [*SECRETS.values(), VAULT_PASSWORD]:
+        assert secret not in result.stdout
+        assert secret not in result.stderr
+        assert secret not in artifacts
+        assert not [argv for argv in watcher.seen if secret in argv]
+    assert any("ansible-playbook" in argv for argv in watcher.seen), "the watcher saw the run"
+
+
+def test_a_rerun_reports_no_change(first_deploy, lab) -> None:
+    result = cli("deploy", "--json", "-i", str(lab["inventory"]), "--vault-password-file", str(lab["vault"]), lab=lab)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["changed_count"] == 0
+    assert report["changed"] == []
+
+
+def test_check_finds_a_drift_made_by_hand_and_exits_4(first_deploy, lab) -> None:
+    subprocess.run(["docker", "exec", lab["container"], "rm", "/etc/modules-load.d/sensorstack.conf"], check=True)
+    result = cli("check", "--json", "-i", str(lab["inventory"]), "--vault-password-file", str(lab["vault"]), lab=lab)
+    assert result.returncode == 4, result.stdout + result.stderr
+    drift = [change["task"] for change in json.loads(result.stdout)["changed"]]
+    assert drift == ["Ensure the kernel modules load at boot"]
+    still_gone = subprocess.run(
+        ["docker", "exec", lab["container"], "test", "-e", "/etc/modules-load.d/sensorstack.conf"]
+    )
+    assert still_gone.returncode != 0, "check mode changed the host"
+    human = cli("check", "-i", str(lab["inventory"]), "--vault-password-file", str(lab["vault"]), lab=lab)
+    assert human.returncode == 4
+    assert "Drift: 1 task(s) would change something" in human.stdout
+    assert "sensorstack deploy" in human.stdout
+    repaired = cli("deploy", "-q", "-i", str(lab["inventory"]), "--vault-password-file", str(lab["vault"]), lab=lab)
+    assert repaired.returncode == 0
+
+
+def write_playbook(directory: Path, tasks: list[dict]) -> Path:
+    path = directory / "play.yml"
+    path.write_text(yaml.safe_dump([{"name": "Test play", "hosts": "all", "gather_facts": False, "tasks": tasks}]))
+    return path
+
+
+def test_failed_hosts_exit_2_and_say_what_failed(lab, tmp_path) -> None:
+    playbook = write_playbook(tmp_path, [{"name": "Fail on purpose", "ansible.builtin.fail": {"msg": "boom-77"}}])
+    result = cli("run", str(playbook), "-i", str(lab["inventory"]), lab=lab)
+    assert result.returncode == 2
+    assert "boom-77" in result.stdout
+    assert "Failed: cli-edge" in result.stdout
+
+
+def test_unreachable_hosts_exit_3_and_point_at_doctor(lab, tmp_path) -> None:
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "hosts": {
+                        "ghost": {
+                            "ansible_connection": "community.docker.docker",
+                            "ansible_host": "sensorstack-test-no-such-container",
+                        }
+                    }
+                }
+            }
+        )
+    )
+    playbook = write_playbook(tmp_path, [{"name": "Ping", "ansible.builtin.ping": {}}])
+    result = cli("run", str(playbook), "-i", str(inventory), lab=lab)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "Unreachable: ghost" in result.stdout
+    assert "sensorstack doctor" in result.stdout
+
+
+def test_ctrl_c_stops_the_run_cleanly(lab, tmp_path) -> None:
+    playbook = write_playbook(
+        tmp_path, [{"name": "Take a long time", "ansible.builtin.command": "sleep 120", "changed_when": False}]
+    )
+    process = subprocess.Popen(
+        [*CLI, "run", str(playbook), "-i", str(lab["inventory"])],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=ansible_environment(XDG_STATE_HOME=str(tmp_path / "state")),
+    )
+    time.sleep(8)
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output
+    assert time.monotonic() - started < 30
+    assert "cancelled" in output
+    assert not [
+        line
+        for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+        if str(playbook) in line and "ansible-playbook" in line
+    ], "ansible-playbook left behind"
+
+
+def test_the_api_streams_typed_events(lab, tmp_path) -> None:
+    playbook = write_playbook(tmp_path, [{"name": "Say hello", "ansible.builtin.command": "true"}])
+    events = []
+    result = run_playbook(
+        RunRequest(playbook=str(playbook), inventory=Path(lab["inventory"]), artifacts_root=tmp_path / "runs"),
+        on_event=events.append,
+    )
+    assert result.status.value == "successful"
+    assert [type(event) for event in events[:2]] == [PlayStarted, TaskStarted]
+    [host_result] = [event for event in events if isinstance(event, HostResult)]
+    assert (host_result.host, host_result.task, host_result.status.value) == ("cli-edge", "Say hello", "changed")
+    assert result.changed[0].task == "Say hello"
+    assert os.path.isdir(result.artifact_dir)
