@@ -14,7 +14,8 @@ export NO_COLOR ?= 1
 MOLECULE_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
 .PHONY: help setup host venv collections images lab-up lab-down lab-status deploy \
-        test lint unit integration molecule $(addprefix molecule-,$(MOLECULE_SCENARIOS)) clean
+        test lint unit integration molecule $(addprefix molecule-,$(MOLECULE_SCENARIOS)) \
+        bench bench-influxdb bench-cli clean
 
 help: ## List the targets
 	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -39,16 +40,16 @@ images: venv ## The lab base images (debootstrap; rebuilt only when their recipe
 	$(BIN)/python -m sensorstack.lab images
 
 lab-up: setup ## Start the local lab (inventories/local)
-	$(BIN)/python -m sensorstack.lab up
+	$(BIN)/sensorstack lab up
 
 lab-down: ## Remove the local lab's containers
-	$(BIN)/python -m sensorstack.lab down
+	$(BIN)/sensorstack lab down
 
 lab-status: ## List the local lab's containers
-	$(BIN)/python -m sensorstack.lab status
+	$(BIN)/sensorstack lab status
 
-deploy: lab-up ## The main job: site.yml against the local lab
-	$(BIN)/ansible-playbook site.yml
+deploy: lab-up ## The main job: sensorstack deploy (site.yml) against the local lab
+	$(BIN)/sensorstack deploy
 
 test: setup lint unit integration molecule ## The whole suite: lint, unit, integration (lab), every molecule scenario
 
@@ -69,6 +70,15 @@ molecule: $(addprefix molecule-,$(MOLECULE_SCENARIOS)) ## Every molecule scenari
 
 $(addprefix molecule-,$(MOLECULE_SCENARIOS)): molecule-%: setup
 	$(BIN)/molecule test -s $*
+
+bench: bench-influxdb bench-cli ## Every benchmark (slow; figures, not pass/fail)
+
+bench-influxdb: setup ## One-call InfluxDB schema vs 50 community.general tasks
+	$(BIN)/pip install --quiet -c requirements/constraints.txt -e '.[bench]'
+	$(BIN)/python benchmarks/influxdb_schema.py
+
+bench-cli: setup ## sensorstack vs ansible-playbook; rerun vs first converge; 4 hosts vs 1
+	$(BIN)/python benchmarks/cli_overhead.py
 
 clean: lab-down ## Remove the lab, caches and the virtualenv
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache
