@@ -2,11 +2,18 @@
 
 Telegraf and InfluxDB read TOML. Rendering from data, instead of assembling strings in Jinja, means quoting,
 escaping, nested tables and arrays of tables are always right. Runs on the controller only.
+
+tomli-w writes an array of tables as ``[[a.b]]`` sections only when one of its tables is too long for one line,
+and otherwise as an inline array (``b = [{ ... }]``), so the layout of a plugin would flip when an option is added.
+This filter lays the document out the way tomli-w does, except that every array of tables gets ``[[...]]``
+sections, nested ones included (``[[inputs.mqtt_consumer.topic_parsing]]``), as Telegraf documents its
+configuration. Every value and key is still formatted by tomli-w's public ``dumps``; a document without arrays of
+tables comes out exactly as ``tomli_w.dumps`` writes it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
@@ -15,6 +22,8 @@ try:
     import tomli_w
 except ImportError:  # pragma: no cover - depends on the controller's environment
     tomli_w = None
+
+_PROBE = "k"
 
 
 def _plain(value: Any, path: str) -> Any:
@@ -36,13 +45,54 @@ def _plain(value: Any, path: str) -> Any:
     raise AnsibleFilterError(f"to_toml: {path} is a {type(value).__name__}, which TOML cannot express")
 
 
+def _is_array_of_tables(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value)
+
+
+def _key(key: str) -> str:
+    """A key as tomli-w writes it: bare when it can be, else a quoted string."""
+    line = tomli_w.dumps({key: True})
+    return line[: -len(" = true\n")]
+
+
+def _literal(value: Any) -> str:
+    """A value (never a table) as tomli-w writes it, arrays over several lines included."""
+    return tomli_w.dumps({_PROBE: value}, multiline_strings=False)[len(f"{_PROBE} = ") : -1]
+
+
+def _chunks(table: dict[str, Any], name: str, in_array: bool = False) -> Iterator[str]:
+    """tomli-w's table layout (literals, then sub-tables in order), with arrays of tables always as sections."""
+    literals: list[tuple[str, Any]] = []
+    tables: list[tuple[str, dict[str, Any], bool]] = []
+    for key, value in table.items():
+        if isinstance(value, dict):
+            tables.append((key, value, False))
+        elif _is_array_of_tables(value):
+            tables.extend((key, item, True) for item in value)
+        else:
+            literals.append((key, value))
+    written = False
+    if in_array or (name and (literals or not tables)):
+        written = True
+        yield f"[[{name}]]\n" if in_array else f"[{name}]\n"
+    for key, value in literals:
+        written = True
+        yield f"{_key(key)} = {_literal(value)}\n"
+    for key, value, array in tables:
+        if written:
+            yield "\n"
+        written = True
+        part = _key(key)
+        yield from _chunks(value, f"{name}.{part}" if name else part, array)
+
+
 def to_toml(data: Any) -> str:
     """Render a dict as a TOML document. Keys whose value is null are left out (TOML has no null)."""
     if tomli_w is None:
         raise AnsibleFilterError("to_toml needs the tomli-w Python package on the controller (pip install tomli-w)")
     if not isinstance(data, Mapping):
         raise AnsibleFilterError(f"to_toml: expected a dict at the top level, got {type(data).__name__}")
-    return tomli_w.dumps(_plain(data, "$"), multiline_strings=False)
+    return "".join(_chunks(_plain(data, "$"), ""))
 
 
 class FilterModule:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 
 import pytest
+import tomli_w
 from ansible.errors import AnsibleFilterError
 from ansible_collections.sensorstack.iot.plugins.filter.toml import to_toml
 from hypothesis import given
@@ -32,6 +33,45 @@ def test_nested_tables_and_arrays_of_tables_round_trip() -> None:
     rendered = to_toml(TELEGRAF)
     assert tomllib.loads(rendered) == TELEGRAF
     assert "[[inputs.mqtt_consumer]]" in rendered
+
+
+def test_arrays_of_tables_are_sections_at_every_depth_however_short() -> None:
+    document = {
+        "inputs": {
+            "internal": [{"collect_memstats": False}],
+            "mqtt_consumer": [
+                {
+                    "topics": ["a/+"],
+                    "topic_parsing": [{"topic": "a/+", "tags": "_/x"}, {"topic": "b/+", "tags": "_/y"}],
+                },
+                {"topics": ["b/+"]},
+            ],
+        }
+    }
+    rendered = to_toml(document)
+    assert tomllib.loads(rendered) == document
+    headers = [line for line in rendered.splitlines() if line.startswith("[")]
+    assert headers == [
+        "[[inputs.internal]]",
+        "[[inputs.mqtt_consumer]]",
+        "[[inputs.mqtt_consumer.topic_parsing]]",
+        "[[inputs.mqtt_consumer.topic_parsing]]",
+        "[[inputs.mqtt_consumer]]",
+    ]
+    assert "{" not in rendered
+
+
+def test_a_plugin_s_own_settings_come_before_its_sub_tables() -> None:
+    # tagpass given first must still follow the plugin's settings, or TOML would put them inside tagpass.
+    document = {"inputs": {"mqtt_consumer": [{"tagpass": {"site": ["lab"]}, "qos": 1, "topics": ["a"]}]}}
+    rendered = to_toml(document)
+    assert tomllib.loads(rendered) == document
+    assert rendered.index("qos = 1") < rendered.index("[inputs.mqtt_consumer.tagpass]")
+
+
+def test_lists_of_tables_inside_values_stay_inline() -> None:
+    document = {"processors": {"starlark": [{"constants": {"matrix": [[{"a": 1}], [{"b": 2}]]}}]}}
+    assert tomllib.loads(to_toml(document)) == document
 
 
 def test_environment_references_stay_literal_strings() -> None:
@@ -71,3 +111,16 @@ documents = st.recursive(
 @given(documents)
 def test_any_document_round_trips(document: dict) -> None:
     assert tomllib.loads(to_toml(document)) == document
+
+
+tables_only = st.recursive(
+    st.dictionaries(keys, st.one_of(scalars, st.lists(scalars, max_size=3)), max_size=4),
+    lambda children: st.dictionaries(keys, children, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(tables_only)
+def test_documents_without_arrays_of_tables_are_written_exactly_as_tomli_w_writes_them(document: dict) -> None:
+    # The influxdb role's influxdb.conf has no arrays of tables: its text must not change with this filter.
+    assert to_toml(document) == tomli_w.dumps(document)
