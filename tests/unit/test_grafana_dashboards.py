@@ -172,11 +172,17 @@ def test_the_readings_panel_repeats_for_each_reading() -> None:
     assert variable(load(SENSORS), "field")["multi"] and variable(load(SENSORS), "field")["includeAll"]
 
 
-def test_the_telegraf_role_writes_the_tags_the_dashboard_reads() -> None:
-    """Once roles/telegraf exists: its topic_parsing must produce the site and device tags."""
-    defaults = ROOT / "roles/telegraf/defaults/main.yml"
-    if not defaults.exists():
-        pytest.skip("roles/telegraf is not in this checkout yet")
-    text = yaml.safe_load(defaults.read_text())
-    rendered = json.dumps(text)
-    assert "site" in rendered and "device" in rendered and "sensors/" in rendered
+def test_the_telegraf_role_writes_the_tags_and_metrics_the_dashboard_reads() -> None:
+    """The telegraf role's defaults: topic_parsing yields site and device, and the internal input is on."""
+    defaults_file = ROOT / "roles/telegraf/defaults/main.yml"
+    if not defaults_file.exists():
+        pytest.skip("roles/telegraf is not in this checkout")
+    defaults = yaml.safe_load(defaults_file.read_text())
+    parsed_tags = {
+        tag for rule in defaults["telegraf_mqtt_topic_parsing"] for tag in rule["tags"].split("/") if tag != "_"
+    }
+    assert {"site", "device"} <= parsed_tags <= TAGS["$measurement"]
+    assert defaults["telegraf_mqtt_topic_tag"] in TAGS["$measurement"]
+    assert defaults["telegraf_mqtt_input"]["plugin"] == variable(load(SENSORS), "measurement")["query"]
+    assert defaults["telegraf_internal_input"]["plugin"] == "internal"
+    assert "{{ telegraf_internal_input }}" in defaults["telegraf_inputs"]

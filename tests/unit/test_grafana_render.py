@@ -141,7 +141,9 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = workdir / "out"
     variables = {
         "grafana_admin_password": ADMIN_PASSWORD,
-        "grafana_influxdb_password": INFLUX_PASSWORD,
+        # The influxdb role's variables: the datasource takes its database and its user's password from them.
+        "influxdb_databases": [{"name": "sensors"}, {"name": "other"}],
+        "influxdb_users": [{"name": "telegraf", "password": "x"}, {"name": "grafana", "password": INFLUX_PASSWORD}],
         "grafana_influxdb_url": "http://influxdb.sensorstack.svc:8086",
         "grafana_ini": {
             "server": {"root_url": "https://grafana.lab/", "http_port": 3001},
