@@ -65,10 +65,20 @@ def absolute_path_problem(variable: str, value: Any, allow_empty: bool = False) 
     return None
 
 
+def kind(value: Any) -> str:
+    """The YAML name of a value's type, with its article (Ansible passes tagged subclasses of str, int...)."""
+    for name, types in (("a boolean", bool), ("an integer", int), ("a float", float), ("a string", str)):
+        if isinstance(value, types):
+            return name
+    if isinstance(value, Mapping):
+        return "a dict"
+    return "a list" if isinstance(value, (list, tuple)) else "null" if value is None else type(value).__name__
+
+
 def _mapping_problem(variable: str, value: Any, what: str) -> str | None:
     if isinstance(value, Mapping):
         return None
-    return f"{variable}: {value!r} is a {type(value).__name__}, not a dict of {what}"
+    return f"{variable}: {value!r} is {kind(value)}, not a dict of {what}"
 
 
 def _daemon_option_problems(options: Any) -> list[str]:
@@ -83,7 +93,7 @@ def _log_option_problems(options: Any) -> list[str]:
     if problem:
         return [problem]
     return [
-        f"docker_log_options[{key!r}]: {value!r} is a {type(value).__name__}, but dockerd takes only strings here "
+        f"docker_log_options[{key!r}]: {value!r} is {kind(value)}, but dockerd takes only strings here "
         f"(quote it: {json.dumps(str(value).lower() if isinstance(value, bool) else str(value))})"
         for key, value in options.items()
         if not isinstance(value, str)

@@ -75,10 +75,21 @@ def test_malformed_registry_urls_are_named_with_the_reason(url: Any, reason: str
 # --- docker -------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("options", ["log-level=debug", ["live-restore"], 42, None])
-def test_daemon_options_that_are_not_a_dict_are_named(options: Any) -> None:
+@pytest.mark.parametrize(
+    ("options", "kind"),
+    [("log-level=debug", "a string"), (["live-restore"], "a list"), (42, "an integer"), (None, "null")],
+)
+def test_daemon_options_that_are_not_a_dict_are_named(options: Any, kind: str) -> None:
     [problem] = docker_problems({"docker_daemon_options": options})
-    assert problem.startswith(f"docker_daemon_options: {options!r} is a {type(options).__name__}, not a dict")
+    assert problem.startswith(f"docker_daemon_options: {options!r} is {kind}, not a dict")
+
+
+def test_types_are_named_as_yaml_names_them_whatever_subclass_ansible_passes() -> None:
+    class TaggedStr(str):
+        pass
+
+    [problem] = docker_problems({"docker_daemon_options": TaggedStr("a=b")})
+    assert problem.startswith("docker_daemon_options: 'a=b' is a string, not a dict")
 
 
 @pytest.mark.parametrize(
@@ -107,14 +118,14 @@ def test_other_daemon_options_pass() -> None:
 def test_log_options_must_be_strings_and_the_message_shows_how_to_write_them() -> None:
     problems = docker_problems({"docker_log_options": {"max-size": "10m", "max-file": 3, "compress": True}})
     assert problems == [
-        "docker_log_options['max-file']: 3 is a int, but dockerd takes only strings here (quote it: \"3\")",
-        "docker_log_options['compress']: True is a bool, but dockerd takes only strings here (quote it: \"true\")",
+        "docker_log_options['max-file']: 3 is an integer, but dockerd takes only strings here (quote it: \"3\")",
+        "docker_log_options['compress']: True is a boolean, but dockerd takes only strings here (quote it: \"true\")",
     ]
 
 
 def test_log_options_that_are_not_a_dict_are_named() -> None:
     [problem] = docker_problems({"docker_log_options": "max-size=10m"})
-    assert problem.startswith("docker_log_options: 'max-size=10m' is a str, not a dict")
+    assert problem.startswith("docker_log_options: 'max-size=10m' is a string, not a dict")
 
 
 def test_each_malformed_docker_mirror_is_named_by_index() -> None:
