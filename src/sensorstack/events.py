@@ -77,6 +77,7 @@ class RunResult:
     failures: list[HostResult] = field(default_factory=list)
     artifact_dir: Path | None = None
     check: bool = False
+    error: str = ""  # what ansible-playbook said when it stopped outside any host (syntax, vault, inventory)
 
     @property
     def failed_hosts(self) -> list[str]:

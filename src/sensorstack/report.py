@@ -110,6 +110,8 @@ def recap_table(result: RunResult) -> Table:
 def next_steps(result: RunResult, check: bool) -> Iterable[str]:
     if result.status is RunStatus.CANCELED:
         yield "The run was cancelled; rerun the same command to finish converging."
+    if result.error:
+        yield f"ansible-playbook stopped: {result.error}"
     if result.unreachable_hosts:
         yield (
             f"Unreachable: {', '.join(result.unreachable_hosts)}. Check the hosts are up and reachable "

@@ -59,6 +59,23 @@ def available_playbooks(root: Path | None = None) -> list[str]:
     return sorted(["site", *(path.stem for path in (root / "playbooks").glob("*.yml"))])
 
 
+def playbook_error(stdout: str) -> str:
+    """The error ansible-playbook printed when it stopped before or outside any host's task."""
+    lines = stdout.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith(("[ERROR]", "ERROR!")):
+            return "\n".join(lines[index : index + 8]).strip()
+    return ""
+
+
+def failure_message(result: dict[str, Any]) -> str:
+    """The task's message, plus each failed loop item's own, which is where a looped task says what went wrong."""
+    message = str(result.get("msg", ""))
+    items = [item for item in result.get("results", []) or [] if isinstance(item, dict) and item.get("failed")]
+    details = [f"{item.get('item', '?')}: {item.get('msg', '')}" for item in items]
+    return "; ".join([message, *details]) if details else message
+
+
 @dataclass
 class RunRequest:
     playbook: str
@@ -210,6 +227,9 @@ class Run:
             for path in [artifact_dir, *artifact_dir.rglob("*")]:
                 path.chmod(0o700 if path.is_dir() else 0o600)
         status = RunStatus(runner.status) if runner.status in RunStatus._value2member_map_ else RunStatus.FAILED
+        error = ""
+        if status is not RunStatus.SUCCESSFUL and not self._failures and (artifact_dir / "stdout").is_file():
+            error = playbook_error((artifact_dir / "stdout").read_text(errors="replace"))
         return RunResult(
             playbook=str(playbook.relative_to(root) if playbook.is_relative_to(root) else playbook),
             status=RunStatus.CANCELED if self.cancelled else status,
@@ -219,6 +239,7 @@ class Run:
             failures=self._failures,
             artifact_dir=artifact_dir if artifact_dir.exists() else None,
             check=request.check,
+            error=error,
         )
 
 

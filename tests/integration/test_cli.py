@@ -37,7 +37,7 @@ def lab(lab_host_factory, tmp_path_factory) -> dict[str, Path | str]:
     container = lab_host_factory("cli-edge", "debian12")
     workdir = tmp_path_factory.mktemp("cli")
     inventory = workdir / "inventory"
-    (inventory / "group_vars").mkdir(parents=True)
+    (inventory / "group_vars" / "all").mkdir(parents=True)
     (inventory / "hosts.yml").write_text(
         yaml.safe_dump(
             {
@@ -57,7 +57,7 @@ def lab(lab_host_factory, tmp_path_factory) -> dict[str, Path | str]:
     vault_password_file = workdir / "vault-password"
     vault_password_file.write_text(VAULT_PASSWORD)
     vault_password_file.chmod(0o600)
-    secrets_file = inventory / "group_vars" / "vault.yml"
+    secrets_file = inventory / "group_vars" / "all" / "vault.yml"
     secrets_file.write_text(yaml.safe_dump(SECRETS))
     subprocess.run(
         ["ansible-vault", "encrypt", "--vault-password-file", str(vault_password_file), str(secrets_file)],
@@ -191,10 +191,19 @@ def write_playbook(directory: Path, tasks: list[dict]) -> Path:
 
 def test_failed_hosts_exit_2_and_say_what_failed(lab, tmp_path) -> None:
     playbook = write_playbook(tmp_path, [{"name": "Fail on purpose", "ansible.builtin.fail": {"msg": "boom-77"}}])
-    result = cli("run", str(playbook), "-i", str(lab["inventory"]), lab=lab)
+    result = cli("run", str(playbook), "-i", str(lab["inventory"]), "--vault-password-file", str(lab["vault"]), lab=lab)
     assert result.returncode == 2
     assert "boom-77" in result.stdout
     assert "Failed: cli-edge" in result.stdout
+
+
+def test_a_playbook_level_error_is_shown(lab, tmp_path) -> None:
+    """Without the vault password no host runs at all: the operator must still see why."""
+    playbook = write_playbook(tmp_path, [{"name": "Ping", "ansible.builtin.ping": {}}])
+    result = cli("run", str(playbook), "--json", "-i", str(lab["inventory"]), lab=lab)
+    assert result.returncode == 2
+    report = json.loads(result.stdout)
+    assert "vault" in report["error"].lower(), report["error"]
 
 
 def test_unreachable_hosts_exit_3_and_point_at_doctor(lab, tmp_path) -> None:
@@ -225,7 +234,7 @@ def test_ctrl_c_stops_the_run_cleanly(lab, tmp_path) -> None:
         tmp_path, [{"name": "Take a long time", "ansible.builtin.command": "sleep 120", "changed_when": False}]
     )
     process = subprocess.Popen(
-        [*CLI, "run", str(playbook), "-i", str(lab["inventory"])],
+        [*CLI, "run", str(playbook), "-i", str(lab["inventory"]), "--vault-password-file", str(lab["vault"])],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -250,7 +259,12 @@ def test_the_api_streams_typed_events(lab, tmp_path) -> None:
     playbook = write_playbook(tmp_path, [{"name": "Say hello", "ansible.builtin.command": "true"}])
     events = []
     result = run_playbook(
-        RunRequest(playbook=str(playbook), inventory=Path(lab["inventory"]), artifacts_root=tmp_path / "runs"),
+        RunRequest(
+            playbook=str(playbook),
+            inventory=Path(lab["inventory"]),
+            vault_password_file=Path(lab["vault"]),
+            artifacts_root=tmp_path / "runs",
+        ),
         on_event=events.append,
     )
     assert result.status.value == "successful"
