@@ -262,18 +262,21 @@ def run(client: GrafanaClient, params: dict[str, Any], check_mode: bool) -> dict
     return present(client, params, source or {}, uid, check_mode)
 
 
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    **argument_spec("url"),
+    "dashboard": {"type": "dict"},
+    "path": {"type": "path"},
+    "uid": {"type": "str"},
+    "folder_uid": {"type": "str", "default": ""},
+    "message": {"type": "str"},
+    "overwrite": {"type": "bool", "default": False},
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            **argument_spec("url"),
-            "dashboard": {"type": "dict"},
-            "path": {"type": "path"},
-            "uid": {"type": "str"},
-            "folder_uid": {"type": "str", "default": ""},
-            "message": {"type": "str"},
-            "overwrite": {"type": "bool", "default": False},
-            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-        },
+        argument_spec=ARGUMENT_SPEC,
         mutually_exclusive=[["dashboard", "path"], *CONNECTION_CONSTRAINTS["mutually_exclusive"]],
         required_if=[["state", "present", ["dashboard", "path"], True]],
         required_together=CONNECTION_CONSTRAINTS["required_together"],

@@ -294,23 +294,26 @@ def run(client: GrafanaClient, params: dict[str, Any], check_mode: bool) -> dict
     return present(client, params, check_mode)
 
 
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    **argument_spec("grafana_url"),
+    "name": {"type": "str", "required": True},
+    "uid": {"type": "str"},
+    "type": {"type": "str"},
+    "url": {"type": "str"},
+    "access": {"type": "str", "choices": ["proxy", "direct"]},
+    "database": {"type": "str"},
+    "user": {"type": "str"},
+    "json_data": {"type": "dict"},
+    "secure_json_data": {"type": "dict", "no_log": True},
+    "update_secure_json_data": {"type": "str", "choices": ["always", "on_create"], "default": "on_create"},
+    "is_default": {"type": "bool"},
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            **argument_spec("grafana_url"),
-            "name": {"type": "str", "required": True},
-            "uid": {"type": "str"},
-            "type": {"type": "str"},
-            "url": {"type": "str"},
-            "access": {"type": "str", "choices": ["proxy", "direct"]},
-            "database": {"type": "str"},
-            "user": {"type": "str"},
-            "json_data": {"type": "dict"},
-            "secure_json_data": {"type": "dict", "no_log": True},
-            "update_secure_json_data": {"type": "str", "choices": ["always", "on_create"], "default": "on_create"},
-            "is_default": {"type": "bool"},
-            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
         **CONNECTION_CONSTRAINTS,
     )

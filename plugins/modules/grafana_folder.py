@@ -158,14 +158,17 @@ def run(client: GrafanaClient, params: dict[str, Any], check_mode: bool) -> dict
     return present(client, params["uid"], params["title"], check_mode)
 
 
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    **argument_spec("url"),
+    "uid": {"type": "str", "required": True},
+    "title": {"type": "str"},
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            **argument_spec("url"),
-            "uid": {"type": "str", "required": True},
-            "title": {"type": "str"},
-            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-        },
+        argument_spec=ARGUMENT_SPEC,
         required_if=[["state", "present", ["title"]]],
         supports_check_mode=True,
         **CONNECTION_CONSTRAINTS,
