@@ -19,6 +19,8 @@ GRAFANA_OWNED_DASHBOARD_KEYS = ("id", "version")
 UID_PATTERN = re.compile(r"^[a-zA-Z0-9\-_]+$")
 MAX_UID_LENGTH = 40
 SECRET_MASK = "********"
+# Never returned: the write-only secrets, and the plain-text password fields of releases before Grafana 9.
+SECRET_FIELDS = frozenset({"secureJsonData", "password", "basicAuthPassword"})
 
 # Module option -> field of Grafana's datasource API.
 DATASOURCE_FIELDS = {
@@ -252,4 +254,4 @@ def datasource_result(answer: Mapping[str, Any] | None) -> dict[str, Any]:
     """What the module returns about a datasource: Grafana's fields, secrets only as the set/not-set flags."""
     if answer is None:
         return {}
-    return {key: copy.deepcopy(value) for key, value in answer.items() if key != "secureJsonData"}
+    return {key: copy.deepcopy(value) for key, value in answer.items() if key not in SECRET_FIELDS}

@@ -267,6 +267,7 @@ def test_the_diff_masks_secrets_and_says_which_the_task_writes() -> None:
     assert datasource_view(None) == {}
 
 
-def test_the_result_never_carries_secure_json_data() -> None:
-    assert "secureJsonData" not in datasource_result(CURRENT | {"secureJsonData": {"password": "p"}})
+def test_the_result_never_carries_a_secret() -> None:
+    legacy = CURRENT | {"secureJsonData": {"password": "p"}, "password": "p", "basicAuthPassword": "b"}
+    assert set(datasource_result(legacy)) == set(CURRENT)
     assert datasource_result(None) == {}
