@@ -183,6 +183,25 @@ def explain_save_failure(error: GrafanaError, uid: str, title: str, folder_uid: 
     return str(error)
 
 
+def refuse_provisioned(stored: dict[str, Any], uid: str, action: str, remedy: str) -> None:
+    """Grafana refuses to save or delete a dashboard provisioned from a file: say so before trying."""
+    if stored["meta"].get("provisioned"):
+        raise GrafanaError(
+            f"dashboard {uid!r} is provisioned from a file on the Grafana server and cannot be {action} through the "
+            f"API: {remedy} its provisioning file instead"
+        )
+
+
+def save(client: GrafanaClient, params: dict[str, Any], wanted: dict[str, Any], stored: dict[str, Any] | None) -> Any:
+    folder_uid = params["folder_uid"] or ""
+    payload = dashboard_payload(wanted, folder_uid, stored, params["message"], params["overwrite"])
+    try:
+        return client.save_dashboard(payload)
+    except GrafanaError as error:
+        read = stored_version(stored) if stored else 0
+        raise GrafanaError(explain_save_failure(error, wanted["uid"], str(wanted["title"]), folder_uid, read)) from None
+
+
 def present(
     client: GrafanaClient, params: dict[str, Any], source: dict[str, Any], uid: str, check_mode: bool
 ) -> dict[str, Any]:
@@ -208,22 +227,14 @@ def present(
         result.update(version=stored_version(stored), url=stored["meta"].get("url"))
     if not changes:
         return result
-    if stored is not None and stored["meta"].get("provisioned"):
-        raise GrafanaError(
-            f"dashboard {uid!r} is provisioned from a file on the Grafana server and cannot be saved through the "
-            "API: change its provisioning file instead"
-        )
+    if stored is not None:
+        refuse_provisioned(stored, uid, "saved", "change")
     moving = stored is None or "folder" in changes
     if folder_uid and moving and client.get_folder(folder_uid) is None:
         raise GrafanaError(f"folder_uid {folder_uid!r} does not exist: create it first (grafana_folder)")
     if check_mode:
         return result
-    payload = dashboard_payload(wanted, folder_uid, stored, params["message"], params["overwrite"])
-    try:
-        answer = client.save_dashboard(payload)
-    except GrafanaError as error:
-        read = stored_version(stored) if stored else 0
-        raise GrafanaError(explain_save_failure(error, uid, str(wanted["title"]), folder_uid, read)) from None
+    answer = save(client, params, wanted, stored)
     result.update(version=answer.get("version"), url=answer.get("url"))
     return result
 
@@ -240,11 +251,7 @@ def absent(client: GrafanaClient, uid: str, check_mode: bool) -> dict[str, Any]:
         return result
     before = normalize_dashboard(stored["dashboard"], uid)
     result["diff"] = {"before": dashboard_diff_view(before, stored_folder_uid(stored)), "after": {}}
-    if stored["meta"].get("provisioned"):
-        raise GrafanaError(
-            f"dashboard {uid!r} is provisioned from a file on the Grafana server and cannot be deleted through the "
-            "API: remove its provisioning file instead"
-        )
+    refuse_provisioned(stored, uid, "deleted", "remove it from")
     if not check_mode:
         client.delete_dashboard(uid)
     return result
