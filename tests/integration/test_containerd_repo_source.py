@@ -3,9 +3,9 @@
 Docker's repository cannot be reached from the lab, so the test builds one of the same shape: packages named and
 versioned as Docker's (containerd.io 1.7.28-1~debian.12~bookworm, docker-ce 5:28.5.2-1~debian.12~bookworm), with
 a newer and an older version next to the pinned ones so that the pins have to choose, a Release file signed with a
-throwaway key, and that key, armored, at <repository>/gpg. The stand-in packages hold no binaries: they depend on
-Debian's containerd and docker.io, which do the work. The docker role runs unchanged, pointed at the stand-in
-only through docker_repo_url and docker_repo_key_checksum.
+throwaway key, and that key, armored, at <repository>/gpg. The stand-in containerd.io depends on Debian's
+containerd; the stand-in docker-ce and docker-ce-cli carry the files of Debian's docker.io. The docker role runs
+unchanged, pointed at the stand-in only through docker_repo_url and docker_repo_key_checksum.
 """
 
 from __future__ import annotations
@@ -29,20 +29,38 @@ repo=/srv/docker-stand-in
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apt-utils gnupg >/dev/null
 mkdir -p "$repo/pool" "$repo/dists/$VERSION_CODENAME/stable/binary-amd64"
-package() {  # name version depends
-  local root; root=$(mktemp -d); mkdir "$root/DEBIAN"
+# Docker's packages are built from the same sources as Debian's docker.io, which conflicts with them: the
+# stand-ins carry docker.io's files, split as Docker splits them (the client in docker-ce-cli).
+work=$(mktemp -d)
+cd "$work"
+apt-get download docker.io >/dev/null 2>&1
+dpkg-deb -x docker.io_*.deb engine
+engine_depends=$(dpkg-deb -f docker.io_*.deb Depends)
+mkdir -p cli/usr/bin
+mv engine/usr/bin/docker cli/usr/bin/docker
+package() {  # name version depends [files] [postinst]
+  local root; root=$(mktemp -d)
+  if [ -n "${4:-}" ]; then cp -a "$4/." "$root/"; fi
+  mkdir -p "$root/DEBIAN"
   printf 'Package: %s\nVersion: %s\nArchitecture: amd64\nMaintainer: sensorstack tests <tests@example.org>\n' \
     "$1" "$2" > "$root/DEBIAN/control"
   if [ -n "$3" ]; then printf 'Depends: %s\n' "$3" >> "$root/DEBIAN/control"; fi
   printf 'Description: stand-in for the package of Docker%ss repository\n' "'" >> "$root/DEBIAN/control"
-  dpkg-deb --build "$root" "$repo/pool/$1_${2/:/%3a}_amd64.deb" >/dev/null
+  if [ -n "${5:-}" ]; then
+    printf '#!/bin/sh\nset -e\n%s\n' "$5" > "$root/DEBIAN/postinst"
+    chmod 755 "$root/DEBIAN/postinst"
+  fi
+  dpkg-deb -Znone --root-owner-group --build "$root" "$repo/pool/$1_${2/:/%3a}_amd64.deb" >/dev/null
+  rm -rf "$root"
 }
 for version in 1.7.27 1.7.28 1.7.29; do package containerd.io "$version-1$suffix" containerd; done
 for version in 28.5.2 28.5.3; do
-  package docker-ce-cli "5:$version-1$suffix" ""
-  package docker-ce "5:$version-1$suffix" "docker.io, containerd.io, docker-ce-cli"
+  package docker-ce-cli "5:$version-1$suffix" "" cli
+  package docker-ce "5:$version-1$suffix" "$engine_depends, containerd.io, docker-ce-cli" engine \
+    'getent group docker >/dev/null || addgroup --system docker'
 done
 cd "$repo"
+rm -rf "$work"
 apt-ftparchive packages pool > "dists/$VERSION_CODENAME/stable/binary-amd64/Packages"
 apt-ftparchive -o "APT::FTPArchive::Release::Suite=$VERSION_CODENAME" \
   -o "APT::FTPArchive::Release::Codename=$VERSION_CODENAME" -o APT::FTPArchive::Release::Components=stable \
