@@ -243,20 +243,22 @@ def read_entries(module: AnsibleModule, path: str) -> list[Entry] | None:
 
 def write_atomically(module: AnsibleModule, path: str, content: str, creating: bool) -> None:
     """Write ``content`` to a temporary file next to ``path`` and rename it over ``path``."""
-    directory = os.path.dirname(path)
-    if creating:
-        # atomic_move gives a new file the umask's mode; a private placeholder makes it inherit 0600 instead.
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, NEW_FILE_MODE))
-    descriptor, temporary = tempfile.mkstemp(prefix=".mosquitto_user.", dir=directory)
+    temporary, placeholder = None, False
     try:
+        if creating:
+            # atomic_move gives a new file the umask's mode; a private placeholder makes it inherit 0600 instead.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, NEW_FILE_MODE))
+            placeholder = True
+        descriptor, temporary = tempfile.mkstemp(prefix=".mosquitto_user.", dir=os.path.dirname(path))
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(content.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
         module.atomic_move(temporary, path, unsafe_writes=module.params["unsafe_writes"])
     except Exception as error:
-        module.cleanup(temporary)
-        if creating and os.path.exists(path) and os.path.getsize(path) == 0:
+        if temporary is not None:
+            module.cleanup(temporary)
+        if placeholder and os.path.isfile(path) and os.path.getsize(path) == 0:
             os.unlink(path)
         module.fail_json(msg=f"cannot write {path}: {to_native(error)}", path=path)
 

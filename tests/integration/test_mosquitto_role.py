@@ -1,0 +1,155 @@
+"""The mosquitto role's handlers on a real systemd host: users reload the broker, mosquitto.conf restarts it.
+
+One lab container (Debian 13, systemd as PID 1) is converged several times in a row, each run changing one thing;
+the broker's main PID tells a reload (same process) from a restart (a new one), and paho-mqtt clients on this
+machine log in over the container's address to check that the change took effect.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+from .conftest import PlaybookRun, run_playbook, write_inventory
+
+PORT = 1883
+BASE: dict[str, Any] = {
+    "mosquitto_users": [
+        {"name": "alice", "password": "alice-first-password-1"},
+        {"name": "telegraf", "password": "telegraf-password-2", "topics": [{"topic": "sensors/#", "access": "read"}]},
+    ],
+}
+PLAYBOOK = [{"name": "Converge the broker", "hosts": "all", "gather_facts": True, "roles": [{"role": "mosquitto"}]}]
+
+
+@dataclass
+class Lab:
+    container: str
+    address: str
+    directory: Path
+
+    def converge(self, variables: dict[str, Any]) -> PlaybookRun:
+        (self.directory / "vars.json").write_text(json.dumps(variables))
+        variables_file = f"@{self.directory / 'vars.json'}"
+        return run_playbook(str(self.directory / "play.yml"), self.directory / "hosts.yml", "-e", variables_file)
+
+    def main_pid(self) -> str:
+        show = ["docker", "exec", self.container, "systemctl", "show", "--property=MainPID", "--value", "mosquitto"]
+        return subprocess.run(show, capture_output=True, text=True, check=True).stdout.strip()
+
+    def logs_in(self, user: str, password: str) -> bool:
+        """Whether the broker accepts ``user`` with ``password`` (the CONNACK, over the container's address)."""
+        answered = threading.Event()
+        accepted: list[bool] = []
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"mosquitto-role-test-{user}")
+        client.username_pw_set(user, password)
+
+        def on_connect(_client: Any, _userdata: Any, _flags: Any, reason: Any, _properties: Any) -> None:
+            accepted.append(not reason.is_failure)
+            answered.set()
+
+        client.on_connect = on_connect
+        client.on_disconnect = lambda *_: answered.set()
+        try:
+            client.connect(self.address, PORT, keepalive=10)
+        except OSError:
+            return False
+        client.loop_start()
+        try:
+            assert answered.wait(10), "the broker did not answer"
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        return accepted == [True]
+
+
+@pytest.fixture(scope="module")
+def lab(lab_host_factory, tmp_path_factory) -> Iterator[Lab]:
+    container = lab_host_factory("mosquitto-role", "debian13")
+    directory = tmp_path_factory.mktemp("mosquitto-role")
+    write_inventory(
+        directory,
+        {
+            "all": {
+                "vars": {
+                    "ansible_connection": "community.docker.docker",
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                },
+                "children": {"sensorstack": {"hosts": {"broker": {"ansible_host": container}}}},
+            }
+        },
+    )
+    (directory / "play.yml").write_text(yaml.safe_dump(PLAYBOOK, sort_keys=False))
+    inspect = subprocess.run(["docker", "inspect", container], capture_output=True, text=True, check=True)
+    address = next(iter(json.loads(inspect.stdout)[0]["NetworkSettings"]["Networks"].values()))["IPAddress"]
+    yield Lab(container, address, directory)
+
+
+@pytest.fixture
+def converged(lab: Lab) -> Lab:
+    """The lab converged with the base declaration, whatever the previous test changed."""
+    run = lab.converge(BASE)
+    assert run.returncode == 0, run.output
+    return lab
+
+
+def handlers(run: PlaybookRun) -> set[str]:
+    names = ("Restart the broker", "Reload the broker")
+    return {name for name in names if f"RUNNING HANDLER [mosquitto : {name}]" in run.output}
+
+
+def test_the_declared_users_log_in_and_a_rerun_changes_nothing(converged: Lab) -> None:
+    assert converged.logs_in("alice", "alice-first-password-1")
+    assert not converged.logs_in("alice", "wrong-password")
+    assert not converged.logs_in("mallory", "alice-first-password-1")
+    again = converged.converge(BASE)
+    assert again.returncode == 0, again.output
+    assert again.recap()["broker"]["changed"] == 0, again.output
+    assert handlers(again) == set()
+
+
+def test_a_password_change_reloads_the_same_broker_process(converged: Lab) -> None:
+    pid = converged.main_pid()
+    users = [{"name": "alice", "password": "alice-second-password-3"}, BASE["mosquitto_users"][1]]
+    run = converged.converge(BASE | {"mosquitto_users": users})
+    assert run.returncode == 0, run.output
+    assert handlers(run) == {"Reload the broker"}
+    assert converged.main_pid() == pid
+    assert converged.logs_in("alice", "alice-second-password-3")
+    assert not converged.logs_in("alice", "alice-first-password-1")
+
+
+def test_a_removed_user_is_refused_after_the_reload(converged: Lab) -> None:
+    pid = converged.main_pid()
+    run = converged.converge(BASE | {"mosquitto_users": BASE["mosquitto_users"][1:]})
+    assert run.returncode == 0, run.output
+    assert handlers(run) == {"Reload the broker"}
+    assert converged.main_pid() == pid
+    assert not converged.logs_in("alice", "alice-first-password-1")
+    assert converged.logs_in("telegraf", "telegraf-password-2")
+
+
+def test_a_configuration_change_restarts_the_broker(converged: Lab) -> None:
+    pid = converged.main_pid()
+    run = converged.converge(BASE | {"mosquitto_connection_messages": False})
+    assert run.returncode == 0, run.output
+    assert handlers(run) == {"Restart the broker"}
+    assert converged.main_pid() not in (pid, "0")
+    assert converged.logs_in("telegraf", "telegraf-password-2")
+
+
+def test_a_configuration_the_broker_rejects_fails_the_run(converged: Lab) -> None:
+    broken = converged.converge(BASE | {"mosquitto_config_extra": ["no_such_option true"]})
+    assert broken.returncode != 0
+    assert "RUNNING HANDLER [mosquitto : Restart the broker]" in broken.output
+    assert "Unable to restart service mosquitto" in broken.output, broken.output
