@@ -48,7 +48,8 @@ CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
     "log option that is not a string": (
         "docker",
         {"docker_log_options": {"max-size": "10m", "max-file": 3}},
-        ["docker_log_options['max-file']: 3 is an integer, but dockerd takes only strings here"],
+        # The message is inside a printed list, which escapes the quotes around max-file.
+        ["docker_log_options[", "max-file", "]: 3 is an integer, but dockerd takes only strings here"],
     ),
     "daemon option that has its own variable": (
         "docker",
