@@ -1,4 +1,5 @@
-"""``sensorstack.iot.to_toml``: render configuration data as TOML with a real TOML writer (tomli-w).
+"""``sensorstack.iot.to_toml``: render configuration data as TOML with a real TOML writer (tomli-w); and
+``sensorstack.iot.from_toml``, which reads TOML back into data (Python's tomllib), e.g. a deployed telegraf.conf.
 
 Telegraf and InfluxDB read TOML. Rendering from data, instead of assembling strings in Jinja, means quoting,
 escaping, nested tables and arrays of tables are always right. Runs on the controller only.
@@ -13,6 +14,7 @@ tables comes out exactly as ``tomli_w.dumps`` writes it.
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -95,6 +97,16 @@ def to_toml(data: Any) -> str:
     return "".join(_chunks(_plain(data, "$"), ""))
 
 
+def from_toml(text: Any) -> dict[str, Any]:
+    """Parse a TOML document (TOML 1.0, as tomllib reads it) into a dict; a syntax error names line and column."""
+    if not isinstance(text, str):
+        raise AnsibleFilterError(f"from_toml: expected TOML text, got {type(text).__name__}")
+    try:
+        return tomllib.loads(str(text))
+    except tomllib.TOMLDecodeError as error:
+        raise AnsibleFilterError(f"from_toml: not valid TOML: {error}") from error
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"to_toml": to_toml}
+        return {"to_toml": to_toml, "from_toml": from_toml}

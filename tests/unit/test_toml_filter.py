@@ -7,7 +7,7 @@ import tomllib
 import pytest
 import tomli_w
 from ansible.errors import AnsibleFilterError
-from ansible_collections.sensorstack.iot.plugins.filter.toml import to_toml
+from ansible_collections.sensorstack.iot.plugins.filter.toml import from_toml, to_toml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -93,6 +93,17 @@ def test_values_toml_cannot_express_are_refused_with_their_path() -> None:
         to_toml({"a": {"b": [1, None]}})
     with pytest.raises(AnsibleFilterError, match="expected a dict"):
         to_toml(["not", "a", "table"])
+
+
+def test_from_toml_reads_back_what_to_toml_writes() -> None:
+    assert from_toml(to_toml(TELEGRAF)) == TELEGRAF
+
+
+def test_from_toml_names_the_position_of_a_syntax_error() -> None:
+    with pytest.raises(AnsibleFilterError, match=r"not valid TOML: .*line 2"):
+        from_toml('[agent]\ninterval = "10s\n')
+    with pytest.raises(AnsibleFilterError, match="expected TOML text"):
+        from_toml({"agent": {}})
 
 
 keys = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)

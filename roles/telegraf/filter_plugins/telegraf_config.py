@@ -1,0 +1,232 @@
+"""Pure helpers for the telegraf role: the configuration document from plugin lists, the environment file, versions.
+
+The role renders once (``tasks/render.yml``) and each platform places the result, so these functions return data
+and text only; the TOML itself is written by ``sensorstack.iot.to_toml``. Unit-tested in
+``tests/unit/test_telegraf_config.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+KINDS = ("inputs", "outputs", "processors", "aggregators")
+# Telegraf plugin names: lower case words joined by underscores (mqtt_consumer, influxdb_v2, ...).
+PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Variables a systemd EnvironmentFile= and Telegraf's ${VAR} references both accept.
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Characters systemd unescapes after a backslash inside a double-quoted EnvironmentFile= value.
+ENVIRONMENT_ESCAPES = {"\\": "\\\\", '"': '\\"', "`": "\\`", "$": "\\$"}
+VERSION = re.compile(r"\b[Tt]elegraf\s+v?(\d+)\.(\d+)\.(\d+)")
+
+
+def telegraf_document(
+    agent: Mapping[str, Any],
+    plugins: Mapping[str, Sequence[Mapping[str, Any]]],
+    global_tags: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build the telegraf.conf data: ``[global_tags]``, ``[agent]``, then ``[[<kind>.<plugin>]]`` tables.
+
+    ``plugins`` maps each kind (inputs, outputs, processors, aggregators) to a list of ``{plugin, options}``
+    entries, the variable name of each list being ``telegraf_<kind>``. Entries of the same plugin keep their order
+    inside that plugin's array of tables; an entry with ``enabled: false`` is left out.
+    """
+    if not isinstance(agent, Mapping):
+        raise AnsibleFilterError(f"telegraf_agent must be a mapping of [agent] options, not {type(agent).__name__}")
+    unknown = sorted(set(plugins) - set(KINDS))
+    if unknown:
+        raise AnsibleFilterError(f"telegraf_document: unknown plugin kinds {unknown}; use {list(KINDS)}")
+    document: dict[str, Any] = {}
+    if global_tags:
+        if not isinstance(global_tags, Mapping):
+            raise AnsibleFilterError("telegraf_global_tags must be a mapping of tag names to values")
+        document["global_tags"] = {str(key): str(value) for key, value in global_tags.items()}
+    document["agent"] = dict(agent)
+    for kind in KINDS:
+        tables: dict[str, list[dict[str, Any]]] = {}
+        for index, entry in enumerate(plugins.get(kind) or []):
+            where = f"telegraf_{kind}[{index}]"
+            name, options = _plugin_entry(entry, where)
+            if name is None:
+                continue
+            tables.setdefault(name, []).append(options)
+        if tables:
+            document[kind] = tables
+    return document
+
+
+def _plugin_entry(entry: Any, where: str) -> tuple[str | None, dict[str, Any]]:
+    if not isinstance(entry, Mapping):
+        raise AnsibleFilterError(f"{where} must be a mapping with 'plugin' and 'options', not {type(entry).__name__}")
+    extra = sorted(set(entry) - {"plugin", "options", "enabled"})
+    if extra:
+        raise AnsibleFilterError(f"{where} has unknown keys {extra}: plugin settings go under 'options'")
+    name = entry.get("plugin")
+    if not isinstance(name, str) or not PLUGIN_NAME.match(name):
+        raise AnsibleFilterError(f"{where}.plugin must be a Telegraf plugin name such as mqtt_consumer, not {name!r}")
+    options = entry.get("options") or {}
+    if not isinstance(options, Mapping):
+        raise AnsibleFilterError(f"{where}.options ({name}) must be a mapping of the plugin's settings")
+    if not entry.get("enabled", True):
+        return None, {}
+    return name, dict(options)
+
+
+def systemd_environment(variables: Mapping[str, Any]) -> str:
+    """Render ``NAME="value"`` lines that systemd's ``EnvironmentFile=`` reads back to exactly ``value``.
+
+    Values are double-quoted with backslash escapes for the characters systemd unescapes there, so passwords
+    holding quotes, backslashes or dollar signs survive; newlines and NUL are refused (a single line each).
+    """
+    if not isinstance(variables, Mapping):
+        raise AnsibleFilterError("telegraf_environment must be a mapping of variable names to values")
+    lines = []
+    for name in sorted(variables):
+        value = variables[name]
+        if not isinstance(name, str) or not VARIABLE_NAME.match(name):
+            raise AnsibleFilterError(f"environment variable name {name!r} is not a valid name (letters, digits, _)")
+        if value is None or isinstance(value, (Mapping, list, tuple)):
+            raise AnsibleFilterError(f"environment variable {name} needs a single text value")
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if any(character in text for character in "\n\r\0"):
+            raise AnsibleFilterError(f"environment variable {name}: the value holds a line break or NUL")
+        escaped = "".join(ENVIRONMENT_ESCAPES.get(character, character) for character in text)
+        lines.append(f'{name}="{escaped}"')
+    return "".join(f"{line}\n" for line in lines)
+
+
+def telegraf_version(output: str) -> str:
+    """The ``X.Y.Z`` version out of ``telegraf --version`` (``Telegraf 1.37.2 (git: ...)``)."""
+    match = VERSION.search(output or "")
+    if match is None:
+        raise AnsibleFilterError(f"cannot read a Telegraf version from {output!r}")
+    return ".".join(match.groups())
+
+
+def telegraf_environment_references(document: Any) -> list[str]:
+    """Names of the ``${VAR}`` references in every string of the configuration data, sorted."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            found.update(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?][^}]*)?\}", value))
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    walk(document)
+    return sorted(found)
+
+
+def _present(entries: Any, variable: str) -> list[Mapping[str, Any]]:
+    if not isinstance(entries, Sequence) or isinstance(entries, str):
+        raise AnsibleFilterError(f"{variable} must be a list")
+    return [entry for entry in entries if isinstance(entry, Mapping) and entry.get("state", "present") != "absent"]
+
+
+def user_password(users: Any, name: str) -> str:
+    """The password of the present user ``name`` in a mosquitto_users / influxdb_users list, or "" if none."""
+    for user in _present(users, "the users list"):
+        if user.get("name") == name:
+            return str(user.get("password") or "")
+    return ""
+
+
+def plain_mqtt_port(listeners: Any) -> int:
+    """The port of the first listener in mosquitto_listeners that speaks plain MQTT (no TLS, not websockets)."""
+    for listener in _present(listeners, "mosquitto_listeners"):
+        if not listener.get("tls", False) and listener.get("protocol", "mqtt") == "mqtt":
+            return int(listener["port"])
+    raise AnsibleFilterError(
+        "mosquitto_listeners has no plain MQTT listener: set telegraf_mqtt_servers (ssl://host:port with "
+        "telegraf_mqtt_tls_ca for a TLS listener)"
+    )
+
+
+def first_database(databases: Any) -> str:
+    """The first present database of influxdb_databases: where the stack's points go unless told otherwise."""
+    for database in _present(databases, "influxdb_databases"):
+        return str(database["name"])
+    raise AnsibleFilterError("influxdb_databases declares no database: set telegraf_influxdb_database")
+
+
+def default_retention_policy(policies: Any, database: str) -> str:
+    """The retention policy marked default for ``database`` in influxdb_retention_policies, or "" if none is."""
+    for policy in _present(policies, "influxdb_retention_policies"):
+        if policy.get("database") == database and policy.get("default", False):
+            return str(policy["name"])
+    return ""
+
+
+# Mosquitto's default for max_inflight_messages: QoS 1/2 messages in flight to one client at a time.
+MOSQUITTO_INFLIGHT_DEFAULT = 20
+
+
+def broker_inflight_window(config_extra: Any) -> int:
+    """The in-flight window a mosquitto.conf with these extra lines gives each client (0: unlimited).
+
+    Telegraf acknowledges a QoS 1 message of a persistent session only once its output wrote it, so the broker
+    lets at most this many readings through per flush interval.
+    """
+    window = MOSQUITTO_INFLIGHT_DEFAULT
+    for line in config_extra or []:
+        words = str(line).split()
+        if len(words) == 2 and words[0] == "max_inflight_messages" and words[1].isdigit():
+            window = int(words[1])
+    return window
+
+
+def telegraf_problems(
+    document: Mapping[str, Any],
+    environment_names: Sequence[str] = (),
+    secret_sources: Mapping[str, str] | None = None,
+) -> list[str]:
+    """What Telegraf would refuse at start, or accept and then misbehave with, as messages naming the variable.
+
+    Checks that there is an input and an output, that every mqtt_consumer has servers and topics and, with a
+    persistent session, QoS 1 or 2 and a client id (without them the broker discards the session), and that every
+    ``${NAME}`` reference has a value in the environment file (Telegraf would keep the literal text otherwise).
+    ``secret_sources`` maps the stack's environment names to the variables that supply them.
+    """
+    problems = []
+    for kind in ("inputs", "outputs"):
+        if not document.get(kind):
+            problems.append(f"telegraf_{kind}: Telegraf needs at least one enabled {kind[:-1]} plugin")
+    for index, options in enumerate(document.get("inputs", {}).get("mqtt_consumer", [])):
+        where = f"telegraf_inputs (mqtt_consumer #{index + 1})"
+        for key in ("servers", "topics"):
+            if not options.get(key):
+                problems.append(f"{where}: {key} is empty")
+        if options.get("persistent_session"):
+            if int(options.get("qos", 0)) < 1:
+                problems.append(f"{where}: persistent_session needs qos 1 or 2 (telegraf_mqtt_qos)")
+            if not options.get("client_id"):
+                problems.append(f"{where}: persistent_session needs a client_id (telegraf_mqtt_client_id)")
+    sources = secret_sources or {}
+    for name in telegraf_environment_references(document):
+        if name not in environment_names:
+            source = sources.get(name, f"telegraf_environment.{name}")
+            problems.append(f"telegraf.conf references ${{{name}}}, which has no value: set {source}")
+    return problems
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "telegraf_broker_inflight_window": broker_inflight_window,
+            "telegraf_default_retention_policy": default_retention_policy,
+            "telegraf_document": telegraf_document,
+            "telegraf_first_database": first_database,
+            "telegraf_plain_mqtt_port": plain_mqtt_port,
+            "telegraf_user_password": user_password,
+            "telegraf_environment_references": telegraf_environment_references,
+            "telegraf_problems": telegraf_problems,
+            "telegraf_systemd_environment": systemd_environment,
+            "telegraf_version": telegraf_version,
+        }
