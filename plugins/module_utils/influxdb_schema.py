@@ -515,6 +515,41 @@ def converge(client: InfluxDBClient, declaration: Declaration, check_mode: bool)
 
 STATE_OPTION = {"type": "str", "choices": ["present", "absent"], "default": "present"}
 
+# Argument specs of each kind of object, shared by its own module and by influxdb_schema's lists.
+DATABASE_OPTIONS: dict[str, Any] = {"name": {"type": "str", "required": True}, "state": STATE_OPTION}
+RETENTION_POLICY_OPTIONS: dict[str, Any] = {
+    "database": {"type": "str", "required": True},
+    "name": {"type": "str", "required": True},
+    "duration": {"type": "str"},
+    "replication": {"type": "int", "default": 1},
+    "shard_duration": {"type": "str"},
+    "default": {"type": "bool"},
+    "state": STATE_OPTION,
+}
+CONTINUOUS_QUERY_OPTIONS: dict[str, Any] = {
+    "database": {"type": "str", "required": True},
+    "name": {"type": "str", "required": True},
+    "query": {"type": "str"},
+    "resample_every": {"type": "str"},
+    "resample_for": {"type": "str"},
+    "state": STATE_OPTION,
+}
+USER_OPTIONS: dict[str, Any] = {
+    "name": {"type": "str", "required": True},
+    "password": {"type": "str", "no_log": True},
+    "admin": {"type": "bool"},
+    "grants": {
+        "type": "list",
+        "elements": "dict",
+        "options": {
+            "database": {"type": "str", "required": True},
+            "privilege": {"type": "str", "required": True},
+        },
+    },
+    "update_password": {"type": "str", "choices": ["always", "on_create"], "default": "always"},
+    "state": STATE_OPTION,
+}
+
 
 def run_module(module: Any, build: Callable[[dict[str, Any]], Declaration]) -> None:
     """The whole of an influxdb_* module's run: parse, converge (or plan in check mode), report."""

@@ -77,7 +77,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_client im
     CONNECTION_ARGUMENT_SPEC,
 )
 from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_schema import (  # noqa: E402
-    STATE_OPTION,
+    CONTINUOUS_QUERY_OPTIONS,
     ContinuousQuerySpec,
     Declaration,
     run_module,
@@ -86,15 +86,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_schema im
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            **CONNECTION_ARGUMENT_SPEC,
-            "database": {"type": "str", "required": True},
-            "name": {"type": "str", "required": True},
-            "query": {"type": "str"},
-            "resample_every": {"type": "str"},
-            "resample_for": {"type": "str"},
-            "state": STATE_OPTION,
-        },
+        argument_spec={**CONNECTION_ARGUMENT_SPEC, **CONTINUOUS_QUERY_OPTIONS},
         required_if=[("state", "present", ["query"])],
         supports_check_mode=True,
     )

@@ -51,7 +51,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_client im
     CONNECTION_ARGUMENT_SPEC,
 )
 from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_schema import (  # noqa: E402
-    STATE_OPTION,
+    DATABASE_OPTIONS,
     DatabaseSpec,
     Declaration,
     run_module,
@@ -60,11 +60,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_schema im
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            **CONNECTION_ARGUMENT_SPEC,
-            "name": {"type": "str", "required": True},
-            "state": STATE_OPTION,
-        },
+        argument_spec={**CONNECTION_ARGUMENT_SPEC, **DATABASE_OPTIONS},
         supports_check_mode=True,
     )
     run_module(module, lambda params: Declaration(databases=[DatabaseSpec.parse(params)]))

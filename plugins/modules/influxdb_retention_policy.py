@@ -92,7 +92,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_client im
     CONNECTION_ARGUMENT_SPEC,
 )
 from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_schema import (  # noqa: E402
-    STATE_OPTION,
+    RETENTION_POLICY_OPTIONS,
     Declaration,
     RetentionPolicySpec,
     run_module,
@@ -101,16 +101,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_schema im
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            **CONNECTION_ARGUMENT_SPEC,
-            "database": {"type": "str", "required": True},
-            "name": {"type": "str", "required": True},
-            "duration": {"type": "str"},
-            "replication": {"type": "int", "default": 1},
-            "shard_duration": {"type": "str"},
-            "default": {"type": "bool"},
-            "state": STATE_OPTION,
-        },
+        argument_spec={**CONNECTION_ARGUMENT_SPEC, **RETENTION_POLICY_OPTIONS},
         required_if=[("state", "present", ["duration"])],
         supports_check_mode=True,
     )

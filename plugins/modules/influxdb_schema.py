@@ -189,7 +189,10 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_client im
     CONNECTION_ARGUMENT_SPEC,
 )
 from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_schema import (  # noqa: E402
-    STATE_OPTION,
+    CONTINUOUS_QUERY_OPTIONS,
+    DATABASE_OPTIONS,
+    RETENTION_POLICY_OPTIONS,
+    USER_OPTIONS,
     ContinuousQuerySpec,
     DatabaseSpec,
     Declaration,
@@ -200,59 +203,10 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_schema im
 
 ARGUMENT_SPEC = {
     **CONNECTION_ARGUMENT_SPEC,
-    "databases": {
-        "type": "list",
-        "elements": "dict",
-        "default": [],
-        "options": {"name": {"type": "str", "required": True}, "state": STATE_OPTION},
-    },
-    "retention_policies": {
-        "type": "list",
-        "elements": "dict",
-        "default": [],
-        "options": {
-            "database": {"type": "str", "required": True},
-            "name": {"type": "str", "required": True},
-            "duration": {"type": "str"},
-            "replication": {"type": "int", "default": 1},
-            "shard_duration": {"type": "str"},
-            "default": {"type": "bool"},
-            "state": STATE_OPTION,
-        },
-    },
-    "continuous_queries": {
-        "type": "list",
-        "elements": "dict",
-        "default": [],
-        "options": {
-            "database": {"type": "str", "required": True},
-            "name": {"type": "str", "required": True},
-            "query": {"type": "str"},
-            "resample_every": {"type": "str"},
-            "resample_for": {"type": "str"},
-            "state": STATE_OPTION,
-        },
-    },
-    "users": {
-        "type": "list",
-        "elements": "dict",
-        "default": [],
-        "options": {
-            "name": {"type": "str", "required": True},
-            "password": {"type": "str", "no_log": True},
-            "admin": {"type": "bool"},
-            "grants": {
-                "type": "list",
-                "elements": "dict",
-                "options": {
-                    "database": {"type": "str", "required": True},
-                    "privilege": {"type": "str", "required": True},
-                },
-            },
-            "update_password": {"type": "str", "choices": ["always", "on_create"], "default": "always"},
-            "state": STATE_OPTION,
-        },
-    },
+    "databases": {"type": "list", "elements": "dict", "default": [], "options": DATABASE_OPTIONS},
+    "retention_policies": {"type": "list", "elements": "dict", "default": [], "options": RETENTION_POLICY_OPTIONS},
+    "continuous_queries": {"type": "list", "elements": "dict", "default": [], "options": CONTINUOUS_QUERY_OPTIONS},
+    "users": {"type": "list", "elements": "dict", "default": [], "options": USER_OPTIONS},
 }
 
 

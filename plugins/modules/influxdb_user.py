@@ -94,7 +94,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_client im
     CONNECTION_ARGUMENT_SPEC,
 )
 from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_schema import (  # noqa: E402
-    STATE_OPTION,
+    USER_OPTIONS,
     Declaration,
     UserSpec,
     run_module,
@@ -109,19 +109,8 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             **CONNECTION_ARGUMENT_SPEC,
-            "name": {"type": "str", "required": True},
-            "user_password": {"type": "str", "no_log": True},
-            "admin": {"type": "bool"},
-            "grants": {
-                "type": "list",
-                "elements": "dict",
-                "options": {
-                    "database": {"type": "str", "required": True},
-                    "privilege": {"type": "str", "required": True},
-                },
-            },
-            "update_password": {"type": "str", "choices": ["always", "on_create"], "default": "always"},
-            "state": STATE_OPTION,
+            **{key: value for key, value in USER_OPTIONS.items() if key != "password"},
+            "user_password": USER_OPTIONS["password"],
         },
         supports_check_mode=True,
     )
