@@ -280,14 +280,16 @@ def write(module: AnsibleModule, binary: str | None, path: str, current: str | N
 def run(module: AnsibleModule) -> dict[str, Any]:
     params = module.params
     path = os.path.realpath(params["path"])
-    if not os.path.isdir(os.path.dirname(path)):
+    directory_exists = os.path.isdir(os.path.dirname(path))
+    if not directory_exists and not module.check_mode:
         module.fail_json(msg=f"the directory of {path} does not exist", path=params["path"])
     binary = module.get_bin_path("containerd")
-    current = read_text(module, path)
+    current = read_text(module, path) if directory_exists else None
     generate = params["generate_default"] and not is_generated(current)
     result: dict[str, Any] = {"changed": False, "path": params["path"], "generated": generate, "changes": []}
     base = starting_text(module, binary, current, result)
     if base is None:
+        # Check mode on a host where the package (and maybe the directory) would only now be installed.
         return {**result, "changed": True, "msg": "containerd is not installed: its default config would be generated"}
     try:
         edit = edit_config(base, settings_of(params))

@@ -1,8 +1,8 @@
 """The docker and containerd roles reject wrong input with a message naming the variable, before any change.
 
 Each case applies a role with one bad variable to a fresh lab container and checks that the run fails, that the
-message names what to fix, and that the host reports no change. At the end the host must still have neither
-Docker nor containerd, nor anything of their configuration.
+message names what to fix, and that the host reports no change. Then valid input runs in check mode. At the end
+the host must still have neither Docker nor containerd, nor anything of their configuration.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import run_playbook, write_inventory
+from .conftest import PlaybookRun, run_playbook, write_inventory
 
 CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
     # name: (role, variables, fragments the failure message must contain)
@@ -74,7 +74,7 @@ def container(lab_host_factory) -> str:
     return lab_host_factory("docker-input", "debian12")
 
 
-def apply_role(role: str, container: str, variables: dict[str, Any], directory: Path):
+def apply_role(role: str, container: str, variables: dict[str, Any], directory: Path, *extra: str) -> PlaybookRun:
     playbook = directory / "play.yml"
     play = {"name": f"Apply the {role} role", "hosts": "sensorstack", "roles": [{"role": role}]}
     playbook.write_text(yaml.safe_dump([play], sort_keys=False))
@@ -88,7 +88,7 @@ def apply_role(role: str, container: str, variables: dict[str, Any], directory: 
             "children": {"sensorstack": {"hosts": {"runtime": {"ansible_host": container}}}},
         }
     }
-    return run_playbook(str(playbook), write_inventory(directory, inventory))
+    return run_playbook(str(playbook), write_inventory(directory, inventory), *extra)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -101,8 +101,17 @@ def test_wrong_input_is_rejected_before_any_change(case: str, container: str, tm
     assert run.recap()["runtime"]["changed"] == 0, run.output
 
 
+def test_check_mode_on_a_new_host_reports_the_changes_and_makes_none(container: str, tmp_path: Path) -> None:
+    """Valid input in check mode: the packages are only pretended to be installed, so nothing may fail on them."""
+    run = apply_role(
+        "docker", container, {"docker_install_source": "distro", "docker_users": ["root"]}, tmp_path, "--check"
+    )
+    assert run.returncode == 0, run.output
+    assert run.recap()["runtime"]["changed"] > 0
+
+
 def test_the_rejected_runs_left_the_host_untouched(container: str) -> None:
-    """Runs after all the cases above (pytest keeps file order): nothing of Docker or containerd is there."""
+    """Runs after all the runs above (pytest keeps file order): nothing of Docker or containerd is there."""
     for path in ("/etc/docker", "/etc/containerd", "/etc/apt/sources.list.d/docker.sources", "/usr/bin/containerd"):
         check = subprocess.run(["docker", "exec", container, "test", "-e", path], check=False)
         assert check.returncode != 0, f"{path} exists"
