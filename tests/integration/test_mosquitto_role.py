@@ -153,3 +153,34 @@ def test_a_configuration_the_broker_rejects_fails_the_run(converged: Lab) -> Non
     assert broken.returncode != 0
     assert "RUNNING HANDLER [mosquitto : Restart the broker]" in broken.output
     assert "Unable to restart service mosquitto" in broken.output, broken.output
+
+
+# --- Refusals before any change (on the controller: these runs stop before the role touches a host) -------------
+
+
+def run_role_locally(tmp_path: Path, variables: dict[str, Any]) -> PlaybookRun:
+    play = [PLAYBOOK[0] | {"hosts": "localhost", "connection": "local", "gather_facts": False}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False))
+    (tmp_path / "vars.json").write_text(json.dumps(variables))
+    (tmp_path / "hosts.yml").write_text("all:\n  hosts:\n    localhost:\n")
+    return run_playbook(str(tmp_path / "play.yml"), tmp_path / "hosts.yml", "-e", f"@{tmp_path / 'vars.json'}")
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"mosquitto_platform": "kubernetes"}, "mosquitto_platform=kubernetes is not implemented yet in this role"),
+        ({"mosquitto_listeners": [{"port": 8883, "tls": True}]}, "the TLS listener on port 8883 needs certfile"),
+        ({"mosquitto_listeners": [{"port": 1883}, {"port": 1883, "address": "::"}]}, "repeat a port"),
+        ({"mosquitto_listeners": [{"port": "mqtt"}]}, "mosquitto_listeners"),
+        ({"mosquitto_acl_patterns": [{"topic": "sensors/%u/#", "access": "all"}]}, "mosquitto_acl_patterns"),
+    ],
+    ids=["kubernetes platform", "TLS without certificate", "shared port", "port not a number", "unknown access"],
+)
+def test_the_role_refuses_what_it_cannot_do_with_a_message_naming_it(
+    tmp_path: Path, variables: dict[str, Any], message: str
+) -> None:
+    run = run_role_locally(tmp_path, variables)
+    assert run.returncode != 0
+    assert message in run.output, run.output
+    assert "Ensure the broker package is installed" not in run.output
