@@ -103,6 +103,21 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {
     ),
     "role variable of the wrong type": ({}, {"common_disable_swap": "sometimes"}, ["common_disable_swap"]),
     "role variable outside its choices": ({}, {"common_time_sync": "ntpd"}, ["common_time_sync", "ntpd"]),
+    "unknown container runtime source": (
+        {},
+        {"docker_install_source": "snap"},
+        ["docker_install_source", "snap"],
+    ),
+    "registry mirror that is not a URL": (
+        {},
+        {"docker_registry_mirrors": ["mirror:5000"]},
+        ["docker_registry_mirrors[0]: 'mirror:5000' is not an http or https URL"],
+    ),
+    "daemon options that are not a dict": (
+        {},
+        {"docker_daemon_options": "a=b"},
+        ["docker_daemon_options"],
+    ),
     "malformed node address": (
         {},
         {"sensorstack_node_ip": "10.0.0.300"},

@@ -28,6 +28,9 @@ SYSTEMD_CONTAINER_ARGS = (
     "--cap-add=NET_ADMIN",
     "--security-opt=seccomp=unconfined",
     "--security-opt=apparmor=unconfined",
+    # Docker and containerd must not keep their layers on the container's own overlay root.
+    "--volume=/var/lib/docker",
+    "--volume=/var/lib/containerd",
     # systemd shuts down cleanly on SIGRTMIN+3 (docker import cannot set STOPSIGNAL in the image).
     "--stop-signal=SIGRTMIN+3",
 )
