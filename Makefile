@@ -15,12 +15,12 @@ MOLECULE_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*
 
 .PHONY: help setup host venv collections images lab-up lab-down lab-status deploy \
         test lint unit integration molecule $(addprefix molecule-,$(MOLECULE_SCENARIOS)) \
-        bench bench-influxdb bench-cli clean
+        telegraf bench bench-influxdb bench-mosquitto bench-pipeline bench-cli clean
 
 help: ## List the targets
 	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-setup: host venv collections images ## Everything the lab and the tests need (packages, dockerd, venv, collections, images)
+setup: host venv collections images telegraf ## Everything the lab and the tests need (packages, dockerd, venv, collections, images, Telegraf)
 
 host: ## Debian packages and a running Docker Engine (scripts/bootstrap-host)
 	scripts/bootstrap-host
@@ -35,6 +35,9 @@ venv: $(BIN)/ansible-playbook ## The Python virtualenv with Ansible, molecule an
 
 collections: venv ## The pinned collections, from the PyPI ansible bundle (no Galaxy needed)
 	$(BIN)/python scripts/install-collections
+
+telegraf: ## The Telegraf the lab and tests run (scripts/build-telegraf: pinned custom build, cached in .cache/telegraf)
+	scripts/build-telegraf
 
 images: venv ## The lab base images (debootstrap; rebuilt only when their recipe changes)
 	$(BIN)/python -m sensorstack.lab images
@@ -71,11 +74,17 @@ molecule: $(addprefix molecule-,$(MOLECULE_SCENARIOS)) ## Every molecule scenari
 $(addprefix molecule-,$(MOLECULE_SCENARIOS)): molecule-%: setup
 	$(BIN)/molecule test -s $*
 
-bench: bench-influxdb bench-cli ## Every benchmark (slow; figures, not pass/fail)
+bench: bench-influxdb bench-mosquitto bench-pipeline bench-cli ## Every benchmark (slow; figures, not pass/fail)
 
 bench-influxdb: setup ## One-call InfluxDB schema vs 50 community.general tasks
 	$(BIN)/pip install --quiet -c requirements/constraints.txt -e '.[bench]'
 	$(BIN)/python benchmarks/influxdb_schema.py
+
+bench-mosquitto: setup ## 500 MQTT users: one users-list task vs one task per user
+	$(BIN)/python benchmarks/mosquitto_users.py
+
+bench-pipeline: setup ## Data path on one host: messages/s published vs points/s stored
+	$(BIN)/python benchmarks/pipeline_throughput.py
 
 bench-cli: setup ## sensorstack vs ansible-playbook; rerun vs first converge; 4 hosts vs 1
 	$(BIN)/python benchmarks/cli_overhead.py

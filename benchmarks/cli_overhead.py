@@ -39,9 +39,19 @@ def start_hosts(count: int) -> list[str]:
 def inventory_for(names: list[str], directory: Path) -> Path:
     path = directory / "hosts.yml"
     hosts = {f"bench{index}": {"ansible_host": name} for index, name in enumerate(names)}
-    path.write_text(yaml.safe_dump({"all": {
-        "vars": {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"},
-        "children": {"sensorstack": {"children": {"workers": {"hosts": hosts}}}}}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "vars": {
+                        "ansible_connection": "community.docker.docker",
+                        "ansible_python_interpreter": "/usr/bin/python3",
+                    },
+                    "children": {"sensorstack": {"children": {"workers": {"hosts": hosts}}}},
+                }
+            }
+        )
+    )
     return path
 
 
@@ -77,10 +87,14 @@ def main() -> int:
         finally:
             for index in range(4):
                 containers.remove(f"sensorstack-bench-{index}")
-    print(f"no-op rerun, 1 host: ansible-playbook {rerun_plain:.2f} s, sensorstack {rerun_wrapped:.2f} s "
-          f"-> wrapper ratio {rerun_wrapped / rerun_plain:.2f}x")
-    print(f"1 host: first converge {first_one:.2f} s, no-op rerun {rerun_plain:.2f} s "
-          f"-> rerun/first {rerun_plain / first_one:.2f}x")
+    print(
+        f"no-op rerun, 1 host: ansible-playbook {rerun_plain:.2f} s, sensorstack {rerun_wrapped:.2f} s "
+        f"-> wrapper ratio {rerun_wrapped / rerun_plain:.2f}x"
+    )
+    print(
+        f"1 host: first converge {first_one:.2f} s, no-op rerun {rerun_plain:.2f} s "
+        f"-> rerun/first {rerun_plain / first_one:.2f}x"
+    )
     print(f"first converge: 4 hosts {first_four:.2f} s, 1 host {first_one:.2f} s -> 4/1 {first_four / first_one:.2f}x")
     return 0
 

@@ -32,36 +32,72 @@ USERS = [f"device_writer_{i}" for i in range(20)]
 
 
 def play(tasks: list[dict]) -> list[dict]:
-    return [{"name": "Benchmark", "hosts": "localhost", "connection": "local", "gather_facts": False,
-             "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"}, "tasks": tasks}]
+    return [
+        {
+            "name": "Benchmark",
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+            "tasks": tasks,
+        }
+    ]
 
 
 def schema_play(url: str) -> list[dict]:
-    return play([{
-        "name": "Converge the whole schema in one call",
-        "sensorstack.iot.influxdb_schema": {
-            "url": url, "username": "admin", "password": ADMIN,
-            "databases": [{"name": db} for db in DATABASES],
-            "retention_policies": [{"database": db, "name": name, "duration": duration}
-                                   for db, name, duration in POLICIES],
-            "users": [{"name": user, "password": f"{user}-pw",
-                       "grants": [{"database": DATABASES[i % 10], "privilege": "write"}]}
-                      for i, user in enumerate(USERS)],
-        },
-    }])
+    return play(
+        [
+            {
+                "name": "Converge the whole schema in one call",
+                "sensorstack.iot.influxdb_schema": {
+                    "url": url,
+                    "username": "admin",
+                    "password": ADMIN,
+                    "databases": [{"name": db} for db in DATABASES],
+                    "retention_policies": [
+                        {"database": db, "name": name, "duration": duration} for db, name, duration in POLICIES
+                    ],
+                    "users": [
+                        {
+                            "name": user,
+                            "password": f"{user}-pw",
+                            "grants": [{"database": DATABASES[i % 10], "privilege": "write"}],
+                        }
+                        for i, user in enumerate(USERS)
+                    ],
+                },
+            }
+        ]
+    )
 
 
 def per_object_play(port: int) -> list[dict]:
     login = {"hostname": "127.0.0.1", "port": port, "username": "admin", "password": ADMIN}
     tasks: list[dict] = []
-    tasks += [{"name": f"Database {db}", "community.general.influxdb_database": login | {"database_name": db}}
-              for db in DATABASES]
-    tasks += [{"name": f"Policy {db}.{name}", "community.general.influxdb_retention_policy": login | {
-        "database_name": db, "policy_name": name, "duration": duration, "replication": 1, "default": False}}
-        for db, name, duration in POLICIES]
-    tasks += [{"name": f"User {user}", "community.general.influxdb_user": login | {
-        "user_name": user, "user_password": f"{user}-pw",
-        "grants": [{"database": DATABASES[i % 10], "privilege": "WRITE"}]}} for i, user in enumerate(USERS)]
+    tasks += [
+        {"name": f"Database {db}", "community.general.influxdb_database": login | {"database_name": db}}
+        for db in DATABASES
+    ]
+    tasks += [
+        {
+            "name": f"Policy {db}.{name}",
+            "community.general.influxdb_retention_policy": login
+            | {"database_name": db, "policy_name": name, "duration": duration, "replication": 1, "default": False},
+        }
+        for db, name, duration in POLICIES
+    ]
+    tasks += [
+        {
+            "name": f"User {user}",
+            "community.general.influxdb_user": login
+            | {
+                "user_name": user,
+                "user_password": f"{user}-pw",
+                "grants": [{"database": DATABASES[i % 10], "privilege": "WRITE"}],
+            },
+        }
+        for i, user in enumerate(USERS)
+    ]
     return tasks and play(tasks)
 
 
@@ -70,9 +106,14 @@ def timed_run(playbook: list[dict]) -> tuple[float, str]:
         path = Path(workdir) / "bench.yml"
         path.write_text(yaml.safe_dump(playbook, sort_keys=False))
         started = time.perf_counter()
-        result = subprocess.run(["ansible-playbook", "-i", "localhost,", str(path)], cwd=ROOT,
-                                env=ansible_environment(ANSIBLE_CALLBACKS_ENABLED="ansible.posix.timer"),
-                                capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            ["ansible-playbook", "-i", "localhost,", str(path)],
+            cwd=ROOT,
+            env=ansible_environment(ANSIBLE_CALLBACKS_ENABLED="ansible.posix.timer"),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"benchmark playbook failed:\n{result.stdout}\n{result.stderr}")

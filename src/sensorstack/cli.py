@@ -126,7 +126,9 @@ def run_command(
     args: argparse.Namespace, console: Console, playbook: str, check: bool, diff: bool, drift_is_failure: bool = False
 ) -> int:
     request = _request(args, playbook, check, diff)
-    progress = Progress(console, verbose=args.verbose > 0 and not args.quiet, enabled=not (args.json or args.quiet))
+    progress = Progress(
+        console, verbose=args.verbose > 0 and not args.quiet, enabled=not (args.json or args.quiet), quiet=args.quiet
+    )
     run = Run(request, on_event=progress if not args.json else None)
     previous = signal.signal(signal.SIGINT, lambda _signum, _frame: run.cancel())
     try:

@@ -43,9 +43,10 @@ def exit_code(result: RunResult, drift_is_failure: bool = False) -> int:
 class Progress:
     """A one-line live display: current play, current task, hosts done out of the play's hosts."""
 
-    def __init__(self, console: Console, verbose: bool = False, enabled: bool = True) -> None:
+    def __init__(self, console: Console, verbose: bool = False, enabled: bool = True, quiet: bool = False) -> None:
         self.console = console
         self.verbose = verbose
+        self.quiet = quiet
         self.enabled = enabled and console.is_terminal
         self.play = ""
         self.task = ""
@@ -71,7 +72,7 @@ class Progress:
             self.play = event.name
             self.hosts_total = 0
             self.hosts_done = set()
-            if not self.enabled:
+            if not self.enabled and not self.quiet:
                 self.console.print(f"PLAY {event.name}", style="bold")
         elif isinstance(event, TaskStarted):
             self.task = event.name

@@ -47,6 +47,9 @@ def test_the_configuration_is_private_and_has_auth_on(host) -> None:
     assert config.mode == 0o640
     assert config.group == "influxdb"
     assert "auth-enabled = true" in config.content_string
+    lines = config.content_string.splitlines()
+    assert lines[0].startswith("# Managed by Ansible")
+    assert "reporting-disabled = true" in lines, "every setting must be on a line of its own"
 
 
 def test_anonymous_and_wrong_credentials_are_refused(host) -> None:
