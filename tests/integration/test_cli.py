@@ -46,6 +46,8 @@ def lab(lab_host_factory, tmp_path_factory) -> dict[str, Path | str]:
                         "ansible_connection": "community.docker.docker",
                         "ansible_python_interpreter": "/usr/bin/python3",
                         "sensorstack_cluster_enabled": False,
+                        # InfluxDB alone: real module passwords flow, and nothing needs a repository out of reach.
+                        "sensorstack_stack_components": ["influxdb"],
                     },
                     "children": {
                         "sensorstack": {"children": {"edge": {"hosts": {"cli-edge": {"ansible_host": container}}}}}
