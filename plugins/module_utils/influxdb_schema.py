@@ -123,6 +123,14 @@ class DatabaseSpec:
         )
 
 
+def _database_object(spec: dict[str, Any], label: str) -> tuple[str, str, str, str]:
+    """State, database and name of an object that lives in a database, and the label its errors carry."""
+    state = _choice(spec.get("state") or "present", ("present", "absent"), f"{label}: state")
+    database = str(_required(spec, "database", label))
+    name = str(_required(spec, "name", label))
+    return state, database, name, f"{label} ({database}.{name})"
+
+
 @dataclass
 class RetentionPolicySpec:
     database: str
@@ -136,10 +144,7 @@ class RetentionPolicySpec:
 
     @classmethod
     def parse(cls, spec: dict[str, Any], label: str = "retention policy") -> RetentionPolicySpec:
-        state = _choice(spec.get("state") or "present", ("present", "absent"), f"{label}: state")
-        database = str(_required(spec, "database", label))
-        name = str(_required(spec, "name", label))
-        label = f"{label} ({database}.{name})"
+        state, database, name, label = _database_object(spec, label)
         duration = None
         shard = None
         replication = int(spec.get("replication") or 1)
@@ -164,10 +169,7 @@ class ContinuousQuerySpec:
 
     @classmethod
     def parse(cls, spec: dict[str, Any], label: str = "continuous query") -> ContinuousQuerySpec:
-        state = _choice(spec.get("state") or "present", ("present", "absent"), f"{label}: state")
-        database = str(_required(spec, "database", label))
-        name = str(_required(spec, "name", label))
-        label = f"{label} ({database}.{name})"
+        state, database, name, label = _database_object(spec, label)
         query = ""
         if state == "present":
             query = str(_required(spec, "query", label))
