@@ -240,7 +240,6 @@ class Plan:
         self.phases: dict[str, list[str]] = {phase: [] for phase in PHASES}
         self.before: dict[str, dict[str, Any]] = {}
         self.after: dict[str, dict[str, Any]] = {}
-        self.user_batches: list[list[str]] = []  # per user, independent of each other: sent in parallel
         self.databases = set(state.databases)
         self.default_rp = {
             db: next((name for name, rp in rps.items() if rp.default), AUTOGEN)
@@ -390,26 +389,43 @@ class Plan:
             for database in sorted(set(current_grants) - set(spec.grants)):
                 statements.append(f"REVOKE ALL ON {quote_ident(database)} FROM {ident}")
             after["grants"] = dict(spec.grants)
-        if statements:
-            self.phases["users"].extend(statements)
-            self.user_batches.append(statements)
+        self.phases["users"].extend(statements)
         self._record("users", spec.name, before, after)
 
 
-# Requests run concurrently: the server spends most of a password check or a user creation in bcrypt, one core
-# per request, and a lab declares many users.
-PARALLEL_REQUESTS = 4
+AUTH_OFF, AUTH_ON, AUTH_NO_ADMIN = "off", "on", "no admin yet"
 
 
-def check_passwords(client: InfluxDBClient, candidates: list[tuple[str, str, bool]]) -> dict[str, bool]:
-    """Check passwords without logging in as the users and without changing anything.
+def server_authentication(client: InfluxDBClient) -> str:
+    """Whether the server checks credentials, from one query sent without any."""
+    try:
+        client.query("SHOW USERS", authenticate=False)
+        return AUTH_OFF
+    except InfluxDBError as error:
+        return AUTH_NO_ADMIN if error.needs_admin_bootstrap else AUTH_ON
 
-    ``CREATE USER`` of an existing user is a no-op when password and admin flag match, and an error otherwise.
+
+# Logins are checked in parallel: the server spends each one in bcrypt, outside any lock, one core per request.
+PARALLEL_LOGINS = 4
+
+
+def check_passwords(
+    client: InfluxDBClient, candidates: list[tuple[str, str, bool]], authentication: str
+) -> dict[str, bool]:
+    """Tell which declared passwords the server already has, changing nothing and logging no password.
+
     ``candidates`` holds (name, password, current admin flag); returns name -> whether the password matches.
+    With authentication on, the server is asked to log each user in (credentials in a header, never in the URL);
+    it remembers a successful login, so a rerun against a running server costs no bcrypt at all. With it off,
+    a login proves nothing, so each user gets ``CREATE USER`` again: a no-op when password and admin flag match,
+    an error otherwise. That probe holds the server's metadata lock for its bcrypt, so it runs one at a time.
     """
+    if authentication == AUTH_ON:
+        with ThreadPoolExecutor(max_workers=PARALLEL_LOGINS) as pool:
+            results = list(pool.map(lambda candidate: client.can_log_in(candidate[0], candidate[1]), candidates))
+        return {name: result for (name, _password, _admin), result in zip(candidates, results, strict=True)}
 
-    def matches(candidate: tuple[str, str, bool]) -> bool:
-        name, password, admin = candidate
+    def recreate_is_a_no_op(name: str, password: str, admin: bool) -> bool:
         probe = f"CREATE USER {quote_ident(name)} WITH PASSWORD {quote_string(password)}"
         try:
             client.query(probe + (" WITH ALL PRIVILEGES" if admin else ""), change=True)
@@ -419,34 +435,14 @@ def check_passwords(client: InfluxDBClient, candidates: list[tuple[str, str, boo
             raise
         return True
 
-    with ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS) as pool:
-        results = list(pool.map(matches, candidates))
-    return {name: result for (name, _password, _admin), result in zip(candidates, results, strict=True)}
+    return {name: recreate_is_a_no_op(name, password, admin) for name, password, admin in candidates}
 
 
-def apply(client: InfluxDBClient, plan: Plan) -> None:
-    """Send the plan: schema first, then each user's statements in parallel, then the drops."""
-    schema = [statement for phase in PHASES[:4] for statement in plan.phases[phase]]
-    drops = [statement for phase in PHASES[5:] for statement in plan.phases[phase]]
-    client.change(schema)
-    with ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS) as pool:
-        for _done in pool.map(client.change, plan.user_batches):
-            pass
-    client.change(drops)
-
-
-def bootstrap_admin(client: InfluxDBClient, users: list[UserSpec], check_mode: bool) -> bool:
+def bootstrap_admin(client: InfluxDBClient, users: list[UserSpec], check_mode: bool) -> None:
     """Create the first admin user on a server with auth on and no users yet, the only thing it then allows.
 
     Only the declared admin whose name and password are the module's own credentials is created this way.
-    Returns True when the server had no admin (and, outside check mode, now has one).
     """
-    try:
-        client.query("SHOW USERS", authenticate=False)
-        return False
-    except InfluxDBError as error:
-        if not error.needs_admin_bootstrap:
-            return False
     for spec in users:
         if spec.state == "present" and spec.admin and spec.name == client.username and spec.password == client.password:
             if not check_mode:
@@ -457,7 +453,7 @@ def bootstrap_admin(client: InfluxDBClient, users: list[UserSpec], check_mode: b
                     ],
                     authenticate=False,
                 )
-            return True
+            return
     raise InfluxQLError(
         "the server has authentication on and no admin user yet: declare the admin user (admin: true) with the "
         "same name and password as the username/password options to bootstrap it"
@@ -485,7 +481,11 @@ def converge(client: InfluxDBClient, declaration: Declaration, check_mode: bool)
 
     Returns ``changed``, the redacted ``statements`` and a ``diff`` with ``before``/``after``.
     """
-    bootstrapped = bootstrap_admin(client, declaration.users, check_mode)
+    authentication = server_authentication(client)
+    bootstrapped = authentication == AUTH_NO_ADMIN
+    if bootstrapped:
+        bootstrap_admin(client, declaration.users, check_mode)
+        authentication = AUTH_ON
     if bootstrapped and check_mode:
         state = ServerState(users={})  # nothing can be read before the admin exists
     else:
@@ -495,7 +495,7 @@ def converge(client: InfluxDBClient, declaration: Declaration, check_mode: bool)
         for user in declaration.users
         if user.state == "present" and user.password and user.update_password == "always" and user.name in state.users
     ]
-    password_matches = check_passwords(client, candidates)
+    password_matches = check_passwords(client, candidates, authentication)
     plan = Plan(state, lambda name, _password, _admin: password_matches[name])
     for database in declaration.databases:
         plan.database(database)
@@ -507,7 +507,9 @@ def converge(client: InfluxDBClient, declaration: Declaration, check_mode: bool)
         plan.user(user)
     statements = plan.statements
     if statements and not check_mode:
-        apply(client, plan)
+        # One request: the server runs the statements in order and stops at the first error, which it names.
+        # Sending users in parallel gains nothing, as user changes hold its metadata lock through their bcrypt.
+        client.change(statements)
     return {
         "changed": bool(statements) or bootstrapped,
         "statements": [redact_secrets(statement) for statement in statements],

@@ -12,6 +12,7 @@ description:
   - Use it instead of one task per object when a lab declares many of them; each task costs Ansible about half a
     second whatever it does.
   - Objects that are not listed are left alone.
+  - Existing users' passwords are checked as M(sensorstack.iot.influxdb_user) describes (logins several at a time).
   - On a server with authentication on and no user yet, the declared admin user whose name and password equal
     O(username)/O(password) is created first (the only statement such a server accepts).
 version_added: 1.0.0

@@ -8,8 +8,11 @@ module: influxdb_user
 short_description: Manage an InfluxDB 1.x user, its password, admin flag and grants
 description:
   - Creates or drops a user, corrects its password and admin flag, and converges its per-database grants.
-  - The password is checked without logging in as the user and without logging it anywhere; the server
-    answers C(CREATE USER) of an existing user with a no-op when the password matches.
+  - The password of an existing user is checked without logging it anywhere. With authentication on, the server
+    is asked to log the user in (a read-only C(SHOW DATABASES), credentials in a header); it remembers a good
+    login, so reruns against a running server cost no password hashing. With authentication off, where any login
+    succeeds, C(CREATE USER) is sent again instead, which the server answers with a no-op only when the password
+    matches.
   - On a server with authentication on and no user yet, declaring the admin user with O(admin=true) and the
     same O(name)/O(password) as O(username)/O(password) bootstraps it.
   - To declare many objects in one task, use M(sensorstack.iot.influxdb_schema).

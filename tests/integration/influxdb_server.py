@@ -1,10 +1,11 @@
-"""A real influxd (Debian's 1.6.7 here) started on loopback ports with a throwaway config, auth on."""
+"""A real influxd (Debian's 1.6.7 here) on loopback ports with a throwaway config: auth on, HTTP unless asked."""
 
 from __future__ import annotations
 
 import base64
 import json
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
@@ -28,8 +29,11 @@ bind-address = "127.0.0.1:{rpc_port}"
   query-log-enabled = false
 [http]
   bind-address = "127.0.0.1:{http_port}"
-  auth-enabled = true
+  auth-enabled = {auth_enabled}
   log-enabled = false
+  https-enabled = {https_enabled}
+  https-certificate = "{https_certificate}"
+  https-private-key = "{https_private_key}"
 [monitor]
   store-enabled = false
 [continuous_queries]
@@ -43,21 +47,38 @@ class InfluxDBServer:
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="influxdb-test-")))
     http_port: int = field(default_factory=free_port)
     rpc_port: int = field(default_factory=free_port)
+    auth_enabled: bool = True
+    # (certificate, key, CA that signed the certificate): serve HTTPS instead of HTTP.
+    https: tuple[Path, Path, Path] | None = None
     process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{'https' if self.https else 'http'}://127.0.0.1:{self.http_port}"
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cafile=str(self.https[2])) if self.https else None
 
     def start(self) -> InfluxDBServer:
         config = self.root / "influxdb.conf"
-        config.write_text(CONFIG.format(root=self.root, http_port=self.http_port, rpc_port=self.rpc_port))
+        certificate, key, _ca = self.https or ("", "", "")
+        config.write_text(
+            CONFIG.format(
+                root=self.root,
+                http_port=self.http_port,
+                rpc_port=self.rpc_port,
+                auth_enabled=str(self.auth_enabled).lower(),
+                https_enabled=str(bool(self.https)).lower(),
+                https_certificate=certificate,
+                https_private_key=key,
+            )
+        )
         log = (self.root / "influxd.log").open("w")
         self.process = subprocess.Popen([self.binary, "-config", str(config)], stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"{self.url}/ping", timeout=1):
+                with urllib.request.urlopen(f"{self.url}/ping", timeout=1, context=self._tls_context()):
                     return self
             except OSError:
                 if self.process.poll() is not None:
@@ -81,7 +102,7 @@ class InfluxDBServer:
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             request.add_header("Authorization", f"Basic {token}")
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=10, context=self._tls_context()) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as error:
             return json.loads(error.read() or b"{}") | {"status": error.code}

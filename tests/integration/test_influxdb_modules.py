@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .ansible_module import run_module
+from .certificates import SERVER_EXTENSIONS, issue, make_ca
 from .influxdb_server import InfluxDBServer
 
 ADMIN_PASSWORD = "admin-Secret-42"
@@ -363,6 +365,63 @@ def test_user_check_mode_creates_nothing_and_diff_hides_the_password(server: Inf
     assert result["diff"]["after"]["users"]["planned"] == {"admin": False, "grants": {}}
     assert "Plan-Secret-9" not in json.dumps(result)
     assert snapshot(server) == before
+
+
+def test_a_password_changed_behind_the_modules_back_is_set_again(server: InfluxDBServer) -> None:
+    user = {"name": "drifter", "user_password": "Declared-Pass-1"}
+    assert module("influxdb_user", server, **user)["changed"] is True
+    assert module("influxdb_user", server, **user)["changed"] is False  # the server now remembers this login
+    server.query("SET PASSWORD FOR drifter = 'Changed-By-Hand-2'", "admin", ADMIN_PASSWORD)
+    assert module("influxdb_user", server, **user)["changed"] is True
+    assert can_log_in(server, "drifter", "Declared-Pass-1")
+    assert not can_log_in(server, "drifter", "Changed-By-Hand-2")
+
+
+def test_passwords_are_checked_on_a_server_with_authentication_off() -> None:
+    """With auth off any login succeeds, so the check must not rely on one."""
+    binary = shutil.which("influxd")
+    if binary is None:
+        pytest.skip("needs influxd")
+    open_server = InfluxDBServer(binary, auth_enabled=False).start()
+    try:
+        login = {"url": open_server.url, "retries": 0}
+        declared = {"users": [{"name": "device", "password": "First-Pass-1"}]}
+        assert run_module("sensorstack.iot.influxdb_schema", login | declared)["changed"] is True
+        assert run_module("sensorstack.iot.influxdb_schema", login | declared)["changed"] is False
+        changed = {"users": [{"name": "device", "password": "Second-Pass-2"}]}
+        assert run_module("sensorstack.iot.influxdb_schema", login | changed)["changed"] is True
+        # CREATE USER of an existing user succeeds only when the password matches.
+        assert "error" not in open_server.query("CREATE USER device WITH PASSWORD 'Second-Pass-2'")["results"][0]
+        assert "error" in open_server.query("CREATE USER device WITH PASSWORD 'First-Pass-1'")["results"][0]
+    finally:
+        open_server.stop()
+
+
+def test_modules_verify_the_servers_certificate(tmp_path: Path) -> None:
+    binary = shutil.which("influxd")
+    if binary is None or shutil.which("openssl") is None:
+        pytest.skip("needs influxd and openssl")
+    ca = make_ca(tmp_path, "ca")
+    certificate, key = issue(tmp_path, "influxdb", ca, SERVER_EXTENSIONS)
+    tls_server = InfluxDBServer(binary, https=(certificate, key, ca[1])).start()
+    try:
+        tls_server.query(f"CREATE USER admin WITH PASSWORD '{ADMIN_PASSWORD}' WITH ALL PRIVILEGES")
+        login = {"url": tls_server.url, "username": "admin", "password": ADMIN_PASSWORD, "retries": 3}
+        declared = {"databases": [{"name": "over_tls"}], "users": [{"name": "tls_user", "password": "Tls-Pass-3"}]}
+
+        unverified = run_module("sensorstack.iot.influxdb_schema", login | declared)
+        assert unverified["failed"] is True
+        assert "TLS verification of https://127.0.0.1" in unverified["msg"]
+        assert "ca_path" in unverified["msg"]
+
+        trusted = login | {"ca_path": str(ca[1])}
+        assert run_module("sensorstack.iot.influxdb_schema", trusted | declared)["changed"] is True
+        assert run_module("sensorstack.iot.influxdb_schema", trusted | declared)["changed"] is False
+        insecure = login | {"validate_certs": False}
+        assert run_module("sensorstack.iot.influxdb_schema", insecure | declared)["changed"] is False
+        assert {"name": "over_tls"} in rows(tls_server, "SHOW DATABASES")
+    finally:
+        tls_server.stop()
 
 
 def test_a_user_without_password_or_with_a_bad_privilege_is_refused(server: InfluxDBServer) -> None:

@@ -35,6 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from .ansible_module import ROOT, ansible_environment, free_port, run_module
+from .certificates import SERVER_EXTENSIONS, issue, make_ca
 
 MOSQUITTO = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin")
 BROKER_ACCOUNT = "mosquitto"
@@ -83,35 +84,6 @@ class Pki:
     client_cert: Path
     client_key: Path
     rogue_ca: Path
-
-
-def openssl(*arguments: str) -> None:
-    subprocess.run(["openssl", *arguments], check=True, capture_output=True)
-
-
-def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
-    key, cert = directory / f"{name}.key", directory / f"{name}.crt"
-    openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-        "-subj", f"/CN=mosquitto test {name}", "-keyout", str(key), "-out", str(cert),
-        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-    )  # fmt: skip
-    return key, cert
-
-
-def issue(directory: Path, name: str, ca: tuple[Path, Path], extensions: str) -> tuple[Path, Path]:
-    key, csr, cert = directory / f"{name}.key", directory / f"{name}.csr", directory / f"{name}.crt"
-    extfile = directory / f"{name}.ext"
-    extfile.write_text(extensions)
-    openssl(
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(csr),
-    )  # fmt: skip
-    openssl(
-        "x509", "-req", "-in", str(csr), "-CA", str(ca[1]), "-CAkey", str(ca[0]), "-CAcreateserial",
-        "-days", "2", "-extfile", str(extfile), "-out", str(cert),
-    )  # fmt: skip
-    return cert, key
 
 
 # --- Broker -------------------------------------------------------------------------------------------------
@@ -167,7 +139,7 @@ def pki(workdir: Path) -> Pki:
     tls = workdir / "tls"
     tls.mkdir(mode=0o711)
     ca = make_ca(tls, "ca")
-    server = issue(tls, "server", ca, "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    server = issue(tls, "server", ca, SERVER_EXTENSIONS)
     client = issue(tls, "alice", ca, "extendedKeyUsage=clientAuth\n")
     _, rogue = make_ca(tls, "rogue")
     if AS_ROOT:
