@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +22,24 @@ from .influxdb_server import InfluxDBServer
 ADMIN_PASSWORD = "admin-Secret-42"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[InfluxDBServer]:
+@contextmanager
+def own_server(**settings: Any) -> Iterator[InfluxDBServer]:
+    """An influxd of the test's own (``settings`` as InfluxDBServer takes them), stopped afterwards."""
     binary = shutil.which("influxd")
     if binary is None:
         pytest.skip("needs influxd (apt-get install influxdb)")
-    influxd = InfluxDBServer(binary).start()
-    influxd.query(f"CREATE USER admin WITH PASSWORD '{ADMIN_PASSWORD}' WITH ALL PRIVILEGES")
-    yield influxd
-    influxd.stop()
+    influxd = InfluxDBServer(binary, **settings).start()
+    try:
+        yield influxd
+    finally:
+        influxd.stop()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[InfluxDBServer]:
+    with own_server() as influxd:
+        influxd.query(f"CREATE USER admin WITH PASSWORD '{ADMIN_PASSWORD}' WITH ALL PRIVILEGES")
+        yield influxd
 
 
 def connection(server: InfluxDBServer, password: str = ADMIN_PASSWORD) -> dict[str, Any]:
@@ -379,11 +389,7 @@ def test_a_password_changed_behind_the_modules_back_is_set_again(server: InfluxD
 
 def test_passwords_are_checked_on_a_server_with_authentication_off() -> None:
     """With auth off any login succeeds, so the check must not rely on one."""
-    binary = shutil.which("influxd")
-    if binary is None:
-        pytest.skip("needs influxd")
-    open_server = InfluxDBServer(binary, auth_enabled=False).start()
-    try:
+    with own_server(auth_enabled=False) as open_server:
         login = {"url": open_server.url, "retries": 0}
         declared = {"users": [{"name": "device", "password": "First-Pass-1"}]}
         assert run_module("sensorstack.iot.influxdb_schema", login | declared)["changed"] is True
@@ -393,18 +399,14 @@ def test_passwords_are_checked_on_a_server_with_authentication_off() -> None:
         # CREATE USER of an existing user succeeds only when the password matches.
         assert "error" not in open_server.query("CREATE USER device WITH PASSWORD 'Second-Pass-2'")["results"][0]
         assert "error" in open_server.query("CREATE USER device WITH PASSWORD 'First-Pass-1'")["results"][0]
-    finally:
-        open_server.stop()
 
 
 def test_modules_verify_the_servers_certificate(tmp_path: Path) -> None:
-    binary = shutil.which("influxd")
-    if binary is None or shutil.which("openssl") is None:
-        pytest.skip("needs influxd and openssl")
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl")
     ca = make_ca(tmp_path, "ca")
     certificate, key = issue(tmp_path, "influxdb", ca, SERVER_EXTENSIONS)
-    tls_server = InfluxDBServer(binary, https=(certificate, key, ca[1])).start()
-    try:
+    with own_server(https=(certificate, key, ca[1])) as tls_server:
         tls_server.query(f"CREATE USER admin WITH PASSWORD '{ADMIN_PASSWORD}' WITH ALL PRIVILEGES")
         login = {"url": tls_server.url, "username": "admin", "password": ADMIN_PASSWORD, "retries": 3}
         declared = {"databases": [{"name": "over_tls"}], "users": [{"name": "tls_user", "password": "Tls-Pass-3"}]}
@@ -420,8 +422,6 @@ def test_modules_verify_the_servers_certificate(tmp_path: Path) -> None:
         insecure = login | {"validate_certs": False}
         assert run_module("sensorstack.iot.influxdb_schema", insecure | declared)["changed"] is False
         assert {"name": "over_tls"} in rows(tls_server, "SHOW DATABASES")
-    finally:
-        tls_server.stop()
 
 
 def test_a_user_without_password_or_with_a_bad_privilege_is_refused(server: InfluxDBServer) -> None:
@@ -514,12 +514,8 @@ def test_schema_converges_every_object_in_one_call_with_one_diff(server: InfluxD
     assert second["statements"] == []
 
 
-def test_schema_bootstraps_the_admin_on_a_fresh_server(tmp_path) -> None:
-    binary = shutil.which("influxd")
-    if binary is None:
-        pytest.skip("needs influxd")
-    fresh = InfluxDBServer(binary).start()
-    try:
+def test_schema_bootstraps_the_admin_on_a_fresh_server() -> None:
+    with own_server() as fresh:
         args = {"users": [{"name": "root", "password": "Root-Pass-7", "admin": True}], "databases": [{"name": "boot"}]}
         login = {"url": fresh.url, "username": "root", "password": "Root-Pass-7"}
         planned = run_module("sensorstack.iot.influxdb_schema", login | args, check=True)
@@ -529,5 +525,3 @@ def test_schema_bootstraps_the_admin_on_a_fresh_server(tmp_path) -> None:
         assert first["changed"] is True, first
         assert can_log_in(fresh, "root", "Root-Pass-7")
         assert run_module("sensorstack.iot.influxdb_schema", login | args)["changed"] is False
-    finally:
-        fresh.stop()
