@@ -109,6 +109,8 @@ class InfluxDBClient:
                     ca_path=self.ca_path,
                     timeout=self.timeout,
                     context=self._context(),
+                    # Credentials come from the options only: an unauthenticated probe must stay unauthenticated.
+                    use_netrc=False,
                 )
             except HTTPError as error:
                 raise InfluxDBError(_http_error_message(error), status=error.code) from None

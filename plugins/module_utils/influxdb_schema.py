@@ -406,6 +406,8 @@ def server_authentication(client: InfluxDBClient) -> str:
 
 
 # Logins are checked in parallel: the server spends each one in bcrypt, outside any lock, one core per request.
+# Threads are safe although Ansible's Request installs its opener globally: each request carries its own credentials
+# in its Authorization header, and every opener is built from the same settings.
 PARALLEL_LOGINS = 4
 
 
