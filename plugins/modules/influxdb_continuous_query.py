@@ -83,10 +83,12 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_schema im
     run_module,
 )
 
+ARGUMENT_SPEC = {**CONNECTION_ARGUMENT_SPEC, **CONTINUOUS_QUERY_OPTIONS}
+
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={**CONNECTION_ARGUMENT_SPEC, **CONTINUOUS_QUERY_OPTIONS},
+        argument_spec=ARGUMENT_SPEC,
         required_if=[("state", "present", ["query"])],
         supports_check_mode=True,
     )

@@ -57,10 +57,12 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_schema im
     run_module,
 )
 
+ARGUMENT_SPEC = {**CONNECTION_ARGUMENT_SPEC, **DATABASE_OPTIONS}
+
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={**CONNECTION_ARGUMENT_SPEC, **DATABASE_OPTIONS},
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     run_module(module, lambda params: Declaration(databases=[DatabaseSpec.parse(params)]))

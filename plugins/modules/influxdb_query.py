@@ -82,14 +82,17 @@ def check_read_only(query: str) -> None:
         raise InfluxQLError("query: SELECT ... INTO writes data; this module only reads")
 
 
+ARGUMENT_SPEC = {
+    **CONNECTION_ARGUMENT_SPEC,
+    "query": {"type": "str", "required": True},
+    "database": {"type": "str"},
+    "epoch": {"type": "str", "choices": ["h", "m", "s", "ms", "u", "ns"]},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            **CONNECTION_ARGUMENT_SPEC,
-            "query": {"type": "str", "required": True},
-            "database": {"type": "str"},
-            "epoch": {"type": "str", "choices": ["h", "m", "s", "ms", "u", "ns"]},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     try:

@@ -98,10 +98,12 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_schema im
     run_module,
 )
 
+ARGUMENT_SPEC = {**CONNECTION_ARGUMENT_SPEC, **RETENTION_POLICY_OPTIONS}
+
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={**CONNECTION_ARGUMENT_SPEC, **RETENTION_POLICY_OPTIONS},
+        argument_spec=ARGUMENT_SPEC,
         required_if=[("state", "present", ["duration"])],
         supports_check_mode=True,
     )

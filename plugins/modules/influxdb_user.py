@@ -108,13 +108,17 @@ def declaration_from(params: dict) -> Declaration:
     return Declaration(users=[UserSpec.parse(params | {"password": params["user_password"]})])
 
 
+# The login password is `password`, so the user's own is `user_password`.
+ARGUMENT_SPEC = {
+    **CONNECTION_ARGUMENT_SPEC,
+    **{key: value for key, value in USER_OPTIONS.items() if key != "password"},
+    "user_password": USER_OPTIONS["password"],
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            **CONNECTION_ARGUMENT_SPEC,
-            **{key: value for key, value in USER_OPTIONS.items() if key != "password"},
-            "user_password": USER_OPTIONS["password"],
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     run_module(module, declaration_from)
