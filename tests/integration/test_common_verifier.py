@@ -6,12 +6,12 @@ the same preparation as in the molecule scenario (a swap line in /etc/fstab) and
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
-from .ansible_module import ROOT, ansible_environment
+from .ansible_module import ROOT
 from .conftest import write_inventory
+from .verifier import docker_host_inventory, run_verifier
 
 VERIFIER = ROOT / "molecule/common/tests/test_common.py"
 
@@ -31,34 +31,6 @@ def test_the_verifier_fails_on_an_unconverged_host(lab_host_factory, tmp_path: P
         ["docker", "exec", container, "sh", "-c", "echo '/swapfile none swap sw 0 0' >> /etc/fstab"],
         check=True,
     )
-    inventory = write_inventory(
-        tmp_path,
-        {
-            "all": {
-                "vars": {
-                    "ansible_connection": "community.docker.docker",
-                    "ansible_python_interpreter": "/usr/bin/python3",
-                },
-                "children": {"sensorstack": {"hosts": {"unconverged": {"ansible_host": container}}}},
-            }
-        },
-    )
-    result = subprocess.run(
-        [
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-rfs",
-            "--hosts=ansible://all",
-            f"--ansible-inventory={inventory}",
-            str(VERIFIER),
-        ],
-        cwd=tmp_path,
-        env=ansible_environment(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    failed = set(re.findall(r"^FAILED \S+::(test_\w+)", result.stdout, flags=re.MULTILINE))
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert failed == EXPECTED_FAILURES, result.stdout
+    inventory = write_inventory(tmp_path, docker_host_inventory("unconverged", container))
+    _passed, not_passed = run_verifier([VERIFIER], inventory, tmp_path)
+    assert not_passed == EXPECTED_FAILURES

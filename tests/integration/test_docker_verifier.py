@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .ansible_module import ROOT
-from .test_containerd_verifier import outcomes_on_unconverged_host, verifier_test_names
+from .test_containerd_verifier import outcomes_on_unconverged_host
+from .verifier import verifier_test_names
 
 SCENARIO = ROOT / "molecule/docker"
 

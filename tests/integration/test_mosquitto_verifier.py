@@ -8,12 +8,12 @@ fail there; the few that any working broker passes are listed apart, so a change
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
-from .ansible_module import ROOT, ansible_environment
+from .ansible_module import ROOT
 from .conftest import write_inventory
+from .verifier import docker_host_inventory, run_verifier
 
 VERIFIER = ROOT / "molecule/mosquitto/tests/test_mosquitto.py"
 
@@ -46,29 +46,7 @@ def test_the_verifier_fails_on_a_broker_the_role_did_not_configure(lab_host_fact
         check=True,
         capture_output=True,
     )  # fmt: skip
-    inventory = write_inventory(
-        tmp_path,
-        {
-            "all": {
-                "vars": {
-                    "ansible_connection": "community.docker.docker",
-                    "ansible_python_interpreter": "/usr/bin/python3",
-                },
-                "children": {"sensorstack": {"hosts": {"unconfigured": {"ansible_host": container}}}},
-            }
-        },
-    )
-    testinfra = ["--hosts=ansible://all", f"--ansible-inventory={inventory}"]
-    result = subprocess.run(
-        ["pytest", "-p", "no:cacheprovider", "-v", "-rfE", *testinfra, str(VERIFIER)],
-        cwd=tmp_path,
-        env=ansible_environment(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    failed = set(re.findall(r"::(test_\w+)\S* FAILED", result.stdout))
-    passed = set(re.findall(r"::(test_\w+)\S* PASSED", result.stdout))
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert failed == EXPECTED_FAILURES, result.stdout
-    assert passed == EXPECTED_PASSES, result.stdout
+    inventory = write_inventory(tmp_path, docker_host_inventory("unconfigured", container))
+    passed, not_passed = run_verifier([VERIFIER], inventory, tmp_path)
+    assert not_passed == EXPECTED_FAILURES
+    assert passed == EXPECTED_PASSES
