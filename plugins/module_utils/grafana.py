@@ -275,3 +275,16 @@ class GrafanaClient:
 def _segment(value: str) -> str:
     """One URL path segment: a uid or name can never reach another endpoint."""
     return quote(str(value), safe="")
+
+
+def run_module(
+    module: Any, run: Callable[[GrafanaClient, dict[str, Any], bool], dict[str, Any]], url_option: str = "url"
+) -> None:
+    """The whole of a grafana_* module's run: converge (or plan, in check mode) and report; diff only when asked."""
+    try:
+        result = run(GrafanaClient.from_module(module, url_option=url_option), module.params, module.check_mode)
+    except (GrafanaError, ValueError) as error:
+        module.fail_json(msg=str(error))
+    if not module._diff:
+        result.pop("diff")
+    module.exit_json(**result)

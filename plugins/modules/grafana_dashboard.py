@@ -138,6 +138,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.grafana import (  
     GrafanaClient,
     GrafanaError,
     argument_spec,
+    run_module,
 )
 from ansible_collections.sensorstack.iot.plugins.module_utils.grafana_compare import (  # noqa: E402
     dashboard_changes,
@@ -290,13 +291,7 @@ def main() -> None:
         required_one_of=CONNECTION_CONSTRAINTS["required_one_of"],
         supports_check_mode=True,
     )
-    try:
-        result = run(GrafanaClient.from_module(module), module.params, module.check_mode)
-    except (GrafanaError, ValueError) as error:
-        module.fail_json(msg=str(error))
-    if not module._diff:
-        result.pop("diff")
-    module.exit_json(**result)
+    run_module(module, run)
 
 
 if __name__ == "__main__":

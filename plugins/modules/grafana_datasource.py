@@ -176,6 +176,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.grafana import (  
     GrafanaClient,
     GrafanaError,
     argument_spec,
+    run_module,
 )
 from ansible_collections.sensorstack.iot.plugins.module_utils.grafana_compare import (  # noqa: E402
     datasource_body,
@@ -317,13 +318,7 @@ def main() -> None:
         supports_check_mode=True,
         **CONNECTION_CONSTRAINTS,
     )
-    try:
-        result = run(GrafanaClient.from_module(module, url_option="grafana_url"), module.params, module.check_mode)
-    except (GrafanaError, ValueError) as error:
-        module.fail_json(msg=str(error))
-    if not module._diff:
-        result.pop("diff")
-    module.exit_json(**result)
+    run_module(module, run, url_option="grafana_url")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,22 @@ def ansible_environment(**extra: str) -> dict[str, str]:
     }
 
 
+def run_local_play(
+    play: list[dict[str, Any]], workdir: Path, *options: str, **environment: str
+) -> subprocess.CompletedProcess[str]:
+    """Write ``play`` into ``workdir`` and run it with ansible-playbook on localhost (``environment``: extra vars)."""
+    playbook = workdir / "play.yml"
+    playbook.write_text(yaml.safe_dump(play, sort_keys=False))
+    return subprocess.run(
+        ["ansible-playbook", "-i", "localhost,", str(playbook), *options],
+        cwd=ROOT,
+        env=ansible_environment(**environment),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def run_module(
     module: str, args: dict[str, Any], *, check: bool = False, diff: bool = False, no_log: bool = False
 ) -> dict[str, Any]:
@@ -47,21 +63,14 @@ def run_module(
             "tasks": [task],
         }
     ]
+    options = (["--check"] if check else []) + (["--diff"] if diff else [])
     with tempfile.TemporaryDirectory(prefix="sensorstack-module-") as workdir:
-        playbook = Path(workdir) / "play.yml"
-        playbook.write_text(yaml.safe_dump(play, sort_keys=False))
-        command = ["ansible-playbook", "-i", "localhost,", str(playbook)]
-        command += ["--check"] if check else []
-        command += ["--diff"] if diff else []
-        completed = subprocess.run(
-            command,
-            cwd=ROOT,
-            env=ansible_environment(
-                ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json"
-            ),
-            capture_output=True,
-            text=True,
-            check=False,
+        completed = run_local_play(
+            play,
+            Path(workdir),
+            *options,
+            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+            ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json",
         )
     try:
         report = json.loads(completed.stdout)

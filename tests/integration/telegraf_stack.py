@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from ansible_collections.sensorstack.iot.plugins.module_utils.mosquitto_passwd import hash_password
 
-from .ansible_module import ROOT, ansible_environment, free_port
+from .ansible_module import ROOT, free_port, run_local_play
 
 BUILD_SCRIPT = ROOT / "scripts/build-telegraf"
 MOSQUITTO = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin")
@@ -152,16 +152,7 @@ def render_role_config(variables: dict[str, Any]) -> RenderedTelegraf:
                 ],
             }
         ]
-        playbook = directory / "render.yml"
-        playbook.write_text(yaml.safe_dump(play, sort_keys=False))
-        result = subprocess.run(
-            ["ansible-playbook", "-i", "localhost,", str(playbook)],
-            cwd=ROOT,
-            env=ansible_environment(),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        result = run_local_play(play, directory)
         if result.returncode != 0:
             raise RuntimeError(f"rendering failed:\n{result.stdout}\n{result.stderr}")
         return RenderedTelegraf((directory / "telegraf.conf").read_text(), (directory / "telegraf.env").read_text())

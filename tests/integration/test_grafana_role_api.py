@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.grafana_double import GrafanaDouble, JsonApi, basic_auth
 
-from .ansible_module import ROOT, ansible_environment, free_port
+from .ansible_module import ROOT, free_port, run_local_play
 
 PASSWORD = "role-api-admin-password"
 INFLUX_PASSWORD = "role-api-reader-secret"
@@ -69,16 +68,7 @@ def converge(grafana_url: str, workdir: Path, **overrides: Any) -> subprocess.Co
             ],
         }
     ]
-    playbook = workdir / "api.yml"
-    playbook.write_text(yaml.safe_dump(play, sort_keys=False))
-    return subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", str(playbook)],
-        cwd=ROOT,
-        env=ansible_environment(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_local_play(play, workdir)
 
 
 def recap(output: str) -> dict[str, int]:

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 
-from tests.integration.ansible_module import ROOT, ansible_environment
+from tests.integration.ansible_module import ROOT, run_local_play
 
 ROLE = ROOT / "roles/grafana"
 SHIPPED = ROLE / "files/dashboards/sensorstack-sensors.json"
@@ -108,16 +108,7 @@ def test_the_same_dashboard_twice_in_a_folder_is_refused() -> None:
 def run_playbook(play: list[dict[str, Any]], workdir: Path) -> subprocess.CompletedProcess[str]:
     for entry in play:
         entry["vars"]["ansible_python_interpreter"] = "{{ ansible_playbook_python }}"
-    playbook = workdir / "render.yml"
-    playbook.write_text(yaml.safe_dump(play, sort_keys=False))
-    return subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", str(playbook)],
-        cwd=ROOT,
-        env=ansible_environment(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_local_play(play, workdir)
 
 
 def role_tasks(*names: str) -> list[dict[str, Any]]:
