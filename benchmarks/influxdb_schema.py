@@ -15,18 +15,15 @@ to do, plus the server's own time to create the users (bcrypt, under its metadat
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.ansible_module import ansible_environment  # noqa: E402
+from tests.integration.ansible_module import local_play, run_local_play  # noqa: E402
 from tests.integration.influxdb_server import InfluxDBServer  # noqa: E402
 
 ADMIN = "bench-Admin-1"
@@ -36,16 +33,7 @@ USERS = [f"device_writer_{i}" for i in range(20)]
 
 
 def play(tasks: list[dict]) -> list[dict]:
-    return [
-        {
-            "name": "Benchmark",
-            "hosts": "localhost",
-            "connection": "local",
-            "gather_facts": False,
-            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
-            "tasks": tasks,
-        }
-    ]
+    return local_play(tasks, "Benchmark")
 
 
 def schema_play(url: str, empty: bool = False) -> list[dict]:
@@ -108,17 +96,8 @@ def per_object_play(port: int) -> list[dict]:
 
 def timed_run(playbook: list[dict]) -> tuple[float, str]:
     with tempfile.TemporaryDirectory() as workdir:
-        path = Path(workdir) / "bench.yml"
-        path.write_text(yaml.safe_dump(playbook, sort_keys=False))
         started = time.perf_counter()
-        result = subprocess.run(
-            ["ansible-playbook", "-i", "localhost,", str(path)],
-            cwd=ROOT,
-            env=ansible_environment(ANSIBLE_CALLBACKS_ENABLED="ansible.posix.timer"),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        result = run_local_play(playbook, Path(workdir), ANSIBLE_CALLBACKS_ENABLED="ansible.posix.timer")
         elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"benchmark playbook failed:\n{result.stdout}\n{result.stderr}")

@@ -17,7 +17,6 @@ import argparse
 import json
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,12 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.ansible_module import ansible_environment  # noqa: E402
+from tests.integration.ansible_module import local_play, run_local_play  # noqa: E402
 
 TARGET_RATIO = 0.05
 
@@ -43,16 +40,7 @@ class Run:
 
 
 def play(task: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": "Benchmark",
-            "hosts": "localhost",
-            "connection": "local",
-            "gather_facts": False,
-            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
-            "tasks": [task],
-        }
-    ]
+    return local_play([task], "Benchmark")
 
 
 def list_path_play(path: Path) -> list[dict[str, Any]]:
@@ -87,19 +75,14 @@ def single_user_play(path: Path) -> list[dict[str, Any]]:
 
 
 def timed_run(workdir: Path, name: str, playbook: list[dict[str, Any]], variables: Path) -> Run:
-    path = workdir / f"{name}.yml"
-    path.write_text(yaml.safe_dump(playbook, sort_keys=False))
-    environment = ansible_environment(
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json"
-    )
     start = time.perf_counter()
-    completed = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", str(path), "-e", f"@{variables}"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
+    completed = run_local_play(
+        playbook,
+        workdir,
+        "-e",
+        f"@{variables}",
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+        ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json",
     )
     seconds = time.perf_counter() - start
     if completed.returncode != 0:

@@ -30,6 +30,20 @@ def ansible_environment(**extra: str) -> dict[str, str]:
     }
 
 
+def local_play(tasks: list[dict[str, Any]], name: str = "Local play") -> list[dict[str, Any]]:
+    """A playbook of one play running ``tasks`` on localhost with the controller's own Python, no fact gathering."""
+    return [
+        {
+            "name": name,
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+            "tasks": tasks,
+        }
+    ]
+
+
 def run_local_play(
     play: list[dict[str, Any]], workdir: Path, *options: str, **environment: str
 ) -> subprocess.CompletedProcess[str]:
@@ -53,16 +67,7 @@ def run_module(
     task: dict[str, Any] = {"name": "Run the module under test", module: args, "ignore_errors": True}
     if no_log:
         task["no_log"] = True
-    play = [
-        {
-            "name": "Module test",
-            "hosts": "localhost",
-            "connection": "local",
-            "gather_facts": False,
-            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
-            "tasks": [task],
-        }
-    ]
+    play = local_play([task], "Module test")
     options = (["--check"] if check else []) + (["--diff"] if diff else [])
     with tempfile.TemporaryDirectory(prefix="sensorstack-module-") as workdir:
         completed = run_local_play(
