@@ -8,13 +8,21 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 from sensorstack import collection_pins
 from sensorstack.inventory import connections
 from sensorstack.runner import ping_hosts
 
-SUPPORTED_ANSIBLE_CORE = SpecifierSet(">=2.17,<2.20")
+
+def supported_ansible_core() -> SpecifierSet:
+    """The ansible-core range this package declares in pyproject.toml, read from its installed metadata."""
+    for line in importlib.metadata.requires("sensorstack") or []:
+        requirement = Requirement(line)
+        if requirement.name == "ansible-core":
+            return requirement.specifier
+    raise LookupError("the sensorstack package declares no ansible-core requirement")
 
 
 @dataclass(frozen=True)
@@ -27,8 +35,9 @@ class Check:
 
 def check_ansible() -> Check:
     version = importlib.metadata.version("ansible-core")
-    ok = version in SUPPORTED_ANSIBLE_CORE
-    return Check("ansible-core", ok, version, "" if ok else f"install ansible-core{SUPPORTED_ANSIBLE_CORE}")
+    supported = supported_ansible_core()
+    ok = version in supported
+    return Check("ansible-core", ok, version, "" if ok else f"install ansible-core{supported}")
 
 
 def check_collections() -> Check:

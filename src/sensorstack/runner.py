@@ -97,6 +97,16 @@ def _private_dir(path: Path) -> Path:
     return path
 
 
+def runner_environment(root: Path) -> dict[str, str]:
+    """What every ansible-runner call here needs: the repository's ansible.cfg and this interpreter's tools first."""
+    return {
+        "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+    }
+
+
 def default_artifacts_root() -> Path:
     base = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
     return base / "sensorstack" / "runs"
@@ -197,7 +207,6 @@ class Run:
                 cmdline.append("--diff")
             if request.vault_password_file:
                 cmdline += ["--vault-password-file", str(Path(request.vault_password_file).resolve())]
-            venv_bin = str(Path(sys.executable).parent)
             runner = ansible_runner.run(
                 private_data_dir=str(private),
                 artifact_dir=str(artifacts_root),
@@ -210,12 +219,7 @@ class Run:
                 limit=request.limit,
                 verbosity=request.verbosity or None,
                 cmdline=" ".join(cmdline) or None,
-                envvars={
-                    "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
-                    "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
-                    "ANSIBLE_FORCE_COLOR": "0",
-                    "ANSIBLE_NOCOLOR": "1",
-                },
+                envvars=runner_environment(root),
                 event_handler=self._handle,
                 cancel_callback=self._cancel.is_set,
                 quiet=True,
@@ -265,10 +269,7 @@ def ping_hosts(inventory: Path) -> dict[str, bool]:
             inventory=str(Path(inventory).resolve()),
             host_pattern="all",
             module="ansible.builtin.ping",
-            envvars={
-                "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"),
-                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            },
+            envvars=runner_environment(project_root()),
             event_handler=record,
             quiet=True,
         )
