@@ -160,7 +160,6 @@ import tempfile  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.common.text.converters import to_native  # noqa: E402
 from ansible_collections.sensorstack.iot.plugins.module_utils.containerd_config import (  # noqa: E402
     ConfigError,
     Settings,
@@ -168,6 +167,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.containerd_config 
     generated_file,
     is_generated,
 )
+from ansible_collections.sensorstack.iot.plugins.module_utils.text_file import read_text, write_atomically  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "path": {"type": "path", "default": "/etc/containerd/config.toml"},
@@ -194,20 +194,6 @@ def settings_of(params: dict[str, Any]) -> Settings:
     )
 
 
-def read_text(module: AnsibleModule, path: str) -> str | None:
-    """The file's text, or None when it does not exist."""
-    if not os.path.exists(path):
-        return None
-    if not os.path.isfile(path):
-        module.fail_json(msg=f"{path} exists and is not a regular file", path=path)
-    try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        module.fail_json(msg=f"cannot read {path}: {to_native(error)}", path=path)
-    return None  # not reached: fail_json exits
-
-
 def run_containerd(module: AnsibleModule, binary: str, *arguments: str) -> str:
     rc, stdout, stderr = module.run_command([binary, *arguments])
     if rc != 0:
@@ -230,19 +216,6 @@ def validate(module: AnsibleModule, binary: str, text: str) -> None:
     rc, _, stderr = module.run_command([binary, "--config", candidate, "config", "dump"])
     if rc != 0:
         module.fail_json(msg=f"containerd rejects the edited configuration, which was not written: {stderr.strip()}")
-
-
-def write_atomically(module: AnsibleModule, path: str, text: str) -> None:
-    descriptor, temporary = tempfile.mkstemp(prefix=".containerd_config.", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        module.atomic_move(temporary, path, unsafe_writes=module.params["unsafe_writes"])
-    except Exception as error:
-        module.cleanup(temporary)
-        module.fail_json(msg=f"cannot write {path}: {to_native(error)}", path=path)
 
 
 def starting_text(module: AnsibleModule, binary: str | None, current: str | None, result: dict[str, Any]) -> str | None:

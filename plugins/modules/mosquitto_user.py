@@ -174,11 +174,9 @@ removed:
 """
 
 import os  # noqa: E402
-import tempfile  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.common.text.converters import to_native  # noqa: E402
 from ansible_collections.sensorstack.iot.plugins.module_utils.mosquitto_passwd import (  # noqa: E402
     Entry,
     PasswdFileError,
@@ -189,6 +187,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.mosquitto_passwd i
     parse_passwd,
     wanted_problems,
 )
+from ansible_collections.sensorstack.iot.plugins.module_utils.text_file import read_text, write_atomically  # noqa: E402
 
 # A file the module creates is private until owner/group/mode say otherwise: it holds password hashes.
 NEW_FILE_MODE = 0o600
@@ -219,17 +218,11 @@ def wanted_users(params: dict[str, Any]) -> list[WantedUser]:
 
 def read_entries(module: AnsibleModule, path: str) -> list[Entry] | None:
     """The file's entries, or None when it does not exist; fails the module on an unreadable or malformed file."""
-    if not os.path.exists(path):
+    content = read_text(
+        module, path, undecodable=f"{path} is not UTF-8 text, so not a password file; it was left alone"
+    )
+    if content is None:
         return None
-    if not os.path.isfile(path):
-        module.fail_json(msg=f"{path} exists and is not a regular file", path=path)
-    try:
-        with open(path, "rb") as handle:
-            content = handle.read().decode("utf-8")
-    except UnicodeDecodeError:
-        module.fail_json(msg=f"{path} is not UTF-8 text, so not a password file; it was left alone", path=path)
-    except OSError as error:
-        module.fail_json(msg=f"cannot read {path}: {to_native(error)}", path=path)
     try:
         return parse_passwd(content)
     except PasswdFileError as error:
@@ -239,28 +232,6 @@ def read_entries(module: AnsibleModule, path: str) -> list[Entry] | None:
             problems=error.problems,
         )
     return None  # not reached: fail_json exits
-
-
-def write_atomically(module: AnsibleModule, path: str, content: str, creating: bool) -> None:
-    """Write ``content`` to a temporary file next to ``path`` and rename it over ``path``."""
-    temporary, placeholder = None, False
-    try:
-        if creating:
-            # atomic_move gives a new file the umask's mode; a private placeholder makes it inherit 0600 instead.
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, NEW_FILE_MODE))
-            placeholder = True
-        descriptor, temporary = tempfile.mkstemp(prefix=".mosquitto_user.", dir=os.path.dirname(path))
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(content.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        module.atomic_move(temporary, path, unsafe_writes=module.params["unsafe_writes"])
-    except Exception as error:
-        if temporary is not None:
-            module.cleanup(temporary)
-        if placeholder and os.path.isfile(path) and os.path.getsize(path) == 0:
-            os.unlink(path)
-        module.fail_json(msg=f"cannot write {path}: {to_native(error)}", path=path)
 
 
 def diff_of(path: str, before: list[Entry], plan: Plan) -> dict[str, str]:
@@ -309,7 +280,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
     if module._diff:
         result["diff"] = diff_of(path, entries or [], plan)
     if write and not module.check_mode:
-        write_atomically(module, path, plan.content, creating=not exists)
+        write_atomically(module, path, plan.content, new_file_mode=None if exists else NEW_FILE_MODE)
     if os.path.exists(path):
         file_args = module.load_file_common_arguments(params, path=path)
         result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
