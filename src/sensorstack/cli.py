@@ -13,6 +13,8 @@ import yaml
 from rich.console import Console
 
 from sensorstack import __version__, project_root
+from sensorstack.bundle.__main__ import add_commands as add_bundle_commands
+from sensorstack.bundle.__main__ import run as bundle_run
 from sensorstack.doctor import run_checks
 from sensorstack.lab.__main__ import main as lab_main
 from sensorstack.report import (
@@ -100,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab = commands.add_parser("lab", help="the built-in local lab of systemd containers")
     lab.add_argument("lab_command", choices=["up", "down", "status", "images"])
     lab.add_argument("-i", "--inventory", type=Path, default=None)
+
+    bundle = commands.add_parser("bundle", help="the air-gapped bundle: build, verify, serve")
+    add_bundle_commands(bundle.add_subparsers(dest="bundle_command", required=True))
     return parser
 
 
@@ -170,9 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_command(args, console, "preflight", check=False, diff=False)
         if args.command == "doctor":
             return doctor_command(args, console)
+        if args.command == "bundle":
+            return bundle_run(args)
         lab_args = ["--inventory", str(args.inventory)] if args.inventory else []
         return lab_main([*lab_args, args.lab_command])
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, RuntimeError, TimeoutError) as error:
         console.print(f"[bold red]sensorstack:[/] {error}")
         return EXIT_ERROR
 
