@@ -1,0 +1,67 @@
+"""The pure parts of `bundle build --from upstream`: apt indexes, package choice, checksum pins."""
+
+from __future__ import annotations
+
+import pytest
+
+from sensorstack.bundle.upstream import (
+    PackageEntry,
+    choose_packages,
+    parse_checksum,
+    parse_packages,
+    release_sha256,
+)
+
+PACKAGES = """\
+Package: kubeadm
+Version: 1.35.3-1.1
+Architecture: amd64
+Filename: amd64/kubeadm_1.35.3-1.1_amd64.deb
+Size: 100
+SHA256: aaaa
+
+Package: kubeadm
+Version: 1.35.4-1.1
+Architecture: amd64
+Depends: cri-tools (>= 1.30.0), kubeadm
+Description: Command-line utility
+ for administering a Kubernetes cluster
+Filename: amd64/kubeadm_1.35.4-1.1_amd64.deb
+Size: 200
+SHA256: bbbb
+"""
+
+RELEASE = """\
+Origin: sensorstack
+Date: Wed, 02 Dec 2026 02:00:00 UTC
+SHA256:
+ 1111 300 Packages
+ 2222 120 Packages.gz
+"""
+
+
+def test_packages_stanzas_with_continuation_lines() -> None:
+    entries = parse_packages(PACKAGES)
+    assert entries == [
+        PackageEntry("kubeadm", "1.35.3-1.1", "amd64/kubeadm_1.35.3-1.1_amd64.deb", "aaaa", 100),
+        PackageEntry("kubeadm", "1.35.4-1.1", "amd64/kubeadm_1.35.4-1.1_amd64.deb", "bbbb", 200),
+    ]
+
+
+def test_release_index_checksums() -> None:
+    assert release_sha256(RELEASE) == {"Packages": ("1111", 300), "Packages.gz": ("2222", 120)}
+    assert release_sha256("Origin: x\n") == {}
+
+
+def test_the_exact_pinned_version_is_chosen_and_a_missing_one_is_named() -> None:
+    entries = parse_packages(PACKAGES)
+    assert choose_packages(entries, {"kubeadm": "1.35.4-1.1"})["kubeadm"].sha256 == "bbbb"
+    with pytest.raises(ValueError, match=r"no kubeadm=1\.35\.5-1\.1, kubelet=1\.35\.4-1\.1"):
+        choose_packages(entries, {"kubeadm": "1.35.5-1.1", "kubelet": "1.35.4-1.1"})
+
+
+def test_checksum_pins_name_their_variable() -> None:
+    assert parse_checksum("sha256:" + "a" * 64, "v") == "a" * 64
+    for bad in ("", "md5:" + "a" * 32, "sha256:" + "A" * 64, "sha256:abc"):
+        with pytest.raises(ValueError, match="sensorstack_kubernetes_apt_key_checksum must be sha256"):
+            parse_checksum(bad, "sensorstack_kubernetes_apt_key_checksum")
