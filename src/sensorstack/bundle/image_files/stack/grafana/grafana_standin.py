@@ -1,0 +1,225 @@
+"""sensorstack lab stand-in for grafana/grafana: serves the project's Grafana API double (tests/grafana_double).
+
+This is NOT Grafana: no UI, no queries, no alerting; the HTTP API of folders, dashboards, datasources, users and
+/api/health, with Grafana's rules as the double models them, state in memory (a restart forgets what the API wrote).
+It reads what the grafana/grafana image reads for that part:
+- GF_PATHS_CONFIG (grafana.ini): [server] http_addr, http_port; [security] admin_user, admin_password;
+- GF_<SECTION>_<KEY> environment variables over the file, e.g. GF_SECURITY_ADMIN_PASSWORD;
+- GF_<NAME>__FILE: the variable's value from that file (Docker and Kubernetes secrets), as /run.sh does;
+- GF_PATHS_PROVISIONING: datasources/*.yaml and dashboards/*.yaml (file providers), with $VAR, ${VAR} and
+  $__env{VAR} expanded; what they provision is read-only through the API, as in Grafana.
+
+Runs with the image's python3 and the double's package beside this file; the functions above ``serve`` are pure.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = "/etc/grafana/grafana.ini"
+DEFAULT_PROVISIONING = "/etc/grafana/provisioning"
+# The double records every request for tests; a long-running server forgets them this often.
+FORGET_REQUESTS_SECONDS = 60.0
+FILE_SUFFIX = "__FILE"
+
+
+@dataclass(frozen=True)
+class Settings:
+    admin_user: str = "admin"
+    admin_password: str = "admin"
+    http_addr: str = ""
+    http_port: int = 3000
+    provisioning: Path = Path(DEFAULT_PROVISIONING)
+
+
+@dataclass(frozen=True)
+class ProvisionedDashboard:
+    org_id: int
+    folder_title: str
+    folder_uid: str
+    dashboard: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_file_variables(environ: Mapping[str, str]) -> dict[str, str]:
+    """GF_X__FILE=/path becomes GF_X=<the file's content>; both set is an error, as in grafana/grafana's run.sh."""
+    resolved = dict(environ)
+    for name, path in environ.items():
+        if not (name.startswith("GF_") and name.endswith(FILE_SUFFIX) and path):
+            continue
+        target = name.removesuffix(FILE_SUFFIX)
+        if environ.get(target):
+            raise SystemExit(f"ERROR: Both {target} and {name} are set (but are exclusive)")
+        resolved[target] = Path(path).read_text()
+        del resolved[name]
+    return resolved
+
+
+def _environment_key(section: str, key: str) -> str:
+    return f"GF_{section}_{key}".upper().replace(".", "_").replace("-", "_")
+
+
+def read_settings(environ: Mapping[str, str], ini_text: str) -> Settings:
+    """The settings from grafana.ini's text, each overridden by its GF_<SECTION>_<KEY> variable."""
+    parser = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"), strict=False)
+    parser.read_string("[__top__]\n" + ini_text)
+
+    def value(section: str, key: str, default: str) -> str:
+        override = environ.get(_environment_key(section, key))
+        if override is not None:
+            return override
+        found = parser.get(section, key, fallback="").strip()
+        return found or default
+
+    return Settings(
+        admin_user=value("security", "admin_user", "admin"),
+        admin_password=value("security", "admin_password", "admin"),
+        http_addr=value("server", "http_addr", ""),
+        http_port=int(value("server", "http_port", "3000")),
+        provisioning=Path(environ.get("GF_PATHS_PROVISIONING") or DEFAULT_PROVISIONING),
+    )
+
+
+_VARIABLE = re.compile(r"\$\$|\$__env\{(?P<env>[^}]*)\}|\$\{(?P<braced>[^}]*)\}|\$(?P<plain>[A-Za-z_][A-Za-z0-9_]*)")
+
+
+def expand(text: str, environ: Mapping[str, str]) -> str:
+    """Grafana's expansion of provisioning files: $VAR, ${VAR}, $__env{VAR}; $$ is a literal $."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group("env") or match.group("braced") or match.group("plain")
+        return environ.get(name, "")
+
+    return _VARIABLE.sub(replace, text)
+
+
+def _yaml_documents(folder: Path, environ: Mapping[str, str]) -> Iterator[tuple[Path, dict[str, Any]]]:
+    files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []
+    if not files:
+        return
+    import yaml  # python3-yaml: only needed when there is something to provision
+
+    for path in files:
+        document = yaml.safe_load(expand(path.read_text(), environ)) or {}
+        if not isinstance(document, dict):
+            raise SystemExit(f"{path}: not a provisioning file (expected a mapping)")
+        yield path, document
+
+
+def provisioned_datasources(root: Path, environ: Mapping[str, str]) -> list[tuple[int, dict[str, Any]]]:
+    """(orgId, datasource) for every datasource of root/datasources/*.yaml."""
+    found = []
+    for _, document in _yaml_documents(root / "datasources", environ):
+        for item in document.get("datasources") or []:
+            body = {key: value for key, value in item.items() if key not in ("orgId", "version", "editable")}
+            found.append((int(item.get("orgId") or 1), body))
+    return found
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_-]+", "-", text).strip("-")[:40] or "dashboard"
+
+
+def provisioned_dashboards(root: Path, environ: Mapping[str, str]) -> list[ProvisionedDashboard]:
+    """The dashboards the file providers of root/dashboards/*.yaml point at (a missing uid comes from the name)."""
+    found = []
+    for _, document in _yaml_documents(root / "dashboards", environ):
+        for provider in document.get("providers") or []:
+            if (provider.get("type") or "file") != "file":
+                continue
+            path = Path(str((provider.get("options") or {}).get("path") or ""))
+            files = sorted(path.rglob("*.json")) if path.is_dir() else ([path] if path.is_file() else [])
+            for file in files:
+                dashboard = json.loads(file.read_text())
+                dashboard.pop("id", None)
+                dashboard.setdefault("uid", _slug(file.stem))
+                found.append(
+                    ProvisionedDashboard(
+                        int(provider.get("orgId") or 1),
+                        str(provider.get("folder") or ""),
+                        str(provider.get("folderUid") or ""),
+                        dashboard,
+                    )
+                )
+    return found
+
+
+# --- serving ----------------------------------------------------------------------------------------------------
+
+
+def _double(settings: Settings) -> Any:
+    """The double listening where Grafana would (it binds loopback by default: fine in tests, not in a pod)."""
+    import inspect
+    from http.server import ThreadingHTTPServer
+
+    from grafana_double.server import GrafanaDouble
+
+    credentials = {"user": settings.admin_user, "password": settings.admin_password, "token": None}
+    if "host" in inspect.signature(GrafanaDouble).parameters:
+        return GrafanaDouble(host=settings.http_addr or "0.0.0.0", port=settings.http_port, **credentials)
+    double = GrafanaDouble(port=0, **credentials)
+    double._server.server_close()
+    server = ThreadingHTTPServer((settings.http_addr, settings.http_port), double._handler_class())
+    server.daemon_threads = True
+    double._server = server
+    return double
+
+
+def _provision(double: Any, settings: Settings, environ: Mapping[str, str]) -> None:
+    for org_id, datasource in provisioned_datasources(settings.provisioning, environ):
+        if org_id not in double.state.orgs:
+            print(f"provisioning: skipped datasource {datasource.get('name')!r} of unknown org {org_id}", flush=True)
+            continue
+        double.add_provisioned_datasource(datasource, org_id=org_id)
+    for item in provisioned_dashboards(settings.provisioning, environ):
+        if item.org_id not in double.state.orgs:
+            print(f"provisioning: skipped dashboard {item.dashboard.get('title')!r} of org {item.org_id}", flush=True)
+            continue
+        folder_uid = item.folder_uid
+        if item.folder_title or folder_uid:
+            org = double.state.orgs[item.org_id]
+            existing = [f for f in org.folders.values() if f.title == item.folder_title or f.uid == folder_uid]
+            if existing:
+                folder_uid = existing[0].uid
+            else:
+                body = {"uid": folder_uid, "title": item.folder_title or folder_uid}
+                with double.lock:
+                    folder_uid = double.state.create_folder(org, body)["uid"]
+        double.add_provisioned_dashboard(item.dashboard, folder_uid=folder_uid, org_id=item.org_id)
+
+
+def serve(environ: Mapping[str, str]) -> None:
+    config = Path(environ.get("GF_PATHS_CONFIG") or DEFAULT_CONFIG)
+    settings = read_settings(environ, config.read_text() if config.is_file() else "")
+    double = _double(settings)
+    _provision(double, settings, environ)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    double.start()
+    address = settings.http_addr or "0.0.0.0"
+    print(f"Grafana API double (sensorstack lab stand-in, not Grafana) on {address}:{settings.http_port}", flush=True)
+    while not stop.wait(FORGET_REQUESTS_SECONDS):
+        with double.lock:
+            del double.requests[:]
+    double.stop()
+
+
+def main() -> None:
+    serve(resolve_file_variables(os.environ))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main()
