@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         help="inventory whose lab_image hosts make up the lab (default: inventories/local)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    build = commands.add_parser("images", help="build the base images (skipped when the recipe is unchanged)")
+    build = commands.add_parser("images", help="build the lab images (skipped when the recipe is unchanged)")
     build.add_argument("names", nargs="*", default=sorted(images.RECIPES))
     build.add_argument("--force", action="store_true", help="rebuild even when the tag exists")
     commands.add_parser("up", help="build missing images and start every lab host")
@@ -44,14 +45,21 @@ def main(argv: list[str] | None = None) -> int:
             hosts = containers.hosts_from_inventory(args.inventory)
             _build_images(sorted({host.image for host in hosts}), force=False)
             for host in hosts:
+                began = time.monotonic()
                 started = containers.start(host)
-                print(f"{'started' if started else 'running'} {host.container} ({host.image})")
+                took = f" in {time.monotonic() - began:.1f} s" if started else ""
+                address = f", {host.address}" if host.address else ""
+                print(f"{'started' if started else 'running'} {host.container} ({host.image}{address}){took}")
         elif args.command == "down":
-            removed = containers.lab_containers()
-            for name, _host, _status in removed:
+            removed = []
+            for name, host, _status in containers.lab_containers():
+                if containers.belongs_to_a_test_session(name):
+                    print(f"kept {name} (a test session's: it removes its own containers)")
+                    continue
                 containers.remove(name)
+                removed.append(host)
                 print(f"removed {name}")
-            containers.forget_facts(project_root() / ".cache/facts", [host for _name, host, _status in removed])
+            containers.forget_facts(project_root() / ".cache/facts", removed)
             containers.remove_network()
         else:
             for name, host, status in containers.lab_containers():
