@@ -613,6 +613,8 @@ class Layout:
     sandbox_image: KeyPath
     registry: KeyPath
     cni: KeyPath
+    # The CRI runtime plugin's own table (restrict_oom_score_adj and other runtime-wide settings).
+    runtime_plugin: KeyPath
 
 
 LAYOUTS: dict[int, Layout] = {
@@ -621,12 +623,14 @@ LAYOUTS: dict[int, Layout] = {
         sandbox_image=("plugins", CRI_V2, "sandbox_image"),
         registry=("plugins", CRI_V2, "registry"),
         cni=("plugins", CRI_V2, "cni"),
+        runtime_plugin=("plugins", CRI_V2),
     ),
     3: Layout(
         runtimes=("plugins", CRI_V3_RUNTIME, "containerd", "runtimes"),
         sandbox_image=("plugins", CRI_V3_IMAGES, "pinned_images", "sandbox"),
         registry=("plugins", CRI_V3_IMAGES, "registry"),
         cni=("plugins", CRI_V3_RUNTIME, "cni"),
+        runtime_plugin=("plugins", CRI_V3_RUNTIME),
     ),
 }
 
@@ -641,6 +645,7 @@ class Settings:
     sandbox_image: str | None = None
     registry_config_path: str | None = None
     cni_bin_dir: str | None = None
+    restrict_oom_score_adj: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -716,6 +721,8 @@ def wanted_values(document: Document, settings: Settings) -> list[tuple[KeyPath,
         wanted.append(((*layout.registry, "config_path"), settings.registry_config_path))
     if settings.cni_bin_dir:
         wanted.extend(_cni_values(document, layout, settings.cni_bin_dir))
+    if settings.restrict_oom_score_adj is not None:
+        wanted.append(((*layout.runtime_plugin, "restrict_oom_score_adj"), settings.restrict_oom_score_adj))
     return wanted
 
 

@@ -74,6 +74,12 @@ options:
       - Where the file lists directories (C(bin_dirs), containerd 2.1 and later), the list becomes this one
         directory.
     type: str
+  restrict_oom_score_adj:
+    description:
+      - Value of C(restrict_oom_score_adj) of the CRI runtime plugin. V(true) keeps containers from asking for a
+        lower OOM score than containerd's own, which needs C(CAP_SYS_RESOURCE); set it where containerd runs
+        without that capability (containers as nodes, rootless). Omit to keep the file's.
+    type: bool
   validate:
     description: Check the result with C(containerd --config FILE config dump) before writing it.
     type: bool
@@ -178,6 +184,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "sandbox_image": {"type": "str"},
     "registry_config_path": {"type": "str"},
     "cni_bin_dir": {"type": "str"},
+    "restrict_oom_score_adj": {"type": "bool"},
     "validate": {"type": "bool", "default": True},
     "backup": {"type": "bool", "default": False},
 }
@@ -191,6 +198,7 @@ def settings_of(params: dict[str, Any]) -> Settings:
         sandbox_image=params["sandbox_image"],
         registry_config_path=params["registry_config_path"],
         cni_bin_dir=params["cni_bin_dir"],
+        restrict_oom_score_adj=params["restrict_oom_score_adj"],
     )
 
 

@@ -125,6 +125,18 @@ def test_a_second_edit_changes_nothing(name: str) -> None:
     assert twice.text == once.text
 
 
+@pytest.mark.parametrize(("name", "table"), [("1.7", ("plugins", CRI_V2)), ("2.1", ("plugins", CRI_V3_RUNTIME))])
+def test_restricting_oom_score_adj_sets_exactly_the_runtime_plugin_key(name: str, table: tuple[str, ...]) -> None:
+    """Lab nodes that are containers lack CAP_SYS_RESOURCE: runc fails every pod unless this is true."""
+    original = sample(name)
+    edit = edit_config(original, Settings(systemd_cgroup=None, enable_cri=False, restrict_oom_score_adj=True))
+    assert tomllib.loads(edit.text) == with_values(tomllib.loads(original), ((*table, "restrict_oom_score_adj"), True))
+    assert (
+        edit_config(edit.text, Settings(systemd_cgroup=None, enable_cri=False, restrict_oom_score_adj=True)).changes
+        == ()
+    )
+
+
 def test_the_legacy_systemd_cgroup_switch_of_version_2_is_left_off() -> None:
     """``systemd_cgroup`` of the CRI plugin is for the v1 shim only; containerd refuses it with runc v2."""
     edited = tomllib.loads(edit_config(sample("1.6"), KUBERNETES).text)

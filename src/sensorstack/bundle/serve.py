@@ -126,7 +126,12 @@ class BundleServer:
         self._config_dir = Path(tempfile.mkdtemp(prefix="sensorstack-registry-"))
         config = self._config_dir / "config.yml"
         config.write_text(registry_config(self.address, self.registry_port, storage))
-        self._registry = subprocess.Popen([binary, "serve", str(config)], stdin=subprocess.DEVNULL)
+        # The registry logs every 404 of a push's blob probes as an error: keep that out of the terminal.
+        log = (self.registry_storage or storage).parent / f"{storage.name}.log"
+        with log.open("ab") as output:
+            self._registry = subprocess.Popen(
+                [binary, "serve", str(config)], stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT
+            )
         wait_for_url(f"http://{self.registry}/v2/", timeout=30, process=self._registry)
 
     def stop(self) -> None:
