@@ -14,13 +14,13 @@ export NO_COLOR ?= 1
 MOLECULE_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
 .PHONY: help setup host venv collections images lab-up lab-down lab-status deploy \
-        test lint unit integration molecule $(addprefix molecule-,$(MOLECULE_SCENARIOS)) \
+        bundle cluster vm test lint unit integration molecule $(addprefix molecule-,$(MOLECULE_SCENARIOS)) \
         telegraf bench bench-influxdb bench-mosquitto bench-pipeline bench-cli clean
 
 help: ## List the targets
 	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-setup: host venv collections images telegraf ## Everything the lab and the tests need (packages, dockerd, venv, collections, images, Telegraf)
+setup: host venv collections images telegraf bundle ## Everything the lab and the tests need (packages, dockerd, venv, collections, images, Telegraf, the bundle)
 
 host: ## Debian packages and a running Docker Engine (scripts/bootstrap-host)
 	scripts/bootstrap-host
@@ -42,6 +42,10 @@ telegraf: ## The Telegraf the lab and tests run (scripts/build-telegraf: pinned 
 images: venv ## The lab base images (debootstrap; rebuilt only when their recipe changes)
 	$(BIN)/python -m sensorstack.lab images
 
+bundle: venv telegraf ## The air-gapped bundle of the pinned versions, built from source (cached outside the checkout)
+	$(BIN)/sensorstack bundle build --from source
+	$(BIN)/sensorstack bundle verify
+
 lab-up: setup ## Start the local lab (inventories/local)
 	$(BIN)/sensorstack lab up
 
@@ -54,7 +58,7 @@ lab-status: ## List the local lab's containers
 deploy: lab-up ## The main job: sensorstack deploy (site.yml) against the local lab
 	$(BIN)/sensorstack deploy
 
-test: setup lint unit integration molecule ## The whole suite: lint, unit, integration (lab), every molecule scenario
+test: setup lint unit integration molecule cluster vm ## The whole suite: lint, unit, integration (lab), molecule, cluster, vm
 
 lint: venv collections ## ruff, yamllint, ansible-lint (production profile), site.yml syntax check
 	$(BIN)/ruff check .
@@ -62,12 +66,19 @@ lint: venv collections ## ruff, yamllint, ansible-lint (production profile), sit
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-playbook site.yml --syntax-check
 	$(BIN)/ansible-lint
+	vagrant validate --ignore-provider
 
 unit: venv collections ## Pure-function tests, seconds
 	$(BIN)/pytest tests/unit
 
 integration: setup ## Tests against real containers and servers
 	$(BIN)/pytest tests/integration
+
+cluster: setup ## Cluster tier: kubeadm on lab nodes, installed from the served bundle
+	$(BIN)/pytest tests/cluster
+
+vm: setup ## VM tier: the common role on a qemu VM (kernel modules, live sysctls, swap; 10-15 min under TCG)
+	$(BIN)/pytest -m vm tests/vm
 
 molecule: $(addprefix molecule-,$(MOLECULE_SCENARIOS)) ## Every molecule scenario
 

@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sensorstack import project_root
-from sensorstack.lab import containers, images
+from sensorstack.inventory import hostvars
+from sensorstack.lab import containers, images, vm
 
 
 def _build_images(names: list[str], force: bool) -> None:
@@ -19,6 +20,10 @@ def _build_images(names: list[str], force: bool) -> None:
             recipes, pool.map(lambda r: images.build(r, force=force), recipes), strict=True
         ):
             print(f"{'built' if built else 'cached'} {tag} (alias {recipe.alias})")
+
+
+def _has_vms(inventory: Path) -> bool:
+    return any(variables.get("lab_provider") == vm.PROVIDER for variables in hostvars(inventory).values())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "images":
             _build_images(args.names, args.force)
+        elif args.command == "up" and _has_vms(args.inventory):
+            for name, started in vm.up(args.inventory):
+                print(f"{'started' if started else 'running'} VM {name}")
         elif args.command == "up":
             hosts = containers.hosts_from_inventory(args.inventory)
             _build_images(sorted({host.image for host in hosts}), force=False)
@@ -59,11 +67,16 @@ def main(argv: list[str] | None = None) -> int:
                 containers.remove(name)
                 removed.append(host)
                 print(f"removed {name}")
+            for name in vm.down(args.inventory):
+                removed.append(name)
+                print(f"removed VM {name}")
             containers.forget_facts(project_root() / ".cache/facts", removed)
             containers.remove_network()
         else:
             for name, host, status in containers.lab_containers():
                 print(f"{host}\t{name}\t{status}")
+            for name, state in vm.status(args.inventory) if _has_vms(args.inventory) else []:
+                print(f"{name}\tVM\t{state}")
     except (ValueError, RuntimeError, TimeoutError) as error:
         print(f"sensorstack-lab: {error}", file=sys.stderr)
         return 1

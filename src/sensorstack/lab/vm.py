@@ -336,7 +336,9 @@ def stop_vm(name: str, state: Path, grace: float = DEFAULT_SHUTDOWN_GRACE) -> bo
         time.sleep(0.5)
     if _running_pid(files) is not None:
         os.kill(pid, signal.SIGKILL)
-        while Path(f"/proc/{pid}").exists():
+        # Not /proc/<pid> itself: the daemonized qemu's parent is init, which may leave a zombie unreaped a while.
+        killed = time.monotonic() + 30
+        while _running_pid(files) is not None and time.monotonic() < killed:
             time.sleep(0.1)
     files.pidfile.unlink(missing_ok=True)
     files.monitor.unlink(missing_ok=True)
@@ -407,7 +409,10 @@ def up(inventory: Path, timeout: float = DEFAULT_BOOT_TIMEOUT) -> list[tuple[str
 
 
 def down(inventory: Path) -> list[str]:
-    """Stop every VM that has files in the lab's state folder and remove the folder (overlays, key, logs)."""
+    """Stop every VM that has files in the lab's state folder and remove the folder (overlays, key, logs).
+
+    Returns the names of the VMs removed, running or not (their cached facts are stale now).
+    """
     state = state_folder(inventory)
     if not state.is_dir():
         return []
@@ -415,9 +420,10 @@ def down(inventory: Path) -> list[str]:
         {path.name.removesuffix(".pid") for path in state.glob("*.pid")}
         | {path.name.removesuffix(".qcow2") for path in state.glob("*.qcow2")}
     )
-    stopped = [name for name in names if stop_vm(name, state)]
+    for name in names:
+        stop_vm(name, state)
     shutil.rmtree(state)
-    return stopped
+    return names
 
 
 def status(inventory: Path) -> list[tuple[str, str]]:
