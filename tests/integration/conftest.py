@@ -83,3 +83,13 @@ def container_network(container: str) -> str:
     address = network["IPAddress"]
     prefix = network["IPPrefixLen"]
     return str(ipaddress.ip_interface(f"{address}/{prefix}").network)
+
+
+def kubernetes_binaries() -> dict[str, Path]:
+    """kubeadm, kubelet, kubectl, ... built from the pinned source by the bundle (seconds once `make bundle` ran)."""
+    from sensorstack.bundle.cache import cache_root
+    from sensorstack.bundle.components import build_kubernetes
+    from sensorstack.bundle.versions import load_versions
+
+    version = load_versions()["sensorstack_kubernetes_version"]
+    return {name: Path(path) for name, path in build_kubernetes(version, cache_root()).binaries.items()}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -30,11 +29,10 @@ from sensorstack.bundle.manifest import Manifest, artifact_for, read_manifest
 from sensorstack.bundle.versions import load_versions
 from sensorstack.lab import containers
 
-from .conftest import PlaybookRun, run_playbook, write_inventory
+from .conftest import PlaybookRun, kubernetes_binaries, run_playbook, write_inventory
 
 pytestmark = pytest.mark.lab
 
-BUILT_BINARIES = Path(os.environ.get("SENSORSTACK_K8S_BINARIES", "/var/tmp/k8sout"))
 HOST = "kubernetes-packages"
 SOURCES = "/etc/apt/sources.list.d/kubernetes.sources"
 KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.asc"
@@ -47,11 +45,11 @@ def _stand_in(path: Path, name: str) -> Path:
     return path
 
 
-def _binaries(folder: Path, real: Path | None) -> dict[str, Path]:
+def _binaries(folder: Path, real: dict[str, Path] | None) -> dict[str, Path]:
     """kubeadm, kubelet and kubectl from real (or stand-ins), crictl and one CNI plugin always stand-ins."""
     folder.mkdir(parents=True)
     binaries = {
-        name: real / name if real else _stand_in(folder / name, name) for name in ("kubeadm", "kubelet", "kubectl")
+        name: real[name] if real else _stand_in(folder / name, name) for name in ("kubeadm", "kubelet", "kubectl")
     }
     binaries["crictl"] = _stand_in(folder / "crictl", "crictl")
     plugins = folder / "cni"
@@ -78,12 +76,10 @@ class ServedBundle:
 
 @pytest.fixture(scope="module")
 def served_bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedBundle]:
-    if not all((BUILT_BINARIES / name).is_file() for name in ("kubeadm", "kubelet", "kubectl")):
-        pytest.skip(f"needs kubeadm, kubelet and kubectl built into {BUILT_BINARIES} (SENSORSTACK_K8S_BINARIES)")
     work = tmp_path_factory.mktemp("kubernetes-packages")
     pins = load_versions()
     # The real 1.35.4 packages come from the shared cache: built once (about a minute), then reused.
-    pinned = debs.ensure_kubernetes_debs(_binaries(work / "real", BUILT_BINARIES), pins)
+    pinned = debs.ensure_kubernetes_debs(_binaries(work / "real", kubernetes_binaries()), pins)
     patch = debs.build_kubernetes_debs(
         _binaries(work / "patch", None), {**pins, "sensorstack_kubernetes_version": "1.35.5"}, work / "debs-1.35.5"
     )

@@ -1,10 +1,10 @@
 """A Kubernetes lab node (debian13-node) runs a real kubelet inside its own cgroup and leaves the host as it was.
 
 One node container is started the way `sensorstack lab up` starts it; Debian's containerd is installed in it with
-apt and the kubelet built from the pinned Kubernetes source is copied in (``SENSORSTACK_KUBELET``, by default the
-build in /var/tmp/k8sout). The kubelet must settle without the "missing paths" error, with kubepods.slice under
-the node's cgroup and not at the host's root, and the host's kernel settings must read the same afterwards even
-though the kubelet writes its tunables. Removing the node must leave no cgroup and no volume behind.
+apt and the kubelet built from the pinned Kubernetes source (the bundle's build cache) is copied in. The kubelet
+must settle without the "missing paths" error, with kubepods.slice under the node's cgroup and not at the host's
+root, and the host's kernel settings must read the same afterwards even though the kubelet writes its tunables.
+Removing the node must leave no cgroup and no volume behind.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ import pytest
 from sensorstack.lab import containers, images
 from sensorstack.lab.node import KUBELET_KERNEL_TUNABLES, host_sysctls, parse_mountinfo, visible_mounts
 
+from .conftest import kubernetes_binaries
+
 pytestmark = pytest.mark.lab
 
-KUBELET = Path(os.environ.get("SENSORSTACK_KUBELET", "/var/tmp/k8sout/kubelet"))
 CGROUP = Path("/sys/fs/cgroup")
 # The hierarchies the kubelet manages with the systemd driver on cgroup v1 (this machine's layout).
 KUBELET_HIERARCHIES = ("cpu", "memory", "pids", "systemd")
@@ -141,8 +142,7 @@ def test_the_kubelet_tunables_written_in_the_node_stay_in_the_node(node: Node, h
 
 @pytest.fixture(scope="module")
 def kubelet(node: Node) -> Node:
-    if not KUBELET.is_file():
-        pytest.skip(f"no kubelet binary at {KUBELET} (set SENSORSTACK_KUBELET to one built from the pinned version)")
+    kubelet = kubernetes_binaries()["kubelet"]
     node.sh("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd >/dev/null")
     node.sh(
         "containerd config default"
@@ -150,7 +150,7 @@ def kubelet(node: Node) -> Node:
         " -e 's/restrict_oom_score_adj = false/restrict_oom_score_adj = true/' > /etc/containerd/config.toml"
         " && systemctl restart containerd"
     )
-    subprocess.run(["docker", "cp", str(KUBELET), f"{node.container}:/usr/bin/kubelet"], check=True)
+    subprocess.run(["docker", "cp", str(kubelet), f"{node.container}:/usr/bin/kubelet"], check=True)
     node.install("/var/lib/kubelet/config.yaml", KUBELET_CONFIG)
     node.install("/etc/systemd/system/kubelet.service", KUBELET_UNIT)
     node.sh("mkdir -p /etc/kubernetes/manifests && systemctl daemon-reload && systemctl start kubelet")
