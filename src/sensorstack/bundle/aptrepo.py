@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
+from sensorstack.bundle.cache import place
+
 ARCHITECTURE = "amd64"
 KEY_FOLDER = "apt-signing-key"
 KEY_USER_ID = "sensorstack bundle apt repository"
@@ -249,17 +251,6 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
-def _place(source: Path, target: Path) -> None:
-    """A hard link when the cache and the bundle share a file system (the packages are large), else a copy."""
-    temporary = target.with_name(f".{target.name}.tmp")
-    temporary.unlink(missing_ok=True)
-    try:
-        os.link(source, temporary)
-    except OSError:
-        shutil.copyfile(source, temporary)
-    os.replace(temporary, target)
-
-
 def write_apt_repository(
     repo_root: Path, debs: Sequence[Path], minor: str, signing_home: Path, date: datetime | None = None
 ) -> Path:
@@ -277,7 +268,7 @@ def write_apt_repository(
     for deb in debs:
         target = pool / deb.name
         if not (target.exists() and target.samefile(deb)):
-            _place(deb, target)
+            place(deb, target)
         indexed.append(index_deb(target, f"{ARCHITECTURE}/{deb.name}"))
     packages = render_packages(indexed).encode()
     indexes = {"Packages": packages, "Packages.gz": gzip_bytes(packages)}

@@ -12,7 +12,6 @@ seconds; the bundle folder itself is assembled from hard links into that cache.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sensorstack.bundle import aptrepo, components, debs, gobuild, images, stack_images, upstream
-from sensorstack.bundle.cache import cache_root, log
+from sensorstack.bundle.cache import cache_root, log, place
 from sensorstack.bundle.manifest import Artifact, Manifest, artifact_for, verify
 from sensorstack.bundle.versions import kubernetes_minor, load_versions
 
@@ -31,19 +30,6 @@ KUBERNETES_PACKAGES = ("kubeadm", "kubelet", "kubectl", "cri-tools", "kubernetes
 
 def calico_manifest_path(version: str) -> Path:
     return Path("files/calico") / f"v{version}" / CALICO_MANIFEST
-
-
-def _place(source: Path, target: Path) -> Path:
-    """A hard link into the cache when possible (the bundle costs no extra disk), else a copy."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.unlink(missing_ok=True)
-    try:
-        temporary.hardlink_to(source)
-    except OSError:
-        shutil.copyfile(source, temporary)
-    temporary.replace(target)
-    return target
 
 
 def calico_module(version: str) -> Path:
@@ -94,7 +80,7 @@ def _calico_artifact(bundle: Path, source: Path, versions: Mapping[str, Any], up
     expected = upstream.parse_checksum(
         versions["sensorstack_calico_manifest_checksum"], "sensorstack_calico_manifest_checksum"
     )
-    target = _place(source, bundle / calico_manifest_path(version))
+    target = place(source, bundle / calico_manifest_path(version))
     artifact = artifact_for(
         bundle,
         target,

@@ -37,6 +37,29 @@ def log(message: str) -> None:
     print(f"sensorstack bundle: {message}", file=sys.stderr, flush=True)
 
 
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's content, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while block := stream.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def place(source: Path, target: Path) -> Path:
+    """Put a cached file at target atomically: a hard link when both share a file system (no extra disk), else a
+    copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp")
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+    except OSError:
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, target)
+    return target
+
+
 def cached(
     kind: str,
     name: str,

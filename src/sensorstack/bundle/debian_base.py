@@ -15,8 +15,8 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sensorstack.bundle.cache import cache_root, cached, log
-from sensorstack.bundle.oci_layout import Layer, sha256_file, write_rootfs_layer
+from sensorstack.bundle.cache import cache_root, cached, log, sha256_file
+from sensorstack.bundle.oci_layout import Layer, write_rootfs_layer
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 IMAGE_FILES = Path(__file__).parent / "image_files"

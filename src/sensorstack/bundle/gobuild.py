@@ -12,7 +12,6 @@ binaries' names, sha256 and build timings in ``component.json``. A rerun of the 
 from __future__ import annotations
 
 import collections
-import hashlib
 import json
 import os
 import re
@@ -26,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sensorstack.bundle.cache import cached, log, recipe_digest
+from sensorstack.bundle.cache import cached, log, recipe_digest, sha256_file
 
 DETAILS = "component.json"  # next to the cache's build.json: binaries, their sha256, timings of the build
 PROGRESS_EVERY_SECONDS = 60.0
@@ -58,14 +57,6 @@ class Produced:
     timings: Mapping[str, Any] = field(default_factory=dict)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cached_build(
     cache_root: Path,
     name: str,
@@ -85,7 +76,7 @@ def cached_build(
             "version": version,
             "digest": digest,
             "binaries": {binary: str(path.relative_to(folder)) for binary, path in produced.binaries.items()},
-            "sha256": {binary: file_sha256(path) for binary, path in produced.binaries.items()},
+            "sha256": {binary: sha256_file(path) for binary, path in produced.binaries.items()},
             "seconds": round(time.monotonic() - started, 1),
             "timings": dict(produced.timings),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

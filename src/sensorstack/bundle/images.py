@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sensorstack.bundle.cache import cache_root, cached, log, recipe_digest
+from sensorstack.bundle.cache import cache_root, cached, log, place, recipe_digest
 from sensorstack.bundle.debian_base import DebianBase, build_debian_base
 from sensorstack.bundle.image_names import ImageName, containerd_mirrors
 from sensorstack.bundle.image_specs import ImageSpec, cluster_images, static_base_entries
@@ -260,24 +260,12 @@ def bundle_images(
 # --- the bundle and its registry ----------------------------------------------------------------------------------
 
 
-def _place(source: Path, target: Path) -> None:
-    """Put a cached archive into the bundle: a hard link when both share a file system, else a copy."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.unlink(missing_ok=True)
-    try:
-        os.link(source, temporary)
-    except OSError:
-        shutil.copyfile(source, temporary)
-    os.replace(temporary, target)
-
-
 def save_images(images: Iterable[BuiltImage], bundle: Path) -> list[Artifact]:
     """Place each image's OCI archive in the bundle; return their bundle.json entries."""
     artifacts = []
     for image in images:
         target = bundle / image.name.archive
-        _place(image.archive, target)
+        place(image.archive, target)
         artifacts.append(
             artifact_for(
                 bundle,

@@ -6,12 +6,13 @@ bundles of the same pins (one built from source, one fetched from upstream) agre
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sensorstack.bundle.cache import sha256_file
 
 MANIFEST_NAME = "bundle.json"
 SCHEMA = 1
@@ -93,14 +94,6 @@ def read_manifest(bundle: Path) -> Manifest:
     if not path.is_file():
         raise FileNotFoundError(f"{bundle} is not a bundle: {MANIFEST_NAME} is missing")
     return parse_manifest(path.read_text(), str(path))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def artifact_for(
