@@ -179,7 +179,9 @@ def _calico_node_image(name: ImageName) -> ImageSpec:
         ),
         config=ImageConfig(
             cmd=("start_runit",),
-            env=(f"PATH={DEFAULT_PATH}", "SVDIR=/etc/service/enabled"),
+            # calico-node is built without cgo, so its eBPF support is a stub: Felix's start-up clean-up of
+            # conntrack BPF maps would hit the stub and crash-loop. Nothing here uses the eBPF dataplane.
+            env=(f"PATH={DEFAULT_PATH}", "SVDIR=/etc/service/enabled", "FELIX_DebugSkipCTLBCleanup=true"),
             labels=_calico_labels("Calico node", "Calico node handles networking and policy for Calico", name.tag),
         ),
     )

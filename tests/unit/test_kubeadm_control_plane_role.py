@@ -1,0 +1,194 @@
+"""The kubeadm_control_plane role: its argument spec mirrors its defaults, and the kubeadm configuration it renders
+says what the variables say (networks from the sensorstack role, endpoint from the node's address, lab settings).
+
+The documents are rendered by Ansible's own templating from the role's defaults and vars, as a play would; the
+cluster tier (tests/cluster/test_control_plane_calico.py) runs them through `kubeadm config validate` and `init`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLE = ROOT / "roles/kubeadm_control_plane"
+DEFAULTS: dict[str, Any] = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
+VARS: dict[str, Any] = yaml.safe_load((ROLE / "vars/main.yml").read_text())
+OPTIONS: dict[str, Any] = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())["argument_specs"]["main"][
+    "options"
+]
+SHARED: dict[str, Any] = {
+    **yaml.safe_load((ROOT / "roles/sensorstack/defaults/main/main.yml").read_text()),
+    **yaml.safe_load((ROOT / "roles/sensorstack/defaults/main/versions.yml").read_text()),
+}
+TYPES = {"str": str, "int": int, "bool": bool, "dict": dict, "list": list}
+
+
+def trusted(value: Any) -> Any:
+    """Role files are trusted templates, nested values included, as Ansible treats a role's own YAML."""
+    from ansible.template import trust_as_template
+
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, Mapping):
+        return {key: trusted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [trusted(item) for item in value]
+    return value
+
+
+def plain(value: Any) -> Any:
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+def render(expression: str, **overrides: Any) -> Any:
+    """An expression over the role's variables on host cp1, the first of two control-plane hosts."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+
+    variables = {
+        **SHARED,
+        **DEFAULTS,
+        **VARS,
+        "inventory_hostname": "cp1",
+        "inventory_dir": "/site/inventory",
+        "groups": {"control_plane": ["cp1", "cp2"], "workers": ["w1"]},
+        "ansible_facts": {"default_ipv4": {"address": "192.0.2.10"}},
+        **overrides,
+    }
+    templar = Templar(loader=DataLoader(), variables=trusted(variables))
+    return plain(templar.template(trusted(expression)))
+
+
+def documents(**overrides: Any) -> dict[str, dict[str, Any]]:
+    return {document["kind"]: document for document in render("{{ kubeadm_control_plane_documents }}", **overrides)}
+
+
+def templated(value: Any) -> bool:
+    return "{{" in yaml.safe_dump(value)
+
+
+def test_every_default_is_specified_with_its_value_unless_it_is_a_template() -> None:
+    assert set(OPTIONS) == set(DEFAULTS)
+    for name, value in DEFAULTS.items():
+        assert OPTIONS[name].get("description"), name
+        if templated(value):
+            assert "default" not in OPTIONS[name], f"{name}: a template has no default in the spec"
+            description = yaml.safe_dump(OPTIONS[name]["description"])
+            for followed in re.findall(r"sensorstack_\w+", value):
+                assert followed in description, f"{name}: the description does not name {followed}"
+        else:
+            assert OPTIONS[name].get("default") == value, name
+            assert isinstance(value, TYPES[OPTIONS[name]["type"]]), name
+
+
+def test_every_variable_carries_the_role_prefix() -> None:
+    for path in ROLE.glob("*/*.yml"):
+        if path.parent.name in ("defaults", "vars"):
+            assert all(name.startswith("kubeadm_control_plane_") for name in yaml.safe_load(path.read_text())), path
+
+
+def test_the_networks_and_version_come_from_the_project_settings() -> None:
+    cluster = documents(sensorstack_pod_cidr="10.50.0.0/16", sensorstack_service_cidr="10.60.0.0/16")[
+        "ClusterConfiguration"
+    ]
+    assert cluster["networking"] == {"podSubnet": "10.50.0.0/16", "serviceSubnet": "10.60.0.0/16"}
+    assert cluster["kubernetesVersion"] == f"v{SHARED['sensorstack_kubernetes_version']}"
+    assert cluster["imageRepository"] == "registry.k8s.io"
+    assert cluster["apiVersion"] == "kubeadm.k8s.io/v1beta4"
+
+
+def test_the_node_address_is_the_lab_address_else_the_default_ipv4_address() -> None:
+    assert documents()["InitConfiguration"]["localAPIEndpoint"] == {"advertiseAddress": "192.0.2.10", "bindPort": 6443}
+    init = documents(sensorstack_node_ip="10.213.0.11")["InitConfiguration"]
+    assert init["localAPIEndpoint"]["advertiseAddress"] == "10.213.0.11"
+    # The kubelet registers the node with the same address, not whatever its default route points at.
+    assert init["nodeRegistration"]["kubeletExtraArgs"] == [{"name": "node-ip", "value": "10.213.0.11"}]
+
+
+def test_the_endpoint_is_set_from_day_one_and_named_in_the_certificate() -> None:
+    cluster = documents(sensorstack_node_ip="10.213.0.11")["ClusterConfiguration"]
+    assert cluster["controlPlaneEndpoint"] == "10.213.0.11:6443"
+    assert cluster["apiServer"]["certSANs"] == ["10.213.0.11"]
+    cluster = documents(
+        sensorstack_node_ip="10.213.0.11",
+        kubeadm_control_plane_endpoint="k8s.example.net:6443",
+        kubeadm_control_plane_cert_sans=["10.213.0.100"],
+    )["ClusterConfiguration"]
+    assert cluster["controlPlaneEndpoint"] == "k8s.example.net:6443"
+    assert cluster["apiServer"]["certSANs"] == ["k8s.example.net", "10.213.0.11", "10.213.0.100"]
+
+
+def test_an_ipv6_address_is_bracketed_in_the_endpoint() -> None:
+    cluster = documents(sensorstack_node_ip="fd00::11")["ClusterConfiguration"]
+    assert cluster["controlPlaneEndpoint"] == "[fd00::11]:6443"
+    assert cluster["apiServer"]["certSANs"] == ["fd00::11"]
+
+
+def test_production_defaults_keep_the_kubelets_safety_checks() -> None:
+    rendered = documents()
+    kubelet = rendered["KubeletConfiguration"]
+    assert kubelet == {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "cgroupDriver": "systemd",
+        "failCgroupV1": True,
+        "failSwapOn": True,
+    }
+    assert rendered["InitConfiguration"]["nodeRegistration"]["ignorePreflightErrors"] == []
+    assert "taints" not in rendered["InitConfiguration"]["nodeRegistration"]
+    assert rendered["KubeProxyConfiguration"]["mode"] == "iptables"
+    assert rendered["KubeProxyConfiguration"]["conntrack"] == {"maxPerCore": 32768}
+
+
+def test_lab_settings_reach_the_kubelet_and_kube_proxy() -> None:
+    rendered = documents(
+        kubeadm_control_plane_ignore_preflight_errors=["SystemVerification"],
+        kubeadm_control_plane_kubelet_fail_cgroup_v1=False,
+        kubeadm_control_plane_kubelet_fail_swap_on=False,
+        kubeadm_control_plane_kubelet_resolv_conf="/etc/kubernetes/resolv.conf",
+        kubeadm_control_plane_kubelet_extra_configuration={"evictionHard": {"nodefs.available": "5%"}},
+        kubeadm_control_plane_kube_proxy_conntrack_max_per_core=0,
+        kubeadm_control_plane_schedule_workloads=True,
+    )
+    kubelet = rendered["KubeletConfiguration"]
+    assert (kubelet["failCgroupV1"], kubelet["failSwapOn"]) == (False, False)
+    assert kubelet["resolvConf"] == "/etc/kubernetes/resolv.conf"
+    assert kubelet["evictionHard"] == {"nodefs.available": "5%"}
+    registration = rendered["InitConfiguration"]["nodeRegistration"]
+    assert registration["ignorePreflightErrors"] == ["SystemVerification"]
+    assert registration["taints"] == []
+    assert rendered["KubeProxyConfiguration"]["conntrack"] == {"maxPerCore": 0}
+
+
+def test_the_documents_come_in_the_order_kubeadm_reads_them() -> None:
+    kinds = [document["kind"] for document in render("{{ kubeadm_control_plane_documents }}")]
+    assert kinds == ["InitConfiguration", "ClusterConfiguration", "KubeletConfiguration", "KubeProxyConfiguration"]
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("SystemVerification", True),
+        ("Port-6443", True),
+        ("FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml", True),
+        ("all", True),  # a name in form: the role refuses it by value, with its own message
+        ("System Verification", False),
+        ("--ignore-preflight-errors=all", False),
+        ("", False),
+    ],
+)
+def test_preflight_check_names_are_recognised(name: str, valid: bool) -> None:
+    pattern = VARS["kubeadm_control_plane_preflight_check_pattern"]
+    assert bool(re.match(pattern, name)) is valid
