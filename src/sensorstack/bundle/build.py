@@ -49,7 +49,9 @@ def extract_binary(deb: Path, member: str, folder: Path) -> Path:
     return path
 
 
-def _apt_artifacts(bundle: Path, repository: Path, package_files: list[Path], upstream_versions: Mapping[str, Any]):
+def _apt_artifacts(
+    bundle: Path, repository: Path, package_files: list[Path], upstream_versions: Mapping[str, Any]
+) -> list[Artifact]:
     base = upstream_versions["sensorstack_kubernetes_apt_url"]
     artifacts = [
         artifact_for(
@@ -75,7 +77,9 @@ def _apt_artifacts(bundle: Path, repository: Path, package_files: list[Path], up
     return artifacts
 
 
-def _calico_artifact(bundle: Path, source: Path, versions: Mapping[str, Any], upstream_versions) -> Artifact:
+def _calico_artifact(
+    bundle: Path, source: Path, versions: Mapping[str, Any], upstream_versions: Mapping[str, Any]
+) -> Artifact:
     version = versions["sensorstack_calico_version"]
     expected = upstream.parse_checksum(
         versions["sensorstack_calico_manifest_checksum"], "sensorstack_calico_manifest_checksum"
