@@ -132,8 +132,6 @@ def lab_inventory(mirror: BundleServer, key_checksum: str) -> dict[str, Any]:
                 "kubeadm_join_ignore_preflight_errors": ["SystemVerification"],
                 "kubeadm_join_tls_bootstrap_timeout": "10m0s",
                 "calico_ip_autodetection_method": "cidr=10.213.0.0/24",
-                # The bundle's calico/node has no libbpf: Felix's eBPF cleanup at start would panic.
-                "calico_node_extra_env": [{"name": "FELIX_DebugSkipCTLBCleanup", "value": "true"}],
                 "calico_wait_timeout": 900,
             },
             "children": {
