@@ -8,56 +8,17 @@ tier (tests/cluster/test_control_plane_calico.py) applies them with kubectl to a
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-ROLE = ROOT / "roles/calico"
-DEFAULTS: dict[str, Any] = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
-VARS: dict[str, Any] = yaml.safe_load((ROLE / "vars/main.yml").read_text())
-OPTIONS: dict[str, Any] = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())["argument_specs"]["main"][
-    "options"
-]
-SHARED: dict[str, Any] = {
-    **yaml.safe_load((ROOT / "roles/sensorstack/defaults/main/main.yml").read_text()),
-    **yaml.safe_load((ROOT / "roles/sensorstack/defaults/main/versions.yml").read_text()),
-}
-TYPES = {"str": str, "int": int, "bool": bool, "dict": dict, "list": list}
+from .role_files import SHARED, RoleFiles
 
-
-def trusted(value: Any) -> Any:
-    """Role files are trusted templates, nested values included, as Ansible treats a role's own YAML."""
-    from ansible.template import trust_as_template
-
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, Mapping):
-        return {key: trusted(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [trusted(item) for item in value]
-    return value
-
-
-def plain(value: Any) -> Any:
-    if isinstance(value, str):
-        return str(value).strip()
-    if isinstance(value, Mapping):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return value
+ROLE = RoleFiles.load("calico")
 
 
 def render(expression: str, **overrides: Any) -> Any:
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar
-
-    templar = Templar(loader=DataLoader(), variables=trusted({**SHARED, **DEFAULTS, **VARS, **overrides}))
-    return plain(templar.template(trusted(expression)))
+    return ROLE.render(expression, **overrides)
 
 
 def node_env(**overrides: Any) -> dict[str, str]:
@@ -67,28 +28,12 @@ def node_env(**overrides: Any) -> dict[str, str]:
     return {entry["name"]: entry["value"] for entry in container["env"]}
 
 
-def templated(value: Any) -> bool:
-    return "{{" in yaml.safe_dump(value)
-
-
 def test_every_default_is_specified_with_its_value_unless_it_is_a_template() -> None:
-    assert set(OPTIONS) == set(DEFAULTS)
-    for name, value in DEFAULTS.items():
-        assert OPTIONS[name].get("description"), name
-        if templated(value):
-            assert "default" not in OPTIONS[name], f"{name}: a template has no default in the spec"
-            description = yaml.safe_dump(OPTIONS[name]["description"])
-            for followed in re.findall(r"sensorstack_\w+", value):
-                assert followed in description, f"{name}: the description does not name {followed}"
-        else:
-            assert OPTIONS[name].get("default") == value, name
-            assert isinstance(value, TYPES[OPTIONS[name]["type"]]), name
+    assert ROLE.spec_problems() == []
 
 
 def test_every_variable_carries_the_role_prefix() -> None:
-    for path in ROLE.glob("*/*.yml"):
-        if path.parent.name in ("defaults", "vars"):
-            assert all(name.startswith("calico_") for name in yaml.safe_load(path.read_text())), path
+    assert ROLE.unprefixed_variables() == []
 
 
 def test_the_pool_is_the_project_pod_network() -> None:
@@ -110,8 +55,8 @@ def test_each_supported_encapsulation_sets_the_pool_modes(encapsulation: str, vx
 
 
 def test_encapsulations_that_need_bgp_are_offered_by_the_spec_but_not_supported() -> None:
-    offered = set(OPTIONS["calico_encapsulation"]["choices"])
-    supported = set(VARS["calico_pool_modes"])
+    offered = set(ROLE.options["calico_encapsulation"]["choices"])
+    supported = set(ROLE.vars["calico_pool_modes"])
     assert offered - supported == {"IPIP", "None"}
     assert supported <= offered
 
@@ -137,7 +82,7 @@ def test_address_detection_follows_the_host_networks() -> None:
     ],
 )
 def test_address_detection_methods_are_recognised(method: str, valid: bool) -> None:
-    assert bool(re.match(VARS["calico_autodetection_pattern"].strip(), method)) is valid
+    assert bool(re.match(ROLE.vars["calico_autodetection_pattern"].strip(), method)) is valid
 
 
 def test_the_kustomization_pins_the_images_to_the_release_and_registry() -> None:
@@ -177,7 +122,7 @@ def test_the_manifest_and_its_checksum_follow_the_pins_and_the_mirror() -> None:
         f"{mirror}/files/calico/v{version}/calico-vxlan.yaml"
     )
     assert render("{{ calico_manifest_checksum }}") == SHARED["sensorstack_calico_manifest_checksum"]
-    assert re.match(VARS["calico_checksum_pattern"], SHARED["sensorstack_calico_manifest_checksum"])
+    assert re.match(ROLE.vars["calico_checksum_pattern"], SHARED["sensorstack_calico_manifest_checksum"])
 
 
 def test_kubectl_applies_server_side_under_one_field_manager() -> None:

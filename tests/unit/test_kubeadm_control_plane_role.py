@@ -8,95 +8,36 @@ cluster tier (tests/cluster/test_control_plane_calico.py) runs them through `kub
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-ROLE = ROOT / "roles/kubeadm_control_plane"
-DEFAULTS: dict[str, Any] = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
-VARS: dict[str, Any] = yaml.safe_load((ROLE / "vars/main.yml").read_text())
-OPTIONS: dict[str, Any] = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())["argument_specs"]["main"][
-    "options"
-]
-SHARED: dict[str, Any] = {
-    **yaml.safe_load((ROOT / "roles/sensorstack/defaults/main/main.yml").read_text()),
-    **yaml.safe_load((ROOT / "roles/sensorstack/defaults/main/versions.yml").read_text()),
-}
-TYPES = {"str": str, "int": int, "bool": bool, "dict": dict, "list": list}
+from .role_files import SHARED, RoleFiles
 
-
-def trusted(value: Any) -> Any:
-    """Role files are trusted templates, nested values included, as Ansible treats a role's own YAML."""
-    from ansible.template import trust_as_template
-
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, Mapping):
-        return {key: trusted(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [trusted(item) for item in value]
-    return value
-
-
-def plain(value: Any) -> Any:
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return value
+ROLE = RoleFiles.load("kubeadm_control_plane")
 
 
 def render(expression: str, **overrides: Any) -> Any:
     """An expression over the role's variables on host cp1, the first of two control-plane hosts."""
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar
-
-    variables = {
-        **SHARED,
-        **DEFAULTS,
-        **VARS,
+    host = {
         "inventory_hostname": "cp1",
         "inventory_dir": "/site/inventory",
         "groups": {"control_plane": ["cp1", "cp2"], "workers": ["w1"]},
         "ansible_facts": {"default_ipv4": {"address": "192.0.2.10"}},
-        **overrides,
     }
-    templar = Templar(loader=DataLoader(), variables=trusted(variables))
-    return plain(templar.template(trusted(expression)))
+    return ROLE.render(expression, **{**host, **overrides})
 
 
 def documents(**overrides: Any) -> dict[str, dict[str, Any]]:
     return {document["kind"]: document for document in render("{{ kubeadm_control_plane_documents }}", **overrides)}
 
 
-def templated(value: Any) -> bool:
-    return "{{" in yaml.safe_dump(value)
-
-
 def test_every_default_is_specified_with_its_value_unless_it_is_a_template() -> None:
-    assert set(OPTIONS) == set(DEFAULTS)
-    for name, value in DEFAULTS.items():
-        assert OPTIONS[name].get("description"), name
-        if templated(value):
-            assert "default" not in OPTIONS[name], f"{name}: a template has no default in the spec"
-            description = yaml.safe_dump(OPTIONS[name]["description"])
-            for followed in re.findall(r"sensorstack_\w+", value):
-                assert followed in description, f"{name}: the description does not name {followed}"
-        else:
-            assert OPTIONS[name].get("default") == value, name
-            assert isinstance(value, TYPES[OPTIONS[name]["type"]]), name
+    assert ROLE.spec_problems() == []
 
 
 def test_every_variable_carries_the_role_prefix() -> None:
-    for path in ROLE.glob("*/*.yml"):
-        if path.parent.name in ("defaults", "vars"):
-            assert all(name.startswith("kubeadm_control_plane_") for name in yaml.safe_load(path.read_text())), path
+    assert ROLE.unprefixed_variables() == []
 
 
 def test_the_networks_and_version_come_from_the_project_settings() -> None:
@@ -190,5 +131,5 @@ def test_the_documents_come_in_the_order_kubeadm_reads_them() -> None:
     ],
 )
 def test_preflight_check_names_are_recognised(name: str, valid: bool) -> None:
-    pattern = VARS["kubeadm_control_plane_preflight_check_pattern"]
+    pattern = ROLE.vars["kubeadm_control_plane_preflight_check_pattern"]
     assert bool(re.match(pattern, name)) is valid

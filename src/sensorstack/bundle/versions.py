@@ -21,26 +21,44 @@ def versions_file() -> Path:
     return project_root() / VERSIONS_FILE
 
 
+def trusted(value: Any) -> Any:
+    """A role's own YAML is trusted template text, nested values included, as Ansible treats it."""
+    from ansible.template import trust_as_template
+
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, Mapping):
+        return {key: trusted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [trusted(item) for item in value]
+    return value
+
+
+def plain(value: Any) -> Any:
+    """Ansible 2.19 returns tagged str subclasses; callers (json, paths, comparisons) want the plain types."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+def template(expression: Any, variables: Mapping[str, Any]) -> Any:
+    """Render expression (a string or a structure of them) over trusted variables, as a play would."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+
+    templar = Templar(loader=DataLoader(), variables=trusted(variables))
+    return plain(templar.template(trusted(expression)))
+
+
 def render(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Render every template in raw (and overrides, which win) as Ansible would with these variables alone."""
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar, trust_as_template
-
     variables = {**raw, **(overrides or {})}
-    trusted = {name: trust_as_template(value) if isinstance(value, str) else value for name, value in variables.items()}
-    templar = Templar(loader=DataLoader(), variables=trusted)
-    return {name: _plain(templar.template(value)) for name, value in trusted.items()}
-
-
-def _plain(value: Any) -> Any:
-    """Ansible 2.19 returns tagged str subclasses; callers (json, paths) want the plain types."""
-    if isinstance(value, str):
-        return str(value).strip()
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
+    rendered = template(variables, variables)
+    return {name: value.strip() if isinstance(value, str) else value for name, value in rendered.items()}
 
 
 def load_versions(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
