@@ -17,8 +17,8 @@ from pathlib import Path
 
 from sensorstack.bundle.cache import cache_root, cached, log, sha256_file
 from sensorstack.bundle.oci_layout import Layer, write_rootfs_layer
+from sensorstack.debian import debian_mirror, debootstrap, unmount_below
 
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 IMAGE_FILES = Path(__file__).parent / "image_files"
 IPTABLES_WRAPPER = IMAGE_FILES / "debian-base/iptables-wrapper"
 
@@ -200,17 +200,7 @@ def _directory_bytes(root: Path) -> int:
     return total
 
 
-def unmount_below(root: Path) -> None:
-    """Unmount what an interrupted debootstrap left mounted inside root (proc, sys), so removing root is safe."""
-    prefix = str(root.resolve()) + "/"
-    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
-    for mount in sorted((mount for mount in mounts if mount.startswith(prefix)), reverse=True):
-        subprocess.run(["umount", "--lazy", mount], check=False)
-
-
 def _build(work: Path, recipe: DebianBaseRecipe, mirror: str) -> None:
-    if shutil.which("debootstrap") is None:
-        raise RuntimeError("debootstrap is not installed (apt-get install debootstrap)")
     rootfs = work / "rootfs"
     try:
         _bootstrap(work, rootfs, recipe, mirror)
@@ -220,18 +210,7 @@ def _build(work: Path, recipe: DebianBaseRecipe, mirror: str) -> None:
 
 def _bootstrap(work: Path, rootfs: Path, recipe: DebianBaseRecipe, mirror: str) -> None:
     log(f"debootstrap {recipe.suite} ({recipe.variant}) with {', '.join(recipe.packages)} (a few minutes)")
-    subprocess.run(
-        [
-            "debootstrap",
-            f"--variant={recipe.variant}",
-            f"--include={','.join(recipe.packages)}",
-            recipe.suite,
-            str(rootfs),
-            mirror,
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    debootstrap(recipe.suite, rootfs, recipe.packages, mirror, recipe.variant)
     listing = subprocess.run(
         ["dpkg-query", f"--admindir={rootfs}/var/lib/dpkg", "-W", "-f", "${Package} ${Version}\\n"],
         check=True,
@@ -261,7 +240,7 @@ def build_debian_base(
 ) -> DebianBase:
     """The cached base for the recipe, built first when missing."""
     recipe = recipe or DebianBaseRecipe()
-    mirror = mirror or os.environ.get("SENSORSTACK_DEBIAN_MIRROR", DEFAULT_MIRROR)
+    mirror = debian_mirror(mirror)
     folder = cached(
         "images",
         f"debian-base-{recipe.suite}",

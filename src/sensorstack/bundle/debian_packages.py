@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sensorstack.bundle.cache import cache_root, cached, log
-from sensorstack.bundle.debian_base import DebianBase, trim, unmount_below
+from sensorstack.bundle.debian_base import DebianBase, trim
 from sensorstack.bundle.oci_layout import Layer, write_rootfs_layer
+from sensorstack.debian import unmount_below
 
 # Bump when the steps below change what an unchanged recipe produces; it is part of the recipe.
 _SETUP_REVISION = 2

@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import struct
 import tarfile
 from collections.abc import Iterable, Iterator
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sensorstack.bundle.cache import sha256_file
+from sensorstack.bundle.cache import place, sha256_file
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -299,15 +298,8 @@ class Layout:
     def add_file(self, source: Path, digest: str) -> None:
         """Place a blob whose digest is already known (hard link when possible: layers are large)."""
         path = self.blob(digest)
-        if path.exists():
-            return
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.unlink(missing_ok=True)
-        try:
-            os.link(source, temporary)
-        except OSError:
-            shutil.copyfile(source, temporary)
-        os.replace(temporary, path)
+        if not path.exists():
+            place(source, path)
 
     def add_image(
         self, layers: list[Layer], config: ImageConfig, annotations: dict[str, str] | None = None

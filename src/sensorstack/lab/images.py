@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from sensorstack.bundle.cache import cache_root
+from sensorstack.debian import debian_mirror, debootstrap
 
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 IMAGE_REPOSITORY = "sensorstack/lab"
 
 # Units that have nothing to do in a container and only leave the system "degraded".
@@ -180,22 +180,10 @@ def _prepare_rootfs(rootfs: Path, recipe: ImageRecipe, mirror: str) -> None:
 
 
 def _debootstrap_image(recipe: ImageRecipe, mirror: str) -> None:
-    if shutil.which("debootstrap") is None:
-        raise RuntimeError("debootstrap is not installed (apt-get install debootstrap)")
     workdir = Path(tempfile.mkdtemp(prefix=f"sensorstack-{recipe.name}-", dir="/var/tmp"))
     try:
         rootfs = workdir / "rootfs"
-        _run(
-            [
-                "debootstrap",
-                f"--variant={recipe.variant}",
-                f"--include={','.join(recipe.packages)}",
-                recipe.suite,
-                str(rootfs),
-                mirror,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
+        debootstrap(recipe.suite, rootfs, recipe.packages, mirror, recipe.variant)
         _prepare_rootfs(rootfs, recipe, mirror)
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         _run(
@@ -257,7 +245,7 @@ def _docker_build_node_image(recipe: NodeImageRecipe) -> None:
 
 def build(recipe: Recipe, mirror: str | None = None, force: bool = False) -> tuple[str, bool]:
     """Build the image unless its recipe tag already exists. Returns (tag, built)."""
-    mirror = mirror or os.environ.get("SENSORSTACK_DEBIAN_MIRROR", DEFAULT_MIRROR)
+    mirror = debian_mirror(mirror)
     built = False
     locks = cache_root() / "lab-images"
     locks.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,6 @@ address, the SSH key it accepts) reaches it through qemu's firmware configuratio
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -17,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from sensorstack.bundle.cache import cached
+from sensorstack.debian import debian_mirror, debootstrap, unmount_below
 
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 CACHE_KIND = "vm"
 
 # The lab_image names the container lab uses, mapped to their Debian suites.
@@ -202,23 +201,11 @@ def _boot_file(rootfs: Path, pattern: str) -> Path:
     return found[0]
 
 
-def _unmount_below(folder: Path) -> None:
-    """Unmount whatever a failed debootstrap left mounted in the tree (its /proc) before the tree is removed."""
-    prefix = f"{folder}/"
-    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
-    for mountpoint in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
-        subprocess.run(["umount", "--lazy", mountpoint], check=False)
-
-
 def _build_image(folder: Path, suite: str, mirror: str) -> None:
     scratch = Path(tempfile.mkdtemp(prefix=f"sensorstack-vm-{suite}-", dir="/var/tmp"))
     try:
         rootfs = scratch / "rootfs"
-        packages = ",".join(BOOT_PACKAGES + COMMON_ROLE_PACKAGES)
-        _run(
-            ["debootstrap", "--variant=minbase", f"--include={packages}", suite, str(rootfs), mirror],
-            stdout=subprocess.DEVNULL,
-        )
+        debootstrap(suite, rootfs, BOOT_PACKAGES + COMMON_ROLE_PACKAGES, mirror)
         _configure_rootfs(rootfs, suite, mirror)
         shutil.copyfile(_boot_file(rootfs, "vmlinuz-*"), folder / "vmlinuz")
         shutil.copyfile(_boot_file(rootfs, "initrd.img-*"), folder / "initrd.img")
@@ -228,7 +215,7 @@ def _build_image(folder: Path, suite: str, mirror: str) -> None:
             stdout=subprocess.DEVNULL,
         )
     finally:
-        _unmount_below(scratch)
+        unmount_below(scratch)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -236,7 +223,7 @@ def build_vm_image(suite: str = "bookworm", mirror: str | None = None, root: Pat
     """The cached image for a Debian suite, built with debootstrap when its recipe is not cached yet."""
     if suite not in SUITES.values():
         raise ValueError(f"unknown Debian suite {suite!r}; known: {', '.join(sorted(SUITES.values()))}")
-    mirror = mirror or os.environ.get("SENSORSTACK_DEBIAN_MIRROR", DEFAULT_MIRROR)
+    mirror = debian_mirror(mirror)
     recipe = image_recipe(suite)
 
     def build(folder: Path) -> None:
