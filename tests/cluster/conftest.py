@@ -20,18 +20,12 @@ from sensorstack.bundle.cache import cache_root
 from sensorstack.bundle.manifest import read_manifest, verify
 from sensorstack.bundle.serve import BundleServer
 from sensorstack.lab import containers
+from tests.tiers import unavailable
 
 CLUSTER_INVENTORY = project_root() / "inventories/cluster"
 # The tier's own ports, so a `bundle serve` a developer left running on the defaults does not collide.
 HTTP_PORT = 18080
 REGISTRY_PORT = 15000
-
-
-def unavailable(reason: str) -> None:
-    """Skip locally, fail in CI: the tier proves the cluster only when it runs."""
-    if os.environ.get("CI"):
-        pytest.fail(f"the cluster tier cannot run: {reason}")
-    pytest.skip(reason)
 
 
 @dataclass(frozen=True)
@@ -60,7 +54,7 @@ class Node:
 def bundle() -> Path:
     path = Path(os.environ.get("SENSORSTACK_BUNDLE") or cache_root() / "bundle")
     if not (path / "bundle.json").is_file():
-        unavailable(f"no bundle at {path}: run `make bundle` (sensorstack bundle build)")
+        unavailable("cluster", f"no bundle at {path}: run `make bundle` (sensorstack bundle build)")
     problems = verify(path)
     assert problems == [], f"the bundle at {path} is damaged: {problems}"
     return path
@@ -69,7 +63,7 @@ def bundle() -> Path:
 @pytest.fixture(scope="session")
 def lab_hosts() -> list[containers.LabHost]:
     if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
-        unavailable("no Docker Engine answers (make host)")
+        unavailable("cluster", "no Docker Engine answers (make host)")
     return containers.hosts_from_inventory(CLUSTER_INVENTORY)
 
 

@@ -8,7 +8,6 @@ be in the image. Under CI=true a missing qemu or debootstrap fails the tier inst
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -22,21 +21,10 @@ import yaml
 
 from sensorstack.lab import vm
 from tests.integration.ansible_module import ROOT, ansible_environment
+from tests.tiers import unavailable
 
 VM_NAME = "vm-tier1"
 VM_ADDRESS = "192.168.56.201"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # Registered here as well as in pyproject.toml, so the tier runs under --strict-markers either way.
-    config.addinivalue_line("markers", "vm: boots a qemu virtual machine (slow; make vm)")
-
-
-def unavailable(reason: str) -> None:
-    """Skip locally, fail in CI: the tier proves something only when it runs."""
-    if os.environ.get("CI"):
-        pytest.fail(f"the VM tier cannot run: {reason}")
-    pytest.skip(reason)
 
 
 def free_port(kind: int) -> int:
@@ -111,7 +99,7 @@ def vm_inventory(directory: Path, ssh_port: int, segment_port: int) -> dict[str,
 def vm_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmLab]:
     for tool, package in (("qemu-system-x86_64", "qemu-system-x86"), ("qemu-img", "qemu-utils")):
         if shutil.which(tool) is None:
-            unavailable(f"{tool} is not installed (apt-get install {package})")
+            unavailable("VM", f"{tool} is not installed (apt-get install {package})")
     directory = tmp_path_factory.mktemp("vm-lab")
     inventory = directory / "hosts.yml"
     inventory.write_text(
