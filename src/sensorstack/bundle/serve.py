@@ -127,7 +127,7 @@ class BundleServer:
         config = self._config_dir / "config.yml"
         config.write_text(registry_config(self.address, self.registry_port, storage))
         # The registry logs every 404 of a push's blob probes as an error: keep that out of the terminal.
-        log = (self.registry_storage or storage).parent / f"{storage.name}.log"
+        log = storage.parent / f"{storage.name}.log"
         with log.open("ab") as output:
             self._registry = subprocess.Popen(
                 [binary, "serve", str(config)], stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT
@@ -169,7 +169,8 @@ def pid_file(address: str, http_port: int) -> Path:
     return cache_root() / "serve" / f"{address}-{http_port}.pid"
 
 
-def serve_forever(server: BundleServer) -> int:
+def serve_forever(server: BundleServer, ready_file: Path | None = None) -> int:
+    """Serve until SIGTERM or SIGINT; ready_file (for `serve --detach`) exists while both sides answer."""
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -178,8 +179,12 @@ def serve_forever(server: BundleServer) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     with server:
+        if ready_file is not None:
+            ready_file.write_text("ready\n")
         print(f"serving {server.bundle}: files and apt at {server.url}/, images at {server.registry}", flush=True)
         stopping.wait()
+    if ready_file is not None:
+        ready_file.unlink(missing_ok=True)
     return 0
 
 
@@ -245,16 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-file", type=Path)
     args = parser.parse_args(argv)
     server = BundleServer(args.bundle.resolve(), args.address, args.port, args.registry_port)
-    if args.ready_file is None:
-        return serve_forever(server)
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
-    with server:
-        args.ready_file.write_text("ready\n")
-        print(f"serving {server.bundle}: files and apt at {server.url}/, images at {server.registry}", flush=True)
-        stopping.wait()
-    args.ready_file.unlink(missing_ok=True)
-    return 0
+    return serve_forever(server, args.ready_file)
 
 
 if __name__ == "__main__":
