@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SENSORSTACK = ROOT / ".venv/bin/sensorstack"
-CLUSTER = ROOT / "inventories/cluster"
+CLUSTER = ROOT / "inventories/local"
 
 
 def timed(command: list[str], env: dict[str, str] | None = None) -> float:

@@ -1,31 +1,49 @@
-"""The cluster tier: real kubeadm, kubelet and containerd on lab nodes, installed from the served bundle.
+"""The cluster tier: one cluster, built by `site.yml` from the served bundle on Kubernetes-capable lab nodes, shared
+by every test of the session.
 
-One bundle server and one set of lab nodes serve every test of the session. Under CI=true a missing bundle or
-Docker Engine fails the tier instead of skipping it: a skipped cluster test must never read as a pass.
+The nodes are this tier's own containers (``sensorstack-test-cpc-*``, fixed addresses beside the built-in lab's)
+and its inventory is the built-in lab's settings (``inventories/local/group_vars``) over its own hosts, so what
+passes here is what `make deploy` runs. Under CI=true a missing bundle or Docker Engine fails the tier instead of
+skipping it: a skipped cluster test must never read as a pass.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from sensorstack import project_root
-from sensorstack.bundle.cache import cache_root
+from sensorstack.bundle.cache import default_bundle_dir
 from sensorstack.bundle.manifest import read_manifest, verify
 from sensorstack.bundle.serve import BundleServer
 from sensorstack.lab import containers
+from sensorstack.lab.node import host_sysctls
+from tests.integration.ansible_module import ansible_environment
 from tests.tiers import unavailable
 
-CLUSTER_INVENTORY = project_root() / "inventories/cluster"
-# The tier's own ports, so a `bundle serve` a developer left running on the defaults does not collide.
-HTTP_PORT = 18080
-REGISTRY_PORT = 15000
+LAB_INVENTORY = project_root() / "inventories/local"
+SITE = project_root() / "site.yml"
+# The tier's own ports, so a lab served by `sensorstack lab up` (8080/5000) keeps running beside it.
+HTTP_PORT = 28080
+REGISTRY_PORT = 25000
+# name -> fixed address of this tier's nodes, on the lab subnet beside the built-in lab's (.11-.31).
+CONTROL_PLANE = ("cpc-cp1", "10.213.0.53")
+WORKERS = (("cpc-worker1", "10.213.0.54"), ("cpc-worker2", "10.213.0.55"))
+KUBECTL = ("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf")
+# Every step may pull images or packages through the mirror on a loaded two-core machine.
+PLAYBOOK_TIMEOUT = 3600
 
 
 @dataclass(frozen=True)
@@ -50,9 +68,71 @@ class Node:
         return self.run("sh", "-euc", script, check=check, timeout=timeout)
 
 
+@dataclass
+class PlaybookRun:
+    returncode: int
+    output: str
+    seconds: float
+
+    def recap(self) -> dict[str, dict[str, int]]:
+        counters = {}
+        for host, fields in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", self.output, flags=re.MULTILINE):
+            counters[host] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", fields)}
+        return counters
+
+    def changed(self) -> dict[str, int]:
+        return {host: counters["changed"] for host, counters in self.recap().items()}
+
+    def tail(self, characters: int = 6000) -> str:
+        return self.output[-characters:]
+
+
+@dataclass
+class Cluster:
+    control_plane: Node
+    workers: list[Node]
+    inventory: Path
+    directory: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [self.control_plane, *self.workers]
+
+    def run_playbook(self, playbook: Path, *extra: str, stdin: str | None = None) -> PlaybookRun:
+        started = time.monotonic()
+        result = subprocess.run(
+            ["ansible-playbook", "-i", str(self.inventory), str(playbook), *extra],
+            cwd=project_root(),
+            # Facts of these throwaway hosts stay in memory, away from the lab's shared fact cache.
+            env=ansible_environment(ANSIBLE_CACHE_PLUGIN="memory"),
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=PLAYBOOK_TIMEOUT,
+            check=False,
+        )
+        return PlaybookRun(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
+
+    def playbook(self, name: str, plays: list[dict[str, Any]], *extra: str) -> PlaybookRun:
+        path = self.directory / f"{name}.yml"
+        path.write_text(yaml.safe_dump(plays, sort_keys=False))
+        return self.run_playbook(path, *extra)
+
+    def site(self, *extra: str) -> PlaybookRun:
+        return self.run_playbook(SITE, *extra)
+
+    def kubectl(self, *arguments: str, stdin: str | None = None, timeout: float = 600) -> str:
+        return self.control_plane.run(*KUBECTL, *arguments, stdin=stdin, timeout=timeout)
+
+    def kubectl_json(self, *arguments: str) -> Any:
+        return json.loads(self.kubectl(*arguments, "--output=json"))
+
+
 @pytest.fixture(scope="session")
 def bundle() -> Path:
-    path = Path(os.environ.get("SENSORSTACK_BUNDLE") or cache_root() / "bundle")
+    path = default_bundle_dir()
     if not (path / "bundle.json").is_file():
         unavailable("cluster", f"no bundle at {path}: run `make bundle` (sensorstack bundle build)")
     problems = verify(path)
@@ -61,21 +141,73 @@ def bundle() -> Path:
 
 
 @pytest.fixture(scope="session")
-def lab_hosts() -> list[containers.LabHost]:
+def docker_engine() -> None:
     if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
         unavailable("cluster", "no Docker Engine answers (make host)")
-    return containers.hosts_from_inventory(CLUSTER_INVENTORY)
-
-
-@pytest.fixture(scope="session")
-def mirror(bundle: Path, lab_hosts: list[containers.LabHost]) -> Iterator[BundleServer]:
-    """The bundle served on the lab network's gateway: the only address lab nodes reach the host by."""
-    containers.ensure_network()
-    server = BundleServer(bundle, containers.network_gateway(), HTTP_PORT, REGISTRY_PORT)
-    with server:
-        yield server
 
 
 @pytest.fixture(scope="session")
 def manifest(bundle: Path):  # type: ignore[no-untyped-def]
     return read_manifest(bundle)
+
+
+def cluster_inventory(directory: Path) -> Path:
+    """This tier's hosts under the built-in lab's settings: its group_vars, its all-level lab variables."""
+    lab = yaml.safe_load((LAB_INVENTORY / "hosts.yml").read_text())["all"]["vars"]
+
+    def hosts(*entries: tuple[str, str]) -> dict[str, Any]:
+        return {
+            name: {"ansible_host": f"{containers.TEST_CONTAINER_PREFIX}{name}", "sensorstack_node_ip": address}
+            for name, address in entries
+        }
+
+    inventory = {
+        "all": {
+            "vars": lab | {"lab_bundle_port": HTTP_PORT, "lab_registry_port": REGISTRY_PORT},
+            "children": {
+                "sensorstack": {
+                    "children": {
+                        "control_plane": {"hosts": hosts(CONTROL_PLANE)},
+                        "workers": {"hosts": hosts(*WORKERS)},
+                    }
+                }
+            },
+        }
+    }
+    (directory / "group_vars").symlink_to(LAB_INVENTORY / "group_vars", target_is_directory=True)
+    path = directory / "hosts.yml"
+    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def host_sysctls_before() -> dict[str, str]:
+    return host_sysctls()
+
+
+@pytest.fixture(scope="session")
+def cluster(bundle: Path, docker_engine: None, host_sysctls_before: dict[str, str]) -> Iterator[Cluster]:
+    """A control plane and two workers, converged by site.yml; removed afterwards unless SENSORSTACK_KEEP_CLUSTER."""
+    hosts = [
+        containers.LabHost(name, f"{containers.TEST_CONTAINER_PREFIX}{name}", "debian13-node", address=address)
+        for name, address in (CONTROL_PLANE, *WORKERS)
+    ]
+    containers.ensure_network()
+    server = BundleServer(bundle, containers.network_gateway(), HTTP_PORT, REGISTRY_PORT)
+    with tempfile.TemporaryDirectory(prefix="sensorstack-cluster-") as temporary, server:
+        directory = Path(temporary)
+        try:
+            for host in hosts:
+                containers.remove(host.container)
+                containers.start(host)
+            nodes = [Node(host.inventory_name, host.container) for host in hosts]
+            built = Cluster(nodes[0], nodes[1:], cluster_inventory(directory), directory)
+            run = built.site()
+            built.timings["first run"] = run.seconds
+            assert run.returncode == 0, f"site.yml failed:\n{run.tail()}"
+            print(f"\ncluster built by site.yml in {run.seconds:.0f} s")
+            yield built
+        finally:
+            if not os.environ.get("SENSORSTACK_KEEP_CLUSTER"):
+                for host in hosts:
+                    containers.remove(host.container)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from sensorstack.bundle.build import build_bundle
-from sensorstack.bundle.image_names import UPSTREAM_REGISTRIES
 from sensorstack.bundle.manifest import Manifest, compare, read_manifest, verify
 from sensorstack.bundle.serve import BundleServer
+from sensorstack.bundle.versions import load_versions
 
 pytestmark = pytest.mark.cluster
 
@@ -25,7 +25,7 @@ def registries_conf(directory: Path, registry: str) -> Path:
     path = directory / "registries.conf"
     entries = [
         f'[[registry]]\nprefix = "{upstream}"\nlocation = "{registry}/{upstream}"\ninsecure = true\n'
-        for upstream in UPSTREAM_REGISTRIES
+        for upstream in load_versions()["sensorstack_mirror_upstream_registries"]
     ]
     path.write_text("\n".join(entries))
     return path

@@ -259,7 +259,7 @@ def test_fixed_addresses_are_checked(hosts: list[LabHost], message: str) -> None
 
 
 def test_the_cluster_inventory_has_the_local_groups_and_valid_fixed_addresses() -> None:
-    inventory = yaml.safe_load((project_root() / "inventories/cluster/hosts.yml").read_text())
+    inventory = yaml.safe_load((project_root() / "inventories/local/hosts.yml").read_text())
     groups = inventory["all"]["children"]["sensorstack"]["children"]
     assert set(groups) == {"control_plane", "workers", "edge"}
     assert len(groups["control_plane"]["hosts"]) == 1 and len(groups["workers"]["hosts"]) == 2

@@ -7,19 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.unit.role_files import RoleFiles
+
 ROLES = Path(__file__).resolve().parents[2] / "roles"
 
 
 @pytest.mark.parametrize("role", ["docker", "containerd"])
 def test_every_default_is_specified_with_the_same_value(role: str) -> None:
-    defaults = yaml.safe_load((ROLES / role / "defaults/main.yml").read_text())
-    options = yaml.safe_load((ROLES / role / "meta/argument_specs.yml").read_text())["argument_specs"]["main"][
-        "options"
-    ]
-    assert set(options) == set(defaults)
-    for name, value in defaults.items():
-        assert options[name]["default"] == value, name
-        assert options[name].get("description"), name
+    assert RoleFiles.load(role).spec_problems() == []
 
 
 @pytest.mark.parametrize("role", ["docker", "containerd"])

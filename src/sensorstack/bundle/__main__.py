@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from sensorstack.bundle.cache import cache_root
+from sensorstack.bundle.cache import default_bundle_dir
 from sensorstack.bundle.manifest import compare, read_manifest, summary, verify
 from sensorstack.bundle.serve import (
     DEFAULT_HTTP_PORT,
@@ -17,10 +17,6 @@ from sensorstack.bundle.serve import (
     start_detached,
     stop_detached,
 )
-
-
-def default_bundle_dir() -> Path:
-    return cache_root() / "bundle"
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

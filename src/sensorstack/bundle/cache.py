@@ -28,6 +28,12 @@ def cache_root() -> Path:
     return Path(os.environ.get("SENSORSTACK_CACHE") or DEFAULT_CACHE).expanduser()
 
 
+def default_bundle_dir() -> Path:
+    """``$SENSORSTACK_BUNDLE``, else the bundle folder in the cache: where `bundle build` writes and the lab serves
+    from (the lab inventory's lab_bundle_dir reads the same two settings)."""
+    return Path(os.environ.get("SENSORSTACK_BUNDLE") or cache_root() / "bundle").expanduser()
+
+
 def recipe_digest(recipe: Mapping[str, Any]) -> str:
     """12 hex digits of the canonical JSON of a recipe."""
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -8,13 +8,10 @@ containerd reaches it through a ``hosts.toml`` per upstream registry whose mirro
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 DOCKER_HUB = "docker.io"
-# The registries the cluster's images come from; each gets a hosts.toml mirror entry.
-UPSTREAM_REGISTRIES = ("registry.k8s.io", "quay.io", DOCKER_HUB)
 
 
 @dataclass(frozen=True, order=True)
@@ -59,19 +56,10 @@ class ImageName:
         return f"images/{self.registry}/{self.path}_{self.tag}.oci.tar"
 
 
-def containerd_mirrors(host: str, registries: Iterable[str] = UPSTREAM_REGISTRIES) -> list[dict[str, Any]]:
-    """``containerd_registry_mirrors`` entries sending each upstream registry's pulls to the bundle's registry.
+def containerd_mirrors(registry_host: str) -> list[dict[str, Any]]:
+    """``containerd_registry_mirrors`` entries sending each upstream registry's pulls to the bundle's registry at
+    ``registry_host`` (host:port): versions.yml's ``sensorstack_containerd_registry_mirrors``, as the roles get it."""
+    from sensorstack.bundle.versions import load_versions
 
-    ``host`` is the registry's host:port (``sensorstack_mirror_registry``). containerd would ask a mirror for
-    ``/v2/<path>/...``; with ``override_path`` the URL's path is the API root, so ``/v2/registry.k8s.io`` makes it
-    ask for ``/v2/registry.k8s.io/<path>/...``, where :func:`push_images` put the image.
-    """
-    return [
-        {
-            "registry": registry,
-            "mirrors": [
-                {"url": f"http://{host}/v2/{registry}", "capabilities": ["pull", "resolve"], "override_path": True}
-            ],
-        }
-        for registry in registries
-    ]
+    overrides = {"sensorstack_mirror_registry": registry_host}
+    return list(load_versions(overrides=overrides)["sensorstack_containerd_registry_mirrors"])

@@ -226,6 +226,21 @@ def start_detached(server: BundleServer, timeout: float = 600) -> int:
     return process.pid
 
 
+def is_detached_running(address: str, http_port: int) -> bool:
+    """A server started by start_detached for this address and port is alive and was ready."""
+    pidfile = pid_file(address, http_port)
+    if not (pidfile.is_file() and pidfile.with_suffix(".ready").is_file()):
+        return False
+    pid = int(pidfile.read_text().strip() or 0)
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def stop_detached(address: str, http_port: int) -> bool:
     pidfile = pid_file(address, http_port)
     if not pidfile.is_file():

@@ -9,6 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sensorstack import project_root
+from sensorstack.bundle.cache import default_bundle_dir
+from sensorstack.bundle.manifest import verify
+from sensorstack.bundle.serve import (
+    DEFAULT_REGISTRY_PORT,
+    BundleServer,
+    is_detached_running,
+    start_detached,
+    stop_detached,
+)
 from sensorstack.inventory import hostvars
 from sensorstack.lab import containers, images, vm
 
@@ -24,6 +33,27 @@ def _build_images(names: list[str], force: bool) -> None:
 
 def _has_vms(inventory: Path) -> bool:
     return any(variables.get("lab_provider") == vm.PROVIDER for variables in hostvars(inventory).values())
+
+
+def _bundle_ports(inventory: Path) -> tuple[int, int] | None:
+    """The inventory's lab_bundle_port and lab_registry_port: the lab's nodes install from a served bundle."""
+    for variables in hostvars(inventory).values():
+        if "lab_bundle_port" in variables:
+            return int(variables["lab_bundle_port"]), int(variables.get("lab_registry_port", DEFAULT_REGISTRY_PORT))
+    return None
+
+
+def _serve_bundle(ports: tuple[int, int]) -> str:
+    """Serve the bundle on the lab network's gateway unless a server started by the lab is running there."""
+    gateway = containers.network_gateway()
+    server = BundleServer(default_bundle_dir().resolve(), gateway, *ports)
+    if is_detached_running(gateway, ports[0]):
+        return f"serving {server.bundle} at {server.url}/ and {server.registry} (running)"
+    problems = verify(server.bundle)
+    if problems:
+        raise RuntimeError(f"the bundle at {server.bundle} is damaged ({problems[0]}): run `make bundle`")
+    pid = start_detached(server)
+    return f"serving {server.bundle} at {server.url}/ and {server.registry} (pid {pid})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +88,13 @@ def main(argv: list[str] | None = None) -> int:
                 took = f" in {time.monotonic() - began:.1f} s" if started else ""
                 address = f", {host.address}" if host.address else ""
                 print(f"{'started' if started else 'running'} {host.container} ({host.image}{address}){took}")
+            ports = _bundle_ports(args.inventory)
+            if ports:
+                print(_serve_bundle(ports))
         elif args.command == "down":
+            ports = _bundle_ports(args.inventory)
+            if ports and containers.network_exists() and stop_detached(containers.network_gateway(), ports[0]):
+                print("stopped the bundle server")
             removed = []
             for name, host, _status in containers.lab_containers():
                 if containers.belongs_to_a_test_session(name):

@@ -217,6 +217,10 @@ def _network_subnets() -> list[str] | None:
     return [entry["Subnet"] for entry in json.loads(result.stdout) or [] if "Subnet" in entry]
 
 
+def network_exists() -> bool:
+    return _network_subnets() is not None
+
+
 def ensure_network(subnet: str = DEFAULT_LAB_SUBNET) -> None:
     """Create the lab network with its fixed subnet unless it exists."""
     if _network_subnets() is None:

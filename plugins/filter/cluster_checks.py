@@ -1,0 +1,152 @@
+"""Pure checks of the cluster's settings: control-plane count, versions, the API endpoint, Calico's encapsulation.
+
+The preflight play runs them for every cluster node before any host changes; the kubeadm and Calico roles run the
+same functions for direct use. Each returns a list of messages naming the variable to fix, empty when all is well.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+# Encapsulations Calico's IP pools know, and the ones that route between nodes without BGP.
+CALICO_ENCAPSULATIONS = ("VXLAN", "VXLANCrossSubnet", "IPIP", "None")
+CALICO_WITHOUT_BGP = ("VXLAN", "VXLANCrossSubnet")
+# The first Kubernetes minor whose kubelet needs containerd 2 (Debian ships containerd 1.7).
+CONTAINERD_2_FROM = (1, 36)
+
+
+def parse_version(value: Any) -> tuple[int, int, int] | None:
+    """``1.35.4`` or ``v1.35.4`` (a Debian revision such as ``-1.1`` is dropped) -> (1, 35, 4); None otherwise."""
+    match = VERSION.match(str(value).split("-")[0].strip())
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def control_plane_count_problems(group: str, hosts: Sequence[str]) -> list[str]:
+    """etcd keeps quorum with a majority: an even member count tolerates no more failures than one fewer."""
+    if len(hosts) % 2 == 1:
+        return []
+    return [
+        f"sensorstack_control_plane_group: group {group!r} has {len(hosts)} hosts; etcd runs on every control-plane "
+        "node and needs an odd number (1, 3, 5): with 2 or 4, losing one node can stop the cluster as surely as "
+        "with 1 or 3. Add or remove one control-plane node"
+    ]
+
+
+def kubernetes_version_problems(variable: str, version: Any, kubeadm_version: Any) -> list[str]:
+    """The control plane's version must be one the pinned kubeadm deploys: its own minor or the one before."""
+    wanted, kubeadm = parse_version(version), parse_version(kubeadm_version)
+    if wanted is None:
+        return [f"{variable} must be a Kubernetes release like 1.35.4, got {version!r}"]
+    if kubeadm is None:
+        return [f"sensorstack_kubernetes_version must be a Kubernetes release like 1.35.4, got {kubeadm_version!r}"]
+    if wanted > kubeadm or wanted[:2] < (kubeadm[0], kubeadm[1] - 1):
+        return [
+            f"{variable} {'.'.join(map(str, wanted))} is not one kubeadm {'.'.join(map(str, kubeadm))} "
+            f"(sensorstack_kubernetes_version) deploys: it supports {kubeadm[0]}.{kubeadm[1] - 1}.x and "
+            f"{kubeadm[0]}.{kubeadm[1]}.x up to its own patch release"
+        ]
+    return []
+
+
+def upgrade_problems(host: str, installed: Any, target: Any) -> list[str]:
+    """kubeadm upgrades one minor at a time and never downgrades. ``installed`` is the node's kubeadm package
+    version, empty when none is installed."""
+    current, wanted = parse_version(installed), parse_version(target)
+    if not installed or current is None or wanted is None:
+        return []
+    shown_current, shown_wanted = ".".join(map(str, current)), ".".join(map(str, wanted))
+    if wanted < current:
+        return [
+            f"sensorstack_kubernetes_version {shown_wanted} is older than kubeadm {shown_current} on {host}: "
+            "Kubernetes does not downgrade; pin the installed version or newer"
+        ]
+    if wanted[0] != current[0] or wanted[1] > current[1] + 1:
+        step = f"{current[0]}.{current[1] + 1}"
+        return [
+            f"sensorstack_kubernetes_version {shown_wanted} skips a minor release: {host} runs kubeadm "
+            f"{shown_current}, and kubeadm upgrades one minor at a time. Upgrade to {step} first "
+            f"(playbooks/upgrade.yml with sensorstack_kubernetes_version {step}.x), then to {shown_wanted}"
+        ]
+    return []
+
+
+def endpoint_problems(variable: str, endpoint: Any) -> list[str]:
+    """host:port, an IPv6 address in brackets, a port in 1..65535."""
+    text = str(endpoint)
+    host, separator, port = text.rpartition(":")
+    problem = [f"{variable} must be host:port (an IPv6 address in brackets, e.g. [fd00::10]:6443), got {text!r}"]
+    if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return problem
+    if host.startswith("["):
+        if not host.endswith("]"):
+            return problem
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return problem
+        return []
+    if ":" in host or not re.match(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$", host):
+        return problem
+    return []
+
+
+def encapsulation_problems(encapsulation: Any) -> list[str]:
+    """Calico's pool encapsulation: a known mode, and one that needs no BGP (this install runs none)."""
+    if encapsulation not in CALICO_ENCAPSULATIONS:
+        return [f"calico_encapsulation must be one of {', '.join(CALICO_ENCAPSULATIONS)}, got {encapsulation!r}"]
+    if encapsulation not in CALICO_WITHOUT_BGP:
+        return [
+            f"calico_encapsulation {encapsulation} needs BGP to spread routes between nodes, and this install has "
+            "none: Calico's vxlan manifest runs no BGP daemon, and the bundle's calico/node is built without BIRD "
+            "(a C program the Go module proxy does not serve). Use VXLAN or VXLANCrossSubnet"
+        ]
+    return []
+
+
+def runtime_problems(kubernetes_version: Any, containerd_source: Any) -> list[str]:
+    """Kubernetes 1.36 and later need containerd 2, which Debian's containerd package is not."""
+    version = parse_version(kubernetes_version)
+    if version is None or version[:2] < CONTAINERD_2_FROM or containerd_source != "distro":
+        return []
+    return [
+        f"sensorstack_kubernetes_version {'.'.join(map(str, version))} needs containerd 2, and "
+        "containerd_install_source distro installs Debian's containerd 1.7: use containerd_install_source docker "
+        "(containerd.io 2.x) or pin Kubernetes 1.35"
+    ]
+
+
+def cluster_problems(
+    settings: Mapping[str, Any], control_planes: Sequence[str], installed_kubeadm: Any = ""
+) -> list[str]:
+    """Every cluster check for one node. ``settings`` holds the node's variables (the ones the inventory sets, over
+    the project's pins); ``control_planes`` the hosts of the control-plane group; ``installed_kubeadm`` the node's
+    kubeadm package version, empty when none is installed."""
+    pinned = settings.get("sensorstack_kubernetes_version", "")
+    problems = control_plane_count_problems(settings.get("sensorstack_control_plane_group", ""), control_planes)
+    problems += kubernetes_version_problems("sensorstack_kubernetes_version", pinned, pinned)
+    if "kubeadm_control_plane_kubernetes_version" in settings:
+        problems += kubernetes_version_problems(
+            "kubeadm_control_plane_kubernetes_version", settings["kubeadm_control_plane_kubernetes_version"], pinned
+        )
+    if "kubeadm_control_plane_endpoint" in settings:
+        problems += endpoint_problems("kubeadm_control_plane_endpoint", settings["kubeadm_control_plane_endpoint"])
+    problems += encapsulation_problems(settings.get("calico_encapsulation", "VXLAN"))
+    problems += runtime_problems(pinned, settings.get("containerd_install_source"))
+    problems += upgrade_problems(str(settings.get("inventory_hostname", "this node")), installed_kubeadm, pinned)
+    return problems
+
+
+class FilterModule:
+    """Cluster checks, exposed as sensorstack.iot.* filters."""
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "cluster_problems": cluster_problems,
+            "endpoint_problems": endpoint_problems,
+            "encapsulation_problems": encapsulation_problems,
+            "kubernetes_version_problems": kubernetes_version_problems,
+        }

@@ -1,0 +1,241 @@
+"""The cluster `site.yml` builds: a control plane and two workers from the served bundle (kubernetes_packages,
+containerd, kubeadm_control_plane, kubeadm_join, calico), checked the way a user checks a deploy: every node Ready
+at the pinned version, CoreDNS running, the IP pool is kubeadm's podSubnet, a pod on one worker talks to a pod on
+the other and resolves ``kubernetes.default``; the admin kubeconfig on the controller reaches the API server; a
+second run and a check-mode run change nothing; bad settings stop in preflight before any host changes; the host's
+kernel settings are untouched.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import ssl
+import stat
+import urllib.request
+from base64 import b64decode
+from typing import Any
+
+import pytest
+import yaml
+
+from sensorstack import project_root
+from sensorstack.bundle.versions import load_versions
+from sensorstack.lab.node import host_sysctls
+
+from .conftest import CONTROL_PLANE, WORKERS, Cluster
+
+pytestmark = pytest.mark.cluster
+
+VERSIONS = load_versions()
+KUBERNETES = VERSIONS["sensorstack_kubernetes_version"]
+PACKAGE_VERSION = f"{KUBERNETES}-{VERSIONS['sensorstack_kubernetes_package_revision']}"
+SETTINGS = yaml.safe_load((project_root() / "roles/sensorstack/defaults/main/main.yml").read_text())
+POD_CIDR = SETTINGS["sensorstack_pod_cidr"]
+ADDRESSES = dict([CONTROL_PLANE, *WORKERS])
+
+
+def test_every_node_is_ready_at_the_pinned_version_with_its_address(cluster: Cluster) -> None:
+    nodes = cluster.kubectl_json("get", "nodes")["items"]
+    assert sorted(node["metadata"]["name"] for node in nodes) == sorted(ADDRESSES)
+    for node in nodes:
+        ready = {condition["type"]: condition["status"] for condition in node["status"]["conditions"]}["Ready"]
+        assert ready == "True", node["metadata"]["name"]
+        assert node["status"]["nodeInfo"]["kubeletVersion"] == f"v{KUBERNETES}"
+    addresses = {
+        node["metadata"]["name"]: {a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"}
+        for node in nodes
+    }
+    assert addresses == {name: {address} for name, address in ADDRESSES.items()}
+
+
+def test_the_packages_come_from_the_signed_mirror_and_stay_held(cluster: Cluster) -> None:
+    worker = cluster.workers[0]
+    policy = worker.run("apt-cache", "policy", "kubeadm")
+    mirrored = load_versions(overrides={"sensorstack_mirror": f"http://{_gateway(cluster)}:28080"})
+    assert f"*** {PACKAGE_VERSION} " in policy and mirrored["sensorstack_kubernetes_apt_url"].rstrip("/") in policy
+    assert set(worker.run("apt-mark", "showhold").split()) >= {"kubeadm", "kubelet", "kubectl"}
+
+
+def _gateway(cluster: Cluster) -> str:
+    return str(yaml.safe_load(cluster.inventory.read_text())["all"]["vars"]["lab_gateway"])
+
+
+def test_kubeadm_built_the_cluster_from_the_rendered_configuration(cluster: Cluster) -> None:
+    config = cluster.kubectl_json("--namespace=kube-system", "get", "configmap", "kubeadm-config")
+    cluster_configuration = yaml.safe_load(config["data"]["ClusterConfiguration"])
+    assert cluster_configuration["controlPlaneEndpoint"] == f"{CONTROL_PLANE[1]}:6443"
+    assert cluster_configuration["networking"]["podSubnet"] == POD_CIDR
+    assert cluster_configuration["kubernetesVersion"] == f"v{KUBERNETES}"
+    proxy = cluster.kubectl_json("--namespace=kube-system", "get", "configmap", "kube-proxy")
+    proxy_configuration = yaml.safe_load(proxy["data"]["config.conf"])
+    assert proxy_configuration["mode"] == "iptables"
+    assert proxy_configuration["conntrack"]["maxPerCore"] == 0
+    kubelet = cluster.kubectl_json("--namespace=kube-system", "get", "configmap", "kubelet-config")
+    assert yaml.safe_load(kubelet["data"]["kubelet"])["resolvConf"] == "/etc/kubernetes/resolv.conf"
+    taints = cluster.kubectl_json("get", "node", CONTROL_PLANE[0])["spec"].get("taints", [])
+    assert {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"} in taints
+    # containerd gives pods the pause image the installed kubeadm names, not one kept by hand.
+    pause = [line for line in cluster.workers[0].run("kubeadm", "config", "images", "list").split() if "pause" in line]
+    assert f'sandbox_image = "{pause[0]}"' in cluster.workers[0].run("cat", "/etc/containerd/config.toml")
+
+
+def test_calico_and_coredns_run_on_the_nodes(cluster: Cluster) -> None:
+    calico = cluster.kubectl_json("--namespace=kube-system", "get", "pods", "--selector=k8s-app=calico-node")
+    ready_on = {
+        pod["spec"]["nodeName"]
+        for pod in calico["items"]
+        if all(status["ready"] for status in pod["status"].get("containerStatuses", []))
+    }
+    assert ready_on == set(ADDRESSES)
+    coredns = cluster.kubectl_json("--namespace=kube-system", "get", "pods", "--selector=k8s-app=kube-dns")
+    assert coredns["items"] and {pod["status"]["phase"] for pod in coredns["items"]} == {"Running"}
+
+
+def test_the_ip_pool_is_kubeadms_pod_network_with_vxlan(cluster: Cluster) -> None:
+    pools = cluster.kubectl_json("get", "ippools.crd.projectcalico.org")["items"]
+    assert [(pool["spec"]["cidr"], pool["spec"]["vxlanMode"]) for pool in pools] == [(POD_CIDR, "Always")]
+    # The manifest's images, pulled through the mirror under their upstream names.
+    daemonset = cluster.kubectl_json("--namespace=kube-system", "get", "daemonset", "calico-node")
+    images = {c["image"] for c in daemonset["spec"]["template"]["spec"]["containers"]}
+    assert images == {f"quay.io/calico/node:v{VERSIONS['sensorstack_calico_version']}"}
+
+
+def broker_pods(mosquitto_image: str) -> str:
+    """A broker on the first worker and a client on the second, both from the bundle."""
+    server_command = "printf 'listener 1883\\nallow_anonymous true\\n' > /tmp/m.conf && exec mosquitto -c /tmp/m.conf"
+    pods = []
+    for name, node, command in (
+        ("cpc-broker", WORKERS[0][0], ["sh", "-c", server_command]),
+        ("cpc-client", WORKERS[1][0], ["sleep", "infinity"]),
+    ):
+        pods.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {
+                    "nodeSelector": {"kubernetes.io/hostname": node},
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": "main", "image": mosquitto_image, "command": command}],
+                },
+            }
+        )
+    return yaml.safe_dump_all(pods)
+
+
+@pytest.fixture(scope="module")
+def pod_pair(cluster: Cluster) -> dict[str, Any]:
+    cluster.kubectl("apply", "--filename=-", stdin=broker_pods(VERSIONS["sensorstack_mosquitto_image"]))
+    cluster.kubectl("wait", "--for=condition=Ready", "pod/cpc-broker", "pod/cpc-client", "--timeout=600s", timeout=700)
+    return {pod["metadata"]["name"]: pod for pod in cluster.kubectl_json("get", "pods")["items"]}
+
+
+def test_a_pod_on_one_worker_reaches_a_pod_on_the_other(cluster: Cluster, pod_pair: dict[str, Any]) -> None:
+    broker, client = pod_pair["cpc-broker"], pod_pair["cpc-client"]
+    assert (broker["spec"]["nodeName"], client["spec"]["nodeName"]) == (WORKERS[0][0], WORKERS[1][0])
+    address = broker["status"]["podIP"]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(POD_CIDR), address
+    exec_client = ("exec", "cpc-client", "--")
+    # MQTT across the nodes: a retained message published to the broker's pod address comes back to a subscriber.
+    cluster.kubectl(*exec_client, "mosquitto_pub", "-h", address, "-t", "cpc/probe", "-m", "hello", "-r")
+    received = cluster.kubectl(*exec_client, "mosquitto_sub", "-h", address, "-t", "cpc/probe", "-C", "1", "-W", "30")
+    assert received.strip() == "hello"
+
+
+def test_a_pod_resolves_the_kubernetes_service(cluster: Cluster, pod_pair: dict[str, Any]) -> None:
+    service = cluster.kubectl_json("get", "service", "kubernetes")["spec"]["clusterIP"]
+    resolved = cluster.kubectl("exec", "cpc-client", "--", "getent", "hosts", "kubernetes.default")
+    assert resolved.split()[0] == service, resolved
+
+
+def test_the_admin_kubeconfig_on_the_controller_reaches_the_api_server(cluster: Cluster) -> None:
+    path = cluster.directory / "artifacts/admin.conf"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    config = yaml.safe_load(path.read_text())
+    server = config["clusters"][0]["cluster"]["server"]
+    assert server == f"https://{CONTROL_PLANE[1]}:6443"
+    user = config["users"][0]["user"]
+    credentials = cluster.directory / "client.pem"
+    credentials.write_bytes(b64decode(user["client-certificate-data"]) + b64decode(user["client-key-data"]))
+    credentials.chmod(0o600)
+    authority = b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
+    context = ssl.create_default_context(cadata=authority)
+    context.load_cert_chain(credentials)
+    with urllib.request.urlopen(f"{server}/version", context=context, timeout=30) as answer:
+        assert json.load(answer)["gitVersion"] == f"v{KUBERNETES}"
+
+
+def test_a_second_run_changes_nothing(cluster: Cluster) -> None:
+    run = cluster.site()
+    cluster.timings["second run"] = run.seconds
+    print(f"\nsecond run of site.yml: {run.seconds:.0f} s (first {cluster.timings['first run']:.0f} s)")
+    assert run.returncode == 0, run.tail()
+    assert run.changed() == dict.fromkeys(ADDRESSES, 0), run.tail()
+
+
+def test_check_mode_on_the_built_cluster_reports_no_change(cluster: Cluster) -> None:
+    run = cluster.site("--check")
+    assert run.returncode == 0, run.tail()
+    assert run.changed() == dict.fromkeys(ADDRESSES, 0), run.tail()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"sensorstack_service_cidr": "10.244.0.0/16"}, "sensorstack_service_cidr"),
+        ({"kubeadm_control_plane_kubernetes_version": "1.33.1"}, "kubeadm_control_plane_kubernetes_version 1.33.1"),
+        ({"sensorstack_kubernetes_version": "1.37.0"}, "skips a minor release"),
+        ({"calico_encapsulation": "IPIP"}, "calico_encapsulation IPIP needs BGP"),
+        ({"calico_encapsulation": "GRE"}, "calico_encapsulation"),
+        ({"kubeadm_control_plane_endpoint": "10.213.0.53"}, "kubeadm_control_plane_endpoint must be host:port"),
+    ],
+    ids=[
+        "cidr-overlap",
+        "unsupported-version",
+        "skip-minor",
+        "bgp-encapsulation",
+        "unknown-encapsulation",
+        "bad-endpoint",
+    ],
+)
+def test_bad_settings_stop_in_preflight_before_any_host_changes(
+    cluster: Cluster, settings: dict[str, Any], message: str
+) -> None:
+    run = cluster.site("--extra-vars", json.dumps(settings))
+    assert run.returncode != 0
+    # The callback may fold a long message over several lines.
+    assert message in " ".join(run.output.split()), run.tail()
+    assert "Validate the variables and the hosts" in run.output
+    assert "Prepare every host" not in run.output, "a play after preflight ran"
+    assert set(run.changed().values()) <= {0}, run.tail()
+
+
+@pytest.mark.parametrize(
+    ("role", "settings", "message"),
+    [
+        (
+            "kubeadm_control_plane",
+            {"kubeadm_control_plane_ignore_preflight_errors": ["SystemVerification", "all"]},
+            "kubeadm_control_plane_ignore_preflight_errors contains",
+        ),
+        (
+            "kubeadm_join",
+            {"kubeadm_join_ignore_preflight_errors": ["all"]},
+            "kubeadm_join_ignore_preflight_errors contains",
+        ),
+    ],
+)
+def test_a_role_run_alone_refuses_ignoring_every_kubeadm_check(
+    cluster: Cluster, role: str, settings: dict[str, Any], message: str
+) -> None:
+    hosts = "workers" if role == "kubeadm_join" else "control_plane[0]"
+    plays = [{"name": "Refused settings", "hosts": hosts, "roles": [{"role": f"sensorstack.iot.{role}"}]}]
+    run = cluster.playbook(f"refused_{role}", plays, "--extra-vars", json.dumps(settings))
+    assert run.returncode != 0
+    assert message in " ".join(run.output.split()), run.tail()
+    assert set(run.changed().values()) == {0}
+
+
+def test_the_host_kernel_settings_are_unchanged(cluster: Cluster, host_sysctls_before: dict[str, str]) -> None:
+    assert host_sysctls() == host_sysctls_before

@@ -1,0 +1,132 @@
+"""The cluster checks preflight runs on every cluster node: each bad input is refused with the variable named."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.sensorstack.iot.plugins.filter.cluster_checks import (
+    cluster_problems,
+    control_plane_count_problems,
+    encapsulation_problems,
+    endpoint_problems,
+    kubernetes_version_problems,
+    parse_version,
+    runtime_problems,
+    upgrade_problems,
+)
+
+PINNED = {"sensorstack_kubernetes_version": "1.35.4", "sensorstack_control_plane_group": "control_plane"}
+
+
+def test_a_sound_cluster_has_no_problem() -> None:
+    assert cluster_problems(PINNED, ["cp1"]) == []
+    assert cluster_problems(PINNED | {"calico_encapsulation": "VXLANCrossSubnet"}, ["cp1", "cp2", "cp3"]) == []
+
+
+@pytest.mark.parametrize("count", [2, 4])
+def test_an_even_number_of_control_planes_is_refused(count: int) -> None:
+    [problem] = control_plane_count_problems("control_plane", [f"cp{n}" for n in range(count)])
+    assert problem.startswith("sensorstack_control_plane_group: group 'control_plane' has")
+    assert "odd number" in problem
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"), [("1.35.4", (1, 35, 4)), ("v1.34.0", (1, 34, 0)), ("1.35.4-1.1", (1, 35, 4))]
+)
+def test_versions_parse_with_or_without_v_and_revision(value: str, parsed: tuple[int, int, int]) -> None:
+    assert parse_version(value) == parsed
+
+
+@pytest.mark.parametrize("value", ["1.35", "latest", "", "1.35.x"])
+def test_a_malformed_version_names_the_variable(value: str) -> None:
+    [problem] = kubernetes_version_problems("kubeadm_control_plane_kubernetes_version", value, "1.35.4")
+    assert problem.startswith("kubeadm_control_plane_kubernetes_version must be a Kubernetes release")
+
+
+@pytest.mark.parametrize(
+    ("version", "ok"),
+    [("1.35.4", True), ("1.35.0", True), ("1.34.7", True), ("1.33.9", False), ("1.35.5", False), ("1.36.0", False)],
+)
+def test_kubeadm_deploys_its_own_minor_and_the_one_before(version: str, ok: bool) -> None:
+    problems = kubernetes_version_problems("kubeadm_control_plane_kubernetes_version", version, "1.35.4")
+    assert (problems == []) is ok, problems
+    if not ok:
+        assert "kubeadm 1.35.4 (sensorstack_kubernetes_version)" in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("installed", "target", "expected"),
+    [
+        ("", "1.35.4", None),
+        ("1.35.4-1.1", "1.35.4", None),
+        ("1.34.2-1.1", "1.35.4", None),
+        ("1.33.2-1.1", "1.35.4", "skips a minor release"),
+        ("1.35.4-1.1", "1.34.2", "does not downgrade"),
+    ],
+)
+def test_upgrades_go_one_minor_at_a_time_and_never_back(installed: str, target: str, expected: str | None) -> None:
+    problems = upgrade_problems("lab-cp1", installed, target)
+    if expected is None:
+        assert problems == []
+    else:
+        [problem] = problems
+        assert problem.startswith(f"sensorstack_kubernetes_version {target}")
+        assert expected in problem and "lab-cp1" in problem
+    if expected == "skips a minor release":
+        assert "Upgrade to 1.34 first" in problems[0]
+
+
+@pytest.mark.parametrize("endpoint", ["10.0.0.10:6443", "k8s-api.lab.example:443", "[fd00::10]:6443", "localhost:8443"])
+def test_good_endpoints_pass(endpoint: str) -> None:
+    assert endpoint_problems("kubeadm_control_plane_endpoint", endpoint) == []
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "10.0.0.10",
+        "10.0.0.10:",
+        ":6443",
+        "10.0.0.10:99999",
+        "fd00::10:6443",
+        "[fd00::zz]:6443",
+        "https://10.0.0.10:6443",
+        "api lb:6443",
+    ],
+)
+def test_bad_endpoints_name_the_variable(endpoint: str) -> None:
+    [problem] = endpoint_problems("kubeadm_control_plane_endpoint", endpoint)
+    assert problem.startswith("kubeadm_control_plane_endpoint must be host:port")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("GRE", "must be one of"), ("vxlan", "must be one of"), ("IPIP", "needs BGP"), ("None", "needs BGP")],
+)
+def test_unknown_or_bgp_encapsulations_are_refused(value: str, message: str) -> None:
+    [problem] = encapsulation_problems(value)
+    assert problem.startswith("calico_encapsulation") and message in problem
+
+
+def test_kubernetes_136_needs_containerd_2() -> None:
+    assert runtime_problems("1.35.4", "distro") == []
+    assert runtime_problems("1.36.0", "docker") == []
+    [problem] = runtime_problems("1.36.0", "distro")
+    assert "containerd_install_source distro" in problem and "sensorstack_kubernetes_version 1.36.0" in problem
+
+
+def test_every_problem_of_a_node_is_reported_at_once() -> None:
+    settings = PINNED | {
+        "kubeadm_control_plane_endpoint": "10.0.0.10",
+        "calico_encapsulation": "IPIP",
+        "kubeadm_control_plane_kubernetes_version": "1.33.0",
+        "inventory_hostname": "lab-cp1",
+    }
+    problems = cluster_problems(settings, ["cp1", "cp2"], installed_kubeadm="1.33.1-1.1")
+    named = [problem.split()[0].rstrip(":") for problem in problems]
+    assert named == [
+        "sensorstack_control_plane_group",
+        "kubeadm_control_plane_kubernetes_version",
+        "kubeadm_control_plane_endpoint",
+        "calico_encapsulation",
+        "sensorstack_kubernetes_version",
+    ]
