@@ -2,15 +2,17 @@
 says what the variables say (networks from the sensorstack role, endpoint from the node's address, lab settings).
 
 The documents are rendered by Ansible's own templating from the role's defaults and vars, as a play would; the
-cluster tier (tests/cluster/test_control_plane_calico.py) runs them through `kubeadm config validate` and `init`.
+cluster tier (tests/cluster/test_cluster.py) runs them through `kubeadm config validate` and `init`.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
 import pytest
+import yaml
 
 from .role_files import SHARED, RoleFiles
 
@@ -58,10 +60,10 @@ def test_the_node_address_is_the_lab_address_else_the_default_ipv4_address() -> 
     assert init["nodeRegistration"]["kubeletExtraArgs"] == [{"name": "node-ip", "value": "10.213.0.11"}]
 
 
-def test_the_endpoint_is_set_from_day_one_and_named_in_the_certificate() -> None:
+def test_the_endpoint_is_the_local_load_balancer_from_day_one_and_named_in_the_certificate() -> None:
     cluster = documents(sensorstack_node_ip="10.213.0.11")["ClusterConfiguration"]
-    assert cluster["controlPlaneEndpoint"] == "10.213.0.11:6443"
-    assert cluster["apiServer"]["certSANs"] == ["10.213.0.11"]
+    assert cluster["controlPlaneEndpoint"] == "127.0.0.1:6444"
+    assert cluster["apiServer"]["certSANs"] == ["127.0.0.1", "10.213.0.11"]
     cluster = documents(
         sensorstack_node_ip="10.213.0.11",
         kubeadm_control_plane_endpoint="k8s.example.net:6443",
@@ -71,10 +73,31 @@ def test_the_endpoint_is_set_from_day_one_and_named_in_the_certificate() -> None
     assert cluster["apiServer"]["certSANs"] == ["k8s.example.net", "10.213.0.11", "10.213.0.100"]
 
 
-def test_an_ipv6_address_is_bracketed_in_the_endpoint() -> None:
-    cluster = documents(sensorstack_node_ip="fd00::11")["ClusterConfiguration"]
+def test_without_a_load_balancer_the_endpoint_is_the_first_node_ipv6_in_brackets() -> None:
+    cluster = documents(sensorstack_node_ip="10.213.0.11", sensorstack_api_load_balancer="none")
+    assert cluster["ClusterConfiguration"]["controlPlaneEndpoint"] == "10.213.0.11:6443"
+    cluster = documents(sensorstack_node_ip="fd00::11", sensorstack_api_load_balancer="none")["ClusterConfiguration"]
     assert cluster["controlPlaneEndpoint"] == "[fd00::11]:6443"
     assert cluster["apiServer"]["certSANs"] == ["fd00::11"]
+
+
+def test_the_controllers_kubeconfig_names_this_nodes_api_server_not_the_loopback_balancer() -> None:
+    admin = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "kubernetes", "cluster": {"server": "https://127.0.0.1:6444", "certificate-authority-data": "CA"}}
+        ],
+        "users": [{"name": "kubernetes-admin", "user": {"client-key-data": "KEY"}}],
+    }
+    encoded = base64.b64encode(yaml.safe_dump(admin).encode()).decode()
+    copy = ROLE.render(
+        "{{ kubeadm_control_plane_controller_kubeconfig }}",
+        sensorstack_node_ip="10.213.0.11",
+        kubeadm_control_plane_admin_file={"content": encoded},
+    )
+    assert copy["clusters"][0]["cluster"] == {"server": "https://10.213.0.11:6443", "certificate-authority-data": "CA"}
+    assert copy["users"] == admin["users"]
 
 
 def test_production_defaults_keep_the_kubelets_safety_checks() -> None:

@@ -2,11 +2,12 @@
 `kubeadm token create --print-join-command` printed on the control plane, and this node's own settings.
 
 Rendered by Ansible's own templating from the role's defaults and vars, as a play would; the cluster tier
-(tests/cluster/test_control_plane_calico.py) joins a real worker with it.
+(tests/cluster/test_cluster.py) joins a real worker with it.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -68,3 +69,42 @@ def test_durations_are_recognised() -> None:
     pattern = ROLE.vars["kubeadm_join_duration_pattern"]
     assert all(re.match(pattern, value) for value in ("15m0s", "10m", "1h30m", "90s"))
     assert not any(re.match(pattern, value) for value in ("15", "15 minutes", "", "m"))
+
+
+def test_a_worker_joins_without_a_control_plane_section() -> None:
+    assert "controlPlane" not in render("{{ kubeadm_join_document }}")
+    assert render("{{ kubeadm_join_control_plane }}") is False
+
+
+def test_a_control_plane_host_joins_with_its_own_api_endpoint_and_the_certificate_key() -> None:
+    document = render(
+        "{{ kubeadm_join_document }}",
+        inventory_hostname="cp2",
+        groups={"control_plane": ["cp1", "cp2", "cp3"], "workers": []},
+        sensorstack_node_ip="10.213.0.12",
+        kubeadm_join_certificate_key={"stdout": "c0ffee" * 10 + "abcd"},
+    )
+    assert document["controlPlane"] == {
+        "localAPIEndpoint": {"advertiseAddress": "10.213.0.12", "bindPort": 6443},
+        "certificateKey": "c0ffee" * 10 + "abcd",
+    }
+    assert document["discovery"]["bootstrapToken"]["apiServerEndpoint"] == "10.213.0.11:6443"
+
+
+def test_the_upload_configuration_is_the_init_configuration_with_the_key_added() -> None:
+    init = (
+        "# managed\napiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n"
+        "  advertiseAddress: 10.213.0.11\n---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n"
+        "kubernetesVersion: v1.35.4\n"
+    )
+    documents = render(
+        "{{ kubeadm_join_upload_documents }}",
+        kubeadm_join_init_config={"content": base64.b64encode(init.encode()).decode()},
+        kubeadm_join_certificate_key={"stdout": "k" * 64},
+    )
+    assert [document["kind"] for document in documents] == ["InitConfiguration", "ClusterConfiguration"]
+    assert documents[0]["certificateKey"] == "k" * 64
+    assert documents[0]["localAPIEndpoint"] == {"advertiseAddress": "10.213.0.11"}
+    # kubeadm would look the version up on the internet without it.
+    assert documents[1]["kubernetesVersion"] == "v1.35.4"
+    assert "certificateKey" not in documents[1]

@@ -1,0 +1,52 @@
+"""The apiserver_lb role: its spec mirrors its defaults, it finds every control-plane node's address, and the
+haproxy configuration it renders balances exactly those API servers on loopback with a TLS /readyz check.
+
+haproxy itself checks the rendered file (``haproxy -c``) when the role writes it; the cluster tier runs it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .role_files import ROOT, RoleFiles
+
+ROLE = RoleFiles.load("apiserver_lb")
+TEMPLATE = (ROOT / "roles/apiserver_lb/templates/haproxy.cfg.j2").read_text()
+GROUPS = {"control_plane": ["cp1", "cp2", "cp3"], "workers": ["w1"]}
+
+
+def render(expression: str, **overrides: Any) -> Any:
+    hostvars = {
+        "cp1": {"sensorstack_node_ip": "10.213.0.11"},
+        "cp2": {"ansible_facts": {"default_ipv4": {"address": "192.0.2.12"}}},
+        "cp3": {"sensorstack_node_ip": "10.213.0.13"},
+    }
+    return ROLE.render(
+        expression, **{"groups": GROUPS, "hostvars": hostvars, "ansible_managed": "managed", **overrides}
+    )
+
+
+def test_every_default_is_specified_with_its_value_unless_it_is_a_template() -> None:
+    assert ROLE.spec_problems() == []
+
+
+def test_every_variable_carries_the_role_prefix() -> None:
+    assert ROLE.unprefixed_variables() == []
+
+
+def test_the_back_ends_are_every_control_plane_node_at_its_advertised_address() -> None:
+    assert render("{{ apiserver_lb_backends }}") == ["10.213.0.11:6443", "192.0.2.12:6443", "10.213.0.13:6443"]
+    assert render("{{ apiserver_lb_port }}") == 6444
+
+
+def test_haproxy_listens_on_loopback_only_and_checks_each_api_server_over_tls() -> None:
+    config = render(TEMPLATE)
+    assert "bind 127.0.0.1:6444" in config
+    assert [line.split()[-1] for line in config.splitlines() if line.strip().startswith("server ")] == [
+        "10.213.0.11:6443",
+        "192.0.2.12:6443",
+        "10.213.0.13:6443",
+    ]
+    assert "option httpchk GET /readyz" in config
+    assert "check check-ssl verify none" in config
+    assert "mode tcp" in config
