@@ -16,6 +16,7 @@ from sensorstack import __version__, project_root
 from sensorstack.bundle.__main__ import add_commands as add_bundle_commands
 from sensorstack.bundle.__main__ import run as bundle_run
 from sensorstack.doctor import run_checks
+from sensorstack.events import certificate_expiry, job_events
 from sensorstack.lab.__main__ import main as lab_main
 from sensorstack.report import (
     EXIT_ERROR,
@@ -141,6 +142,8 @@ def run_command(
             result = run.execute()
     finally:
         signal.signal(signal.SIGINT, previous)
+    # The reports of role kubeadm_certificates, from the events the run kept.
+    result.certificates = certificate_expiry(job_events(result.artifact_dir))
     if args.json:
         print(json_report(result))
     else:

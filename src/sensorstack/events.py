@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -60,6 +62,70 @@ class ChangedTask:
     diff: Any = None
 
 
+# The key and value that mark the kubeadm_certificates role's report among a run's task results
+# (roles/kubeadm_certificates/vars/main.yml: kubeadm_certificates_report).
+CERTIFICATE_REPORT_MARKER = {"sensorstack_report": "control_plane_certificates"}
+
+
+@dataclass(frozen=True)
+class CertificateExpiry:
+    """The days left of one control-plane node's certificates, as the kubeadm_certificates role reported them."""
+
+    host: str
+    days_left: dict[str, int]  # certificate -> whole days left, negative once expired
+    soonest: str  # the certificate that expires first
+    soonest_days_left: int
+    renew_days_before: int | None = None  # the node's renewal threshold
+    renewal_enabled: bool = True  # whether the node's renewal timer runs
+
+    @property
+    def renewal_due(self) -> bool:
+        return self.renew_days_before is not None and self.soonest_days_left < self.renew_days_before
+
+
+def certificate_expiry(events: Iterable[Mapping[str, Any]]) -> list[CertificateExpiry]:
+    """The kubeadm_certificates reports among ansible-runner's raw events (``{"event": ..., "event_data": ...}``):
+    one per host, the last if the role ran twice, sorted by host. A report without certificates is left out."""
+    reports: dict[str, CertificateExpiry] = {}
+    for event in events:
+        data = event.get("event_data") or {}
+        message = (data.get("res") or {}).get("msg")
+        if event.get("event") != "runner_on_ok" or not isinstance(message, Mapping):
+            continue
+        if any(message.get(key) != value for key, value in CERTIFICATE_REPORT_MARKER.items()):
+            continue
+        days_left = {str(name): int(days) for name, days in (message.get("days_left") or {}).items()}
+        soonest = str(message.get("soonest") or "")
+        if soonest not in days_left:
+            continue
+        threshold = message.get("renew_days_before")
+        host = str(data.get("host", ""))
+        reports[host] = CertificateExpiry(
+            host,
+            days_left,
+            soonest,
+            days_left[soonest],
+            int(threshold) if threshold is not None else None,
+            bool(message.get("renewal_enabled", True)),
+        )
+    return [reports[host] for host in sorted(reports)]
+
+
+def job_events(artifact_dir: Path | None) -> Iterable[dict[str, Any]]:
+    """The events ansible-runner kept of a run (``job_events/<counter>-<uuid>.json``), in the order they happened."""
+    folder = artifact_dir / "job_events" if artifact_dir else None
+    if folder is None or not folder.is_dir():
+        return
+    counted = [
+        (path.name.split("-", 1)[0], path) for path in folder.glob("*.json") if not path.name.endswith("-partial.json")
+    ]
+    for _counter, path in sorted((int(counter), path) for counter, path in counted if counter.isdigit()):
+        try:
+            yield json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+
+
 class RunStatus(StrEnum):
     SUCCESSFUL = "successful"
     FAILED = "failed"
@@ -78,6 +144,7 @@ class RunResult:
     artifact_dir: Path | None = None
     check: bool = False
     error: str = ""  # what ansible-playbook said when it stopped outside any host (syntax, vault, inventory)
+    certificates: list[CertificateExpiry] = field(default_factory=list)  # per control-plane node, when reported
 
     @property
     def failed_hosts(self) -> list[str]:
@@ -99,4 +166,5 @@ class RunResult:
         report["failed_hosts"] = self.failed_hosts
         report["unreachable_hosts"] = self.unreachable_hosts
         report["changed_count"] = self.changed_count
+        report["certificates"] = [asdict(expiry) | {"renewal_due": expiry.renewal_due} for expiry in self.certificates]
         return report

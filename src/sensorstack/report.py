@@ -10,7 +10,16 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from sensorstack.events import Event, HostResult, HostStatus, PlayStarted, RunResult, RunStatus, TaskStarted
+from sensorstack.events import (
+    CertificateExpiry,
+    Event,
+    HostResult,
+    HostStatus,
+    PlayStarted,
+    RunResult,
+    RunStatus,
+    TaskStarted,
+)
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -108,6 +117,24 @@ def recap_table(result: RunResult) -> Table:
     return table
 
 
+def _days(days: int) -> str:
+    if days < 0:
+        return f"expired {-days} day{'s' if days != -1 else ''} ago"
+    return f"{days} day{'s' if days != 1 else ''} left"
+
+
+def certificate_line(expiry: CertificateExpiry) -> str:
+    """``lab-cp1: control-plane certificates: 364 days left (soonest: apiserver)``."""
+    return f"{expiry.host}: control-plane certificates: {_days(expiry.soonest_days_left)} (soonest: {expiry.soonest})"
+
+
+def certificate_lines(result: RunResult) -> Iterable[Text]:
+    """One line per control-plane node that reported its certificates; yellow once renewal is due, red if expired."""
+    for expiry in result.certificates:
+        style = "bold red" if expiry.soonest_days_left < 0 else "yellow" if expiry.renewal_due else ""
+        yield Text(certificate_line(expiry), style=style)
+
+
 def next_steps(result: RunResult, check: bool) -> Iterable[str]:
     if result.status is RunStatus.CANCELED:
         yield "The run was cancelled; rerun the same command to finish converging."
@@ -120,6 +147,18 @@ def next_steps(result: RunResult, check: bool) -> Iterable[str]:
         )
     if result.failed_hosts:
         yield f"Failed: {', '.join(result.failed_hosts)}. The first error of each is above; fix it and rerun."
+    due = [expiry.host for expiry in result.certificates if expiry.renewal_due and expiry.renewal_enabled]
+    if due:
+        yield (
+            f"Certificates fall due on {', '.join(due)}: the renewal timer renews them at its next run; "
+            "`systemctl start kubeadm-certificates-renew.service` there renews them now."
+        )
+    unattended = [expiry.host for expiry in result.certificates if expiry.renewal_due and not expiry.renewal_enabled]
+    if unattended:
+        yield (
+            f"Certificates fall due on {', '.join(unattended)}, whose renewal timer is off "
+            "(kubeadm_certificates_renewal_enabled): run `kubeadm certs renew all` there and restart the control plane."
+        )
     if check and result.changed:
         yield (
             f"Drift: {len(result.changed)} task(s) would change something. Run `sensorstack deploy` to converge, "
@@ -140,6 +179,8 @@ def print_summary(console: Console, result: RunResult, check: bool = False, show
             if change.diff:
                 console.print(json.dumps(change.diff, indent=2, default=str), style="dim", markup=False)
     console.print(recap_table(result))
+    for certificates in certificate_lines(result):
+        console.print(certificates)
     for line in next_steps(result, check):
         console.print(line)
 
