@@ -93,6 +93,8 @@ class Cluster:
     workers: list[Node]
     inventory: Path
     directory: Path
+    # Every container of the cluster, removed at the end of the session (tests that add nodes append theirs).
+    containers: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -151,7 +153,9 @@ def manifest(bundle: Path):  # type: ignore[no-untyped-def]
     return read_manifest(bundle)
 
 
-def cluster_inventory(directory: Path) -> Path:
+def cluster_inventory(
+    directory: Path, control_planes: tuple[tuple[str, str], ...], workers: tuple[tuple[str, str], ...]
+) -> Path:
     """This tier's hosts under the built-in lab's settings: its group_vars, its all-level lab variables."""
     lab = yaml.safe_load((LAB_INVENTORY / "hosts.yml").read_text())["all"]["vars"]
 
@@ -167,17 +171,26 @@ def cluster_inventory(directory: Path) -> Path:
             "children": {
                 "sensorstack": {
                     "children": {
-                        "control_plane": {"hosts": hosts(CONTROL_PLANE)},
-                        "workers": {"hosts": hosts(*WORKERS)},
+                        "control_plane": {"hosts": hosts(*control_planes)},
+                        "workers": {"hosts": hosts(*workers)},
                     }
                 }
             },
         }
     }
-    (directory / "group_vars").symlink_to(LAB_INVENTORY / "group_vars", target_is_directory=True)
+    if not (directory / "group_vars").exists():
+        (directory / "group_vars").symlink_to(LAB_INVENTORY / "group_vars", target_is_directory=True)
     path = directory / "hosts.yml"
     path.write_text(yaml.safe_dump(inventory, sort_keys=False))
     return path
+
+
+def node_container(name: str, address: str) -> containers.LabHost:
+    """A fresh Kubernetes-capable node container of this tier."""
+    host = containers.LabHost(name, f"{containers.TEST_CONTAINER_PREFIX}{name}", "debian13-node", address=address)
+    containers.remove(host.container)
+    containers.start(host)
+    return host
 
 
 @pytest.fixture(scope="session")
@@ -188,20 +201,18 @@ def host_sysctls_before() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def cluster(bundle: Path, docker_engine: None, host_sysctls_before: dict[str, str]) -> Iterator[Cluster]:
     """A control plane and two workers, converged by site.yml; removed afterwards unless SENSORSTACK_KEEP_CLUSTER."""
-    hosts = [
-        containers.LabHost(name, f"{containers.TEST_CONTAINER_PREFIX}{name}", "debian13-node", address=address)
-        for name, address in (CONTROL_PLANE, *WORKERS)
-    ]
+    entries = (CONTROL_PLANE, *WORKERS)
     containers.ensure_network()
     server = BundleServer(bundle, containers.network_gateway(), HTTP_PORT, REGISTRY_PORT)
+    started: list[str] = []
     with tempfile.TemporaryDirectory(prefix="sensorstack-cluster-") as temporary, server:
         directory = Path(temporary)
         try:
-            for host in hosts:
-                containers.remove(host.container)
-                containers.start(host)
-            nodes = [Node(host.inventory_name, host.container) for host in hosts]
-            built = Cluster(nodes[0], nodes[1:], cluster_inventory(directory), directory)
+            for name, address in entries:
+                started.append(node_container(name, address).container)
+            nodes = [Node(name, f"{containers.TEST_CONTAINER_PREFIX}{name}") for name, _ in entries]
+            inventory = cluster_inventory(directory, (CONTROL_PLANE,), WORKERS)
+            built = Cluster(nodes[0], nodes[1:], inventory, directory, started)
             run = built.site()
             built.timings["first run"] = run.seconds
             assert run.returncode == 0, f"site.yml failed:\n{run.tail()}"
@@ -209,5 +220,5 @@ def cluster(bundle: Path, docker_engine: None, host_sysctls_before: dict[str, st
             yield built
         finally:
             if not os.environ.get("SENSORSTACK_KEEP_CLUSTER"):
-                for host in hosts:
-                    containers.remove(host.container)
+                for container in started:
+                    containers.remove(container)

@@ -1,0 +1,138 @@
+"""Three control planes: two more control-plane nodes join the tier's running cluster through `site.yml` (the local
+API load balancer on every node makes that possible without new certificates or kubeconfigs), then the first
+control-plane node is stopped and the cluster goes on: the API answers, every other node stays Ready, and a new pod
+is scheduled and runs. The stopped node is started again afterwards and the cluster is whole again.
+
+Runs after test_cluster.py (which checks the 1 + 2 cluster as built) and leaves 3 + 2 nodes for the tests after it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from typing import Any
+
+import pytest
+import yaml
+
+from sensorstack.bundle.versions import load_versions
+
+from .conftest import CONTROL_PLANE, KUBECTL, WORKERS, Cluster, Node, cluster_inventory, node_container
+
+pytestmark = pytest.mark.cluster
+
+EXTRA_CONTROL_PLANES = (("cpc-cp2", "10.213.0.56"), ("cpc-cp3", "10.213.0.57"))
+CONTROL_PLANES = (CONTROL_PLANE, *EXTRA_CONTROL_PLANES)
+
+
+def kubectl_json(node: Node, *arguments: str) -> Any:
+    return json.loads(node.run(*KUBECTL, *arguments, "--output=json"))
+
+
+def ready_nodes(node: Node) -> set[str]:
+    return {
+        item["metadata"]["name"]
+        for item in kubectl_json(node, "get", "nodes")["items"]
+        if {c["type"]: c["status"] for c in item["status"]["conditions"]}.get("Ready") == "True"
+    }
+
+
+def wait_for(description: str, check: Any, timeout: float = 600, interval: float = 5) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except AssertionError as error:
+            last = error
+        time.sleep(interval)
+    raise AssertionError(f"{description} not within {timeout:.0f} s (last: {last})")
+
+
+@pytest.fixture(scope="module")
+def three_control_planes(cluster: Cluster) -> list[Node]:
+    for name, address in EXTRA_CONTROL_PLANES:
+        cluster.containers.append(node_container(name, address).container)
+    cluster.inventory = cluster_inventory(cluster.directory, CONTROL_PLANES, WORKERS)
+    run = cluster.site()
+    cluster.timings["control-plane joins"] = run.seconds
+    print(f"\ntwo control-plane nodes joined by site.yml in {run.seconds:.0f} s")
+    assert run.returncode == 0, run.tail()
+    return [cluster.control_plane, *(Node(name, f"sensorstack-test-{name}") for name, _ in EXTRA_CONTROL_PLANES)]
+
+
+def test_three_control_planes_run_stacked_etcd_behind_every_nodes_balancer(
+    cluster: Cluster, three_control_planes: list[Node]
+) -> None:
+    second = three_control_planes[1]
+    nodes = kubectl_json(second, "get", "nodes")["items"]
+    roles = {
+        item["metadata"]["name"]
+        for item in nodes
+        if "node-role.kubernetes.io/control-plane" in item["metadata"].get("labels", {})
+    }
+    assert roles == {name for name, _ in CONTROL_PLANES}
+    assert ready_nodes(second) == {name for name, _ in (*CONTROL_PLANES, *WORKERS)}
+    for item in nodes:
+        assert item["status"]["nodeInfo"]["kubeletVersion"] == f"v{load_versions()['sensorstack_kubernetes_version']}"
+    etcd = kubectl_json(second, "--namespace=kube-system", "get", "pods", "--selector=component=etcd")["items"]
+    assert sorted(pod["spec"]["nodeName"] for pod in etcd) == sorted(name for name, _ in CONTROL_PLANES)
+    # Every node's balancer lists every API server; the kubelets reach the API through it.
+    for node in [*three_control_planes, *cluster.workers]:
+        config = node.run("cat", "/etc/haproxy/haproxy.cfg")
+        backends = {line.split()[-1] for line in config.splitlines() if line.strip().startswith("server ")}
+        assert backends == {f"{address}:6443" for _, address in CONTROL_PLANES}, node.name
+        kubelet = yaml.safe_load(node.run("cat", "/etc/kubernetes/kubelet.conf"))
+        assert kubelet["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6444", node.name
+
+
+def test_the_cluster_goes_on_without_its_first_control_plane(
+    cluster: Cluster, three_control_planes: list[Node]
+) -> None:
+    second = three_control_planes[1]
+    subprocess.run(["docker", "stop", "--time=5", cluster.control_plane.container], check=True, capture_output=True)
+    try:
+        # The API answers through the balancers on the remaining nodes.
+        assert second.run(*KUBECTL, "get", "--raw", "/readyz").strip() == "ok"
+        assert (
+            cluster.workers[0]
+            .run("kubectl", "--kubeconfig", "/etc/kubernetes/kubelet.conf", "get", "--raw", "/readyz")
+            .strip()
+            == "ok"
+        )
+        wait_for(
+            "the stopped node marked NotReady and the others Ready",
+            lambda: ready_nodes(second) == {name for name, _ in (*EXTRA_CONTROL_PLANES, *WORKERS)},
+            timeout=300,
+        )
+        # A new pod needs the scheduler and the controllers, whose leaders may have run on the stopped node.
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "ha-probe", "namespace": "default"},
+            "spec": {
+                "terminationGracePeriodSeconds": 0,
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": load_versions()["sensorstack_mosquitto_image"],
+                        "command": ["sleep", "600"],
+                    }
+                ],
+            },
+        }
+        second.run(*KUBECTL, "apply", "--filename=-", stdin=yaml.safe_dump(pod))
+        second.run(*KUBECTL, "wait", "--for=condition=Ready", "pod/ha-probe", "--timeout=300s", timeout=330)
+        placed = kubectl_json(second, "get", "pod", "ha-probe")["spec"]["nodeName"]
+        assert placed in {name for name, _ in WORKERS}
+        second.run(*KUBECTL, "delete", "pod", "ha-probe", "--wait=false")
+    finally:
+        subprocess.run(["docker", "start", cluster.control_plane.container], check=True, capture_output=True)
+    wait_for(
+        "every node Ready again",
+        lambda: ready_nodes(second) == {name for name, _ in (*CONTROL_PLANES, *WORKERS)},
+        timeout=600,
+    )

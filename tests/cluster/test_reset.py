@@ -1,0 +1,108 @@
+"""playbooks/reset.yml on a worker of the cluster tier's cluster (the session's ``cluster`` fixture): without
+``reset_confirm=yes`` and without a terminal it stops before anything changes; confirmed, the worker leaves the
+cluster and keeps nothing of it (its kubelet.conf, Calico's VXLAN device and veths, the iptables chains of Calico and
+kube-proxy) but the operator's resolv.conf; a second reset changes nothing; the cluster play joins it again, Ready.
+
+The tests run in this file's order and build on each other: refusal, reset, second reset, join again. The last one
+leaves the cluster as it found it, every node Ready, for the modules after this one.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from sensorstack import project_root
+
+from .conftest import Cluster, Node, PlaybookRun
+
+pytestmark = pytest.mark.cluster
+
+RESET = project_root() / "playbooks/reset.yml"
+CLUSTER_PLAYS = project_root() / "playbooks/cluster.yml"
+# The kubelet's TLS bootstrap, then calico-node's start on the node.
+READY_TIMEOUT = 600
+# Calico's interfaces and the chains of Calico and kube-proxy, as `ip -o link` and iptables-save name them.
+CALICO_LINK = re.compile(r"^\d+: (vxlan\.calico|cali[0-9a-f]{11})[@:]", re.MULTILINE)
+THEIR_CHAIN = re.compile(r"^:(cali-|KUBE-)\S*", re.MULTILINE)
+THEIR_JUMP = re.compile(r" -[jg] (cali-|KUBE-)")
+
+
+def reset_worker(cluster: Cluster, *extra: str) -> PlaybookRun:
+    """playbooks/reset.yml limited to the last worker. run_playbook closes stdin: a prompt gets no answer, as in CI."""
+    return cluster.run_playbook(RESET, "--limit", worker(cluster).name, *extra)
+
+
+def worker(cluster: Cluster) -> Node:
+    return cluster.workers[-1]
+
+
+def node_names(cluster: Cluster) -> set[str]:
+    return {node["metadata"]["name"] for node in cluster.kubectl_json("get", "nodes")["items"]}
+
+
+def ready(cluster: Cluster, name: str) -> bool:
+    nodes = [node for node in cluster.kubectl_json("get", "nodes")["items"] if node["metadata"]["name"] == name]
+    conditions = {c["type"]: c["status"] for node in nodes for c in node["status"].get("conditions", [])}
+    return conditions.get("Ready") == "True"
+
+
+@pytest.mark.parametrize("extra", [(), ("--extra-vars", "reset_confirm=no")], ids=["no answer", "answer no"])
+def test_without_a_yes_the_reset_stops_before_any_change(cluster: Cluster, extra: tuple[str, ...]) -> None:
+    run = reset_worker(cluster, *extra)
+    assert run.returncode != 0
+    # The callback may fold a long message over several lines.
+    assert "Nothing was reset" in " ".join(run.output.split()), run.tail()
+    assert run.changed() == {worker(cluster).name: 0}, run.tail()
+    assert worker(cluster).name in node_names(cluster)
+    worker(cluster).run("test", "-f", "/etc/kubernetes/kubelet.conf")
+
+
+@pytest.fixture(scope="module")
+def first_reset(cluster: Cluster) -> PlaybookRun:
+    nodes_before = node_names(cluster)
+    # Other modules of the session leave pods without a controller on the workers, which kubectl drain refuses to
+    # delete unless forced.
+    run = reset_worker(cluster, "--extra-vars", '{"reset_confirm": "yes", "kubeadm_reset_drain_force": true}')
+    assert run.returncode == 0, run.tail()
+    assert nodes_before - node_names(cluster) == {worker(cluster).name}
+    return run
+
+
+def test_the_reset_takes_the_worker_out_of_the_cluster(cluster: Cluster, first_reset: PlaybookRun) -> None:
+    assert first_reset.changed()[worker(cluster).name] > 0
+    assert worker(cluster).name not in node_names(cluster)
+    assert cluster.control_plane.name in node_names(cluster)
+
+
+def test_the_worker_keeps_nothing_of_the_cluster_but_the_operators_files(
+    cluster: Cluster, first_reset: PlaybookRun
+) -> None:
+    node = worker(cluster)
+    node.sh("test ! -e /etc/kubernetes/kubelet.conf && test ! -e /etc/cni/net.d/10-calico.conflist")
+    node.sh("test ! -e /var/lib/kubelet/config.yaml && test ! -e /var/lib/calico && test ! -e /root/.kube/config")
+    # kubeadm_reset_keep_files: the kubelet's resolv.conf, which the join needs again.
+    node.run("test", "-f", "/etc/kubernetes/resolv.conf")
+    links = node.run("ip", "-o", "link", "show")
+    assert not CALICO_LINK.findall(links), links
+    rules = node.sh("iptables-save; ip6tables-save")
+    assert not THEIR_CHAIN.findall(rules), rules
+    assert not THEIR_JUMP.findall(rules), rules
+
+
+def test_a_second_reset_changes_nothing(cluster: Cluster, first_reset: PlaybookRun) -> None:
+    run = reset_worker(cluster, "--extra-vars", "reset_confirm=yes")
+    assert run.returncode == 0, run.tail()
+    assert run.changed() == {worker(cluster).name: 0}, run.tail()
+
+
+def test_the_reset_worker_joins_again_and_becomes_ready(cluster: Cluster, first_reset: PlaybookRun) -> None:
+    run = cluster.run_playbook(CLUSTER_PLAYS, "--limit", worker(cluster).name)
+    assert run.returncode == 0, run.tail()
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not ready(cluster, worker(cluster).name):
+        assert time.monotonic() < deadline, f"{worker(cluster).name} is not Ready {READY_TIMEOUT} s after the join"
+        time.sleep(10)
+    assert worker(cluster).name in node_names(cluster)
