@@ -16,13 +16,18 @@ from sensorstack.inventory import connections
 from sensorstack.runner import ping_hosts
 
 
-def supported_ansible_core() -> SpecifierSet:
-    """The ansible-core range this package declares in pyproject.toml, read from its installed metadata."""
+def declared_range(name: str) -> SpecifierSet:
+    """The range of a dependency this package declares in pyproject.toml, read from its installed metadata."""
     for line in importlib.metadata.requires("sensorstack") or []:
         requirement = Requirement(line)
-        if requirement.name == "ansible-core":
+        if requirement.name == name and requirement.marker is None:
             return requirement.specifier
-    raise LookupError("the sensorstack package declares no ansible-core requirement")
+    raise LookupError(f"the sensorstack package declares no {name} requirement")
+
+
+def supported_ansible_core() -> SpecifierSet:
+    """The ansible-core range this package declares in pyproject.toml."""
+    return declared_range("ansible-core")
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,22 @@ def check_toml_writer() -> Check:
     return Check("tomli-w", True, importlib.metadata.version("tomli-w"))
 
 
+def check_kubernetes_client() -> Check:
+    """The kubernetes Python client, which kubernetes.core's modules import on the controller (role calico)."""
+    supported = declared_range("kubernetes")
+    try:
+        version = importlib.metadata.version("kubernetes")
+    except importlib.metadata.PackageNotFoundError:
+        return Check(
+            "kubernetes",
+            False,
+            "missing (kubernetes.core's modules need it: role calico)",
+            f"pip install 'kubernetes{supported}'",
+        )
+    ok = version in supported
+    return Check("kubernetes", ok, version, "" if ok else f"pip install 'kubernetes{supported}'")
+
+
 def check_docker(needed: bool) -> Check | None:
     if not needed:
         return None
@@ -78,7 +99,7 @@ def check_docker(needed: bool) -> Check | None:
 
 
 def run_checks(inventory: Path) -> list[Check]:
-    checks = [check_ansible(), check_collections(), check_toml_writer()]
+    checks = [check_ansible(), check_collections(), check_toml_writer(), check_kubernetes_client()]
     hosts = connections(inventory)
     docker = check_docker(any(conn == "community.docker.docker" for conn in hosts.values()))
     if docker:

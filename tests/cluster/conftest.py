@@ -81,7 +81,8 @@ class PlaybookRun:
         return counters
 
     def changed(self) -> dict[str, int]:
-        return {host: counters["changed"] for host, counters in self.recap().items()}
+        """changed= of every inventory host (the preflight play's localhost left out)."""
+        return {host: counters["changed"] for host, counters in self.recap().items() if host != "localhost"}
 
     def tail(self, characters: int = 6000) -> str:
         return self.output[-characters:]

@@ -1,8 +1,10 @@
-"""The calico role: its argument spec mirrors its defaults, and the kustomization it lays over Calico's manifest sets
-the pool from the project's pod network, the chosen encapsulation, the address detection and the pinned images.
+"""The calico role: its argument spec mirrors its defaults, and the objects it applies (Calico's manifest with the
+settings laid over it) set the pool from the project's pod network, the chosen encapsulation, the address detection
+and the pinned images; every cluster task runs on the controller through kubernetes.core, none shells out to kubectl.
 
-The files are rendered by Ansible's own templating from the role's defaults and vars, as a play would; the cluster
-tier (tests/cluster/test_control_plane_calico.py) applies them with kubectl to a real cluster.
+The objects are rendered by Ansible's own templating from the role's defaults and vars over a small manifest of the
+same shape as Calico's, as a play would; the cluster tier (tests/cluster/test_cluster.py) applies them
+to a real cluster.
 """
 
 from __future__ import annotations
@@ -11,21 +13,134 @@ import re
 from typing import Any
 
 import pytest
+import yaml
 
-from .role_files import SHARED, RoleFiles
+from .role_files import ROLES, SHARED, RoleFiles
 
 ROLE = RoleFiles.load("calico")
+KUBEADM_CONTROL_PLANE = RoleFiles.load("kubeadm_control_plane")
+# The shape of Calico's calico-vxlan.yaml where the role changes it: a ServiceAccount named like the DaemonSet, the
+# ConfigMap, a CRD, calico-node with init containers, environment from values and from the ConfigMap, and the
+# controllers.
+MANIFEST = """\
+# Source: calico/templates/calico-node-rbac.yaml
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: calico-node, namespace: kube-system}
+---
+kind: ConfigMap
+apiVersion: v1
+metadata: {name: calico-config, namespace: kube-system}
+data:
+  calico_backend: "vxlan"
+  veth_mtu: "0"
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: ippools.crd.projectcalico.org}
+spec:
+  group: crd.projectcalico.org
+  names: {kind: IPPool, plural: ippools}
+---
+kind: DaemonSet
+apiVersion: apps/v1
+metadata: {name: calico-node, namespace: kube-system}
+spec:
+  template:
+    spec:
+      initContainers:
+        - name: install-cni
+          image: quay.io/calico/cni:v3.31.0
+        - name: ebpf-bootstrap
+          image: "quay.io/calico/node:v3.31.0"
+      containers:
+        - name: calico-node
+          image: quay.io/calico/node:v3.31.0
+          env:
+            - name: DATASTORE_TYPE
+              value: "kubernetes"
+            - name: CALICO_IPV4POOL_IPIP
+              value: "Never"
+            - name: CALICO_IPV4POOL_VXLAN
+              value: "CrossSubnet"
+            - name: FELIX_VXLANMTU
+              valueFrom:
+                configMapKeyRef: {name: calico-config, key: veth_mtu}
+            - name: FELIX_HEALTHENABLED
+              value: "true"
+---
+kind: Deployment
+apiVersion: apps/v1
+metadata: {name: calico-kube-controllers, namespace: kube-system}
+spec:
+  template:
+    spec:
+      containers:
+        - name: calico-kube-controllers
+          image: quay.io/calico/kube-controllers@sha256:0123456789abcdef
+"""
 
 
 def render(expression: str, **overrides: Any) -> Any:
     return ROLE.render(expression, **overrides)
 
 
-def node_env(**overrides: Any) -> dict[str, str]:
-    patch = render("{{ calico_kustomization_files['calico-node.patch.yaml'] }}", **overrides)
-    [container] = patch["spec"]["template"]["spec"]["containers"]
+def objects(**overrides: Any) -> list[dict[str, Any]]:
+    """What the role applies, from MANIFEST as the file on the node."""
+    return render("{{ calico_objects }}", calico_manifest_text=MANIFEST, **overrides)
+
+
+def find(items: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    [found] = [item for item in items if (item["kind"], item["metadata"]["name"]) == (kind, name)]
+    return found
+
+
+def node_container(**overrides: Any) -> dict[str, Any]:
+    [container] = find(objects(**overrides), "DaemonSet", "calico-node")["spec"]["template"]["spec"]["containers"]
     assert container["name"] == "calico-node"
-    return {entry["name"]: entry["value"] for entry in container["env"]}
+    return container
+
+
+def node_env(**overrides: Any) -> dict[str, str]:
+    return {entry["name"]: entry.get("value") for entry in node_container(**overrides)["env"]}
+
+
+def task_files() -> dict[str, list[dict[str, Any]]]:
+    return {path.name: yaml.safe_load(path.read_text()) for path in sorted((ROLES / "calico/tasks").glob("*.yml"))}
+
+
+def tasks_of(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every task, blocks opened."""
+    result = []
+    for task in tasks:
+        result.append(task)
+        for section in ("block", "rescue", "always"):
+            result += tasks_of(task.get(section) or [])
+    return result
+
+
+# Task keywords: every other key of a task names its module.
+KEYWORDS = {
+    "name", "when", "register", "vars", "loop", "loop_control", "delegate_to", "become", "changed_when",
+    "failed_when", "check_mode", "block", "rescue", "always", "tags", "notify", "no_log", "until", "retries",
+    "delay", "environment", "ignore_errors", "run_once", "args",
+}  # fmt: skip
+
+
+def module_of(task: dict[str, Any]) -> str | None:
+    return next((key for key in task if key not in KEYWORDS), None)
+
+
+def module_tasks(*modules: str) -> list[tuple[str, dict[str, Any]]]:
+    """(file, task) for every task whose module is one of modules, or starts with one that ends with a dot."""
+    return [
+        (name, task)
+        for name, tasks in task_files().items()
+        for task in tasks_of(tasks)
+        if (module := module_of(task))
+        and any(module == wanted or (wanted.endswith(".") and module.startswith(wanted)) for wanted in modules)
+    ]
 
 
 def test_every_default_is_specified_with_its_value_unless_it_is_a_template() -> None:
@@ -85,34 +200,40 @@ def test_address_detection_methods_are_recognised(method: str, valid: bool) -> N
     assert bool(re.match(ROLE.vars["calico_autodetection_pattern"].strip(), method)) is valid
 
 
-def test_the_kustomization_pins_the_images_to_the_release_and_registry() -> None:
-    kustomization = render(
-        "{{ calico_kustomization_files['kustomization.yaml'] }}",
-        calico_image_registry="registry.example.net:5000",
-    )
-    assert kustomization["resources"] == ["calico.yaml"]
-    assert {patch["path"] for patch in kustomization["patches"]} == {
-        "calico-node.patch.yaml",
-        "calico-config.patch.yaml",
-    }
+def images(items: list[dict[str, Any]]) -> list[str]:
+    return [
+        container["image"]
+        for item in items
+        for field in ("initContainers", "containers")
+        for container in item.get("spec", {}).get("template", {}).get("spec", {}).get(field, [])
+    ]
+
+
+@pytest.mark.parametrize(
+    "registry",
+    # A registry with a port: its digits must not be read as part of a group number in the replacement.
+    ["registry.example.net:5000", "10.213.0.1:5000", "quay.io"],
+)
+def test_every_image_of_the_manifest_is_pinned_to_the_release_and_registry(registry: str) -> None:
     version = SHARED["sensorstack_calico_version"]
-    assert kustomization["images"] == [
-        {
-            "name": f"quay.io/calico/{image}",
-            "newName": f"registry.example.net:5000/calico/{image}",
-            "newTag": f"v{version}",
-        }
-        for image in ("node", "cni", "kube-controllers")
+    assert images(objects(calico_image_registry=registry)) == [
+        f"{registry}/calico/{image}:v{version}" for image in ("kube-controllers", "cni", "node", "node")
+    ]
+
+
+def test_the_objects_keep_the_manifests_order_with_the_changed_ones_last() -> None:
+    assert [(item["kind"], item["metadata"]["name"]) for item in objects()] == [
+        ("ServiceAccount", "calico-node"),
+        ("CustomResourceDefinition", "ippools.crd.projectcalico.org"),
+        ("Deployment", "calico-kube-controllers"),
+        ("ConfigMap", "calico-config"),
+        ("DaemonSet", "calico-node"),
     ]
 
 
 def test_the_mtu_goes_to_calicos_config_map_as_a_string() -> None:
-    config = render("{{ calico_kustomization_files['calico-config.patch.yaml'] }}", calico_mtu=1400)
-    assert (config["kind"], config["metadata"]["name"], config["data"]) == (
-        "ConfigMap",
-        "calico-config",
-        {"veth_mtu": "1400"},
-    )
+    config = find(objects(calico_mtu=1400), "ConfigMap", "calico-config")
+    assert config["data"] == {"calico_backend": "vxlan", "veth_mtu": "1400"}
 
 
 def test_the_manifest_and_its_checksum_follow_the_pins_and_the_mirror() -> None:
@@ -125,10 +246,54 @@ def test_the_manifest_and_its_checksum_follow_the_pins_and_the_mirror() -> None:
     assert re.match(ROLE.vars["calico_checksum_pattern"], SHARED["sensorstack_calico_manifest_checksum"])
 
 
-def test_kubectl_applies_server_side_under_one_field_manager() -> None:
-    options = render("{{ calico_apply_options }}")
-    assert options[:3] == ["--server-side", "--field-manager=sensorstack", "--force-conflicts"]
-    assert options[3:] == ["--kustomize", "/etc/kubernetes/calico"]
+def test_every_object_is_applied_server_side_under_one_field_manager() -> None:
+    tasks = [task for _, task in module_tasks("kubernetes.core.k8s")]
+    applied = []
+    for task in tasks:
+        options = task["kubernetes.core.k8s"]
+        assert options["apply"] is True
+        assert render(options["server_side_apply"]) == {"field_manager": "sensorstack", "force_conflicts": True}
+        # The CRDs in one call, the other objects one by one.
+        definition = task["loop"] if options["definition"] == "{{ item }}" else options["definition"]
+        applied.append(render(definition, calico_manifest_text=MANIFEST))
+    crds, others = applied
+    assert {item["kind"] for item in crds} == {"CustomResourceDefinition"}
+    assert "CustomResourceDefinition" not in {item["kind"] for item in others}
+    assert len(crds) + len(others) == len(objects())
+
+
+def test_no_task_shells_out_to_kubectl() -> None:
+    commands = module_tasks(
+        "ansible.builtin.command", "ansible.builtin.shell", "ansible.legacy.command", "ansible.legacy.shell",
+        "command", "shell", "ansible.builtin.raw", "raw",
+    )  # fmt: skip
+    assert [(name, task["name"]) for name, task in commands if "kubectl" in yaml.safe_dump(task)] == []
+    # Nor any other way: no task names kubectl in what it runs.
+    mentions = [
+        (name, task["name"])
+        for name, tasks in task_files().items()
+        for task in tasks_of(tasks)
+        if "kubectl" in yaml.safe_dump({key: value for key, value in task.items() if key not in ("name", "block")})
+    ]
+    assert mentions == []
+
+
+def test_every_cluster_task_runs_on_the_controller_with_the_roles_kubeconfig() -> None:
+    tasks = module_tasks("kubernetes.core.")
+    assert len(tasks) >= 6
+    for name, task in tasks:
+        module = module_of(task)
+        assert (task.get("delegate_to"), task.get("become")) == ("localhost", False), (name, task["name"])
+        assert task[module]["kubeconfig"] == "{{ calico_kubeconfig }}", (name, task["name"])
+
+
+def test_the_kubeconfig_is_where_kubeadm_control_plane_fetches_it() -> None:
+    kubeconfig = render("{{ calico_kubeconfig }}", inventory_dir="/srv/inventory")
+    assert kubeconfig == "/srv/inventory/artifacts/admin.conf"
+    fetched = KUBEADM_CONTROL_PLANE.render(
+        "{{ kubeadm_control_plane_kubeconfig_local_path }}", inventory_dir="/srv/inventory"
+    )
+    assert kubeconfig == fetched
 
 
 def test_extra_environment_is_added_and_replaces_entries_of_the_same_name() -> None:
@@ -140,6 +305,28 @@ def test_extra_environment_is_added_and_replaces_entries_of_the_same_name() -> N
     )
     assert env["FELIX_DebugSkipCTLBCleanup"] == "true"
     assert env["IP_AUTODETECTION_METHOD"] == "interface=eth1"
-    patch = render("{{ calico_kustomization_files['calico-node.patch.yaml'] }}")
-    names = [entry["name"] for entry in patch["spec"]["template"]["spec"]["containers"][0]["env"]]
+    names = [entry["name"] for entry in node_container()["env"]]
     assert len(names) == len(set(names))
+
+
+def test_an_entry_replaces_the_manifests_entry_of_the_same_name_whole() -> None:
+    env = node_container(calico_node_extra_env=[{"name": "FELIX_VXLANMTU", "value": "1400"}])["env"]
+    assert [entry for entry in env if entry["name"] == "FELIX_VXLANMTU"] == [
+        {"name": "FELIX_VXLANMTU", "value": "1400"}
+    ]
+
+
+def test_the_roles_settings_come_first_then_the_manifests_other_entries() -> None:
+    # The order kustomize's strategic merge gave, so a cluster an earlier version set up sees no change.
+    names = [entry["name"] for entry in node_container()["env"]]
+    assert names == [
+        "CALICO_IPV4POOL_CIDR",
+        "CALICO_IPV4POOL_BLOCK_SIZE",
+        "CALICO_IPV4POOL_VXLAN",
+        "CALICO_IPV4POOL_IPIP",
+        "CALICO_IPV4POOL_NAT_OUTGOING",
+        "IP_AUTODETECTION_METHOD",
+        "DATASTORE_TYPE",
+        "FELIX_VXLANMTU",
+        "FELIX_HEALTHENABLED",
+    ]
