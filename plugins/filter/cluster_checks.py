@@ -52,13 +52,20 @@ def kubernetes_version_problems(variable: str, version: Any, kubeadm_version: An
     return []
 
 
-def upgrade_problems(host: str, installed: Any, target: Any) -> list[str]:
-    """kubeadm upgrades one minor at a time and never downgrades. ``installed`` is the node's kubeadm package
-    version, empty when none is installed."""
+def upgrade_problems(host: str, installed: Any, target: Any, upgrading: bool = True) -> list[str]:
+    """kubeadm upgrades one minor at a time and never downgrades; outside playbooks/upgrade.yml (``upgrading``
+    false) the version does not move at all. ``installed`` is the node's kubeadm package version, empty when none
+    is installed."""
     current, wanted = parse_version(installed), parse_version(target)
     if not installed or current is None or wanted is None:
         return []
     shown_current, shown_wanted = ".".join(map(str, current)), ".".join(map(str, wanted))
+    if not upgrading and current != wanted:
+        return [
+            f"sensorstack_kubernetes_version {shown_wanted} differs from kubeadm {shown_current} on {host}: a "
+            "cluster moves to another version only with playbooks/upgrade.yml (drained node by node, control "
+            "planes first); site.yml keeps it where it is"
+        ]
     if wanted < current:
         return [
             f"sensorstack_kubernetes_version {shown_wanted} is older than kubeadm {shown_current} on {host}: "
@@ -120,11 +127,11 @@ def runtime_problems(kubernetes_version: Any, containerd_source: Any) -> list[st
 
 
 def cluster_problems(
-    settings: Mapping[str, Any], control_planes: Sequence[str], installed_kubeadm: Any = ""
+    settings: Mapping[str, Any], control_planes: Sequence[str], installed_kubeadm: Any = "", upgrading: bool = False
 ) -> list[str]:
     """Every cluster check for one node. ``settings`` holds the node's variables (the ones the inventory sets, over
     the project's pins); ``control_planes`` the hosts of the control-plane group; ``installed_kubeadm`` the node's
-    kubeadm package version, empty when none is installed."""
+    kubeadm package version, empty when none is installed; ``upgrading`` whether playbooks/upgrade.yml runs."""
     pinned = settings.get("sensorstack_kubernetes_version", "")
     problems = control_plane_count_problems(settings.get("sensorstack_control_plane_group", ""), control_planes)
     problems += kubernetes_version_problems("sensorstack_kubernetes_version", pinned, pinned)
@@ -136,7 +143,9 @@ def cluster_problems(
         problems += endpoint_problems("kubeadm_control_plane_endpoint", settings["kubeadm_control_plane_endpoint"])
     problems += encapsulation_problems(settings.get("calico_encapsulation", "VXLAN"))
     problems += runtime_problems(pinned, settings.get("containerd_install_source"))
-    problems += upgrade_problems(str(settings.get("inventory_hostname", "this node")), installed_kubeadm, pinned)
+    problems += upgrade_problems(
+        str(settings.get("inventory_hostname", "this node")), installed_kubeadm, pinned, upgrading
+    )
     return problems
 
 

@@ -185,7 +185,7 @@ def test_check_mode_on_the_built_cluster_reports_no_change(cluster: Cluster) -> 
     [
         ({"sensorstack_service_cidr": "10.244.0.0/16"}, "sensorstack_service_cidr"),
         ({"kubeadm_control_plane_kubernetes_version": "1.33.1"}, "kubeadm_control_plane_kubernetes_version 1.33.1"),
-        ({"sensorstack_kubernetes_version": "1.37.0"}, "skips a minor release"),
+        ({"sensorstack_kubernetes_version": "1.35.3"}, "moves to another version only with playbooks/upgrade.yml"),
         ({"calico_encapsulation": "IPIP"}, "calico_encapsulation IPIP needs BGP"),
         ({"calico_encapsulation": "GRE"}, "calico_encapsulation"),
         ({"kubeadm_control_plane_endpoint": "10.213.0.53"}, "kubeadm_control_plane_endpoint must be host:port"),
@@ -209,6 +209,20 @@ def test_bad_settings_stop_in_preflight_before_any_host_changes(
     assert message in " ".join(run.output.split()), run.tail()
     assert "Validate the variables and the hosts" in run.output
     assert "Prepare every host" not in run.output, "a play after preflight ran"
+    assert set(run.changed().values()) <= {0}, run.tail()
+
+
+def test_an_upgrade_that_skips_a_minor_stops_in_preflight(cluster: Cluster) -> None:
+    run = cluster.run_playbook(
+        project_root() / "playbooks/upgrade.yml",
+        "--extra-vars",
+        json.dumps({"sensorstack_kubernetes_version": "1.37.0"}),
+        "--limit",
+        CONTROL_PLANE[0],
+    )
+    assert run.returncode != 0
+    assert f"1.37.0 skips a minor release: {CONTROL_PLANE[0]} runs kubeadm {KUBERNETES}" in " ".join(run.output.split())
+    assert "Upgrade the control-plane nodes" not in run.output
     assert set(run.changed().values()) <= {0}, run.tail()
 
 

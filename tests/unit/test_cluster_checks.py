@@ -64,7 +64,7 @@ def test_kubeadm_deploys_its_own_minor_and_the_one_before(version: str, ok: bool
     ],
 )
 def test_upgrades_go_one_minor_at_a_time_and_never_back(installed: str, target: str, expected: str | None) -> None:
-    problems = upgrade_problems("lab-cp1", installed, target)
+    problems = upgrade_problems("lab-cp1", installed, target, upgrading=True)
     if expected is None:
         assert problems == []
     else:
@@ -121,7 +121,7 @@ def test_every_problem_of_a_node_is_reported_at_once() -> None:
         "kubeadm_control_plane_kubernetes_version": "1.33.0",
         "inventory_hostname": "lab-cp1",
     }
-    problems = cluster_problems(settings, ["cp1", "cp2"], installed_kubeadm="1.33.1-1.1")
+    problems = cluster_problems(settings, ["cp1", "cp2"], installed_kubeadm="1.33.1-1.1", upgrading=True)
     named = [problem.split()[0].rstrip(":") for problem in problems]
     assert named == [
         "sensorstack_control_plane_group",
@@ -130,3 +130,19 @@ def test_every_problem_of_a_node_is_reported_at_once() -> None:
         "calico_encapsulation",
         "sensorstack_kubernetes_version",
     ]
+
+
+@pytest.mark.parametrize("installed", ["1.34.2-1.1", "1.35.3-1.1"])
+def test_outside_the_upgrade_playbook_the_version_does_not_move(installed: str) -> None:
+    [problem] = upgrade_problems("lab-cp1", installed, "1.35.4", upgrading=False)
+    assert problem.startswith("sensorstack_kubernetes_version 1.35.4 differs from kubeadm")
+    assert "playbooks/upgrade.yml" in problem
+    assert upgrade_problems("lab-cp1", "1.35.4-1.1", "1.35.4", upgrading=False) == []
+
+
+@pytest.mark.parametrize("installed", ["1.34.2-1.1", "1.35.3-1.1"])
+def test_outside_the_upgrade_playbook_the_version_does_not_move(installed: str) -> None:
+    [problem] = upgrade_problems("lab-cp1", installed, "1.35.4", upgrading=False)
+    assert problem.startswith("sensorstack_kubernetes_version 1.35.4 differs from kubeadm")
+    assert "playbooks/upgrade.yml" in problem
+    assert upgrade_problems("lab-cp1", "1.35.4-1.1", "1.35.4", upgrading=False) == []
