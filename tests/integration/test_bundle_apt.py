@@ -9,6 +9,7 @@ index the lab image carries, without any download from outside.
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
 import secrets
 import shutil
@@ -21,7 +22,11 @@ from pathlib import Path
 import pytest
 
 from sensorstack.bundle import aptrepo, debs
-from sensorstack.bundle.versions import load_versions
+from sensorstack.bundle.build import reuse_shared
+from sensorstack.bundle.cache import default_bundle_dir
+from sensorstack.bundle.manifest import read_manifest
+from sensorstack.bundle.upstream import parse_packages, release_sha256
+from sensorstack.bundle.versions import kubernetes_minor, load_versions, previous_release
 from sensorstack.lab import images
 
 pytestmark = pytest.mark.lab
@@ -104,6 +109,20 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     key = aptrepo.ensure_signing_key(work / "cache")
     bundle = work / "bundle"
     aptrepo.write_apt_repository(bundle / "apt", built, "1.35", key.home)
+    # The previous release's repository, as the bundle has it: its own kubeadm, kubelet and kubectl, and the same
+    # cri-tools and kubernetes-cni files as the pinned one.
+    previous = previous_release(load_versions())
+    if previous is not None:
+        previous_bin = work / "previous-bin"
+        previous_bin.mkdir()
+        own = debs.ensure_kubernetes_debs(_stand_ins(previous_bin), previous, cache_root=work / "cache")
+        shared = debs.shared_packages(previous, load_versions())
+        aptrepo.write_apt_repository(
+            bundle / "apt",
+            reuse_shared(own, built, shared),
+            kubernetes_minor(previous["sensorstack_kubernetes_version"]),
+            key.home,
+        )
 
     tag, _built = images.build(images.recipe_for("debian13"))
     container = f"sensorstack-test-apt-{secrets.token_hex(4)}"
@@ -181,6 +200,64 @@ def test_kubelet_dependencies_resolve_against_the_debian_archive(lab: Lab) -> No
     assert "Inst iptables " in plan, plan  # from Debian
     assert "Inst kubernetes-cni (1.9.0-1.1 " in plan, plan  # from the bundle
     assert "Inst kubelet (1.35.4-1.1 " in plan, plan
+
+
+def _previous_release() -> tuple[str, str]:
+    """The previous release's repository path in a bundle and its Debian version; skips when there is none."""
+    previous = previous_release(load_versions())
+    if previous is None:
+        pytest.skip("sensorstack_kubernetes_upgrade_from_version is empty: no previous release in the bundle")
+    minor = kubernetes_minor(previous["sensorstack_kubernetes_version"])
+    return f"apt/core:/stable:/v{minor}/deb", debs.debian_versions(previous)["kubeadm"]
+
+
+def test_the_previous_release_installs_from_the_repository_of_its_minor(lab: Lab) -> None:
+    path, version = _previous_release()
+    lab.use_repository(path)
+    update = lab.update()
+    assert update.returncode == 0, _text(update)
+    packages = [f"{name}={version}" for name in ("kubeadm", "kubelet", "kubectl")]
+    simulation = lab.run("apt-get", "install", "-s", "-y", "--no-install-recommends", *packages)
+    plan = _text(simulation)
+    assert simulation.returncode == 0, plan
+    for name in ("kubeadm", "kubelet", "kubectl"):
+        assert f"Inst {name} ({version} " in plan, plan
+    assert "Inst kubernetes-cni (1.9.0-1.1 " in plan, plan  # the pinned release's, repeated in this repository
+
+
+def test_the_built_bundle_carries_the_previous_release_in_its_own_signed_repository(tmp_path: Path) -> None:
+    """Against the bundle `sensorstack bundle build` wrote (skipped without one): the previous minor's repository
+    lists its kubeadm, kubelet and kubectl, verifies with its key, and its kubeadm is that release."""
+    path, version = _previous_release()
+    bundle = default_bundle_dir()
+    if not (bundle / "bundle.json").is_file():
+        pytest.skip(f"no bundle at {bundle}: run `sensorstack bundle build`")
+    repository = bundle / path
+    keyring = tmp_path / "keyring.gpg"
+    armored = (repository / "Release.key").read_bytes()
+    keyring.write_bytes(subprocess.run(["gpg", "--dearmor"], input=armored, capture_output=True, check=True).stdout)
+    release = subprocess.run(
+        ["gpgv", "--keyring", str(keyring), "--output", "-", str(repository / "InRelease")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    packages_text = (repository / "Packages").read_bytes()
+    assert release_sha256(release)["Packages"] == (hashlib.sha256(packages_text).hexdigest(), len(packages_text))
+    listed = {entry.package: entry for entry in parse_packages(packages_text.decode())}
+    assert {name: listed[name].version for name in ("kubeadm", "kubelet", "kubectl")} == dict.fromkeys(
+        ("kubeadm", "kubelet", "kubectl"), version
+    )
+    assert {"cri-tools", "kubernetes-cni"} <= listed.keys()
+    recorded = {(a.name, a.version) for a in read_manifest(bundle).artifacts if a.path.startswith(path + "/")}
+    assert {(name, entry.version) for name, entry in listed.items()} <= recorded
+
+    kubeadm = repository / listed["kubeadm"].filename
+    subprocess.run(["dpkg-deb", "--extract", str(kubeadm), str(tmp_path / "root")], check=True)
+    short = subprocess.run(
+        [str(tmp_path / "root/usr/bin/kubeadm"), "version", "-o", "short"], capture_output=True, text=True, check=True
+    )
+    assert short.stdout.strip() == f"v{version.split('-')[0]}"
 
 
 def test_a_tampered_packages_index_fails_the_update(lab: Lab) -> None:

@@ -50,6 +50,8 @@ def test_package_versions_follow_the_pinned_versions_file() -> None:
     [
         ("1.31.9", ("cri-tools (>= 1.30.0)",)),
         ("1.32.13", ("cri-tools (>= 1.30.0)",)),
+        ("1.34.7", ("cri-tools (>= 1.30.0)",)),
+        ("1.34.12", ()),
         ("1.35.4", ("cri-tools (>= 1.30.0)",)),
         ("1.35.5", ()),
         ("1.36.0", ("cri-tools (>= 1.30.0)",)),

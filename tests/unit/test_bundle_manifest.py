@@ -61,10 +61,29 @@ def test_compare_reports_content_version_and_membership(tmp_path: Path) -> None:
     assert compare(manifest, same) == []
     other = Manifest(source="upstream", versions={}, artifacts=[replace(artifact, sha256="0" * 64, version="3.30.0")])
     assert compare(manifest, other) == [
-        "file calico.yaml: version '3.31.0' != '3.30.0'",
-        f"file calico.yaml: sha256 '{artifact.sha256}' != '{'0' * 64}'",
+        "file calico.yaml (https://example/calico.yaml): version '3.31.0' != '3.30.0'",
+        f"file calico.yaml (https://example/calico.yaml): sha256 '{artifact.sha256}' != '{'0' * 64}'",
     ]
-    assert compare(manifest, Manifest(source="upstream", versions={})) == ["only in the first: file calico.yaml"]
+    assert compare(manifest, Manifest(source="upstream", versions={})) == [
+        "only in the first: file calico.yaml (https://example/calico.yaml)"
+    ]
+
+
+def test_compare_tells_one_name_from_two_places_apart(tmp_path: Path) -> None:
+    """kubeadm of the pinned and of the previous release, cri-tools in the repository of each minor."""
+    _, manifest = _bundle(tmp_path)
+    base = replace(manifest.artifacts[0], kind="deb", name="cri-tools", version="1.34.0-1.1")
+    pinned = replace(base, path="apt/v1.35/cri-tools.deb", upstream="https://pkgs.k8s.io/core:/stable:/v1.35/deb/x")
+    previous = replace(base, path="apt/v1.34/cri-tools.deb", upstream="https://pkgs.k8s.io/core:/stable:/v1.34/deb/x")
+    both = Manifest(source="source", versions={}, artifacts=[pinned, previous])
+    assert compare(both, Manifest(source="upstream", versions={}, artifacts=[previous, pinned])) == []
+    spoiled = replace(previous, sha256="0" * 64)
+    assert compare(both, Manifest(source="upstream", versions={}, artifacts=[pinned, spoiled])) == [
+        f"deb cri-tools (https://pkgs.k8s.io/core:/stable:/v1.34/deb/x): sha256 '{base.sha256}' != '{'0' * 64}'"
+    ]
+    assert compare(both, Manifest(source="upstream", versions={}, artifacts=[pinned])) == [
+        "only in the first: deb cri-tools (https://pkgs.k8s.io/core:/stable:/v1.34/deb/x)"
+    ]
 
 
 def test_a_manifest_of_another_schema_or_kind_is_refused() -> None:

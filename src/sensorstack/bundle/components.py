@@ -438,20 +438,44 @@ def build_calico(version: str, cache_root: Path) -> BuiltComponent:
 # --- everything -----------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class KubernetesRelease:
+    """Kubernetes at one version: its build, the images its kubeadm names, and the builds of those it brings."""
+
+    version: str
+    images: Mapping[str, str]  # kubeadm config images list: name -> tag
+    components: Mapping[str, BuiltComponent]  # kubernetes, and pause, etcd, coredns unless shared
+
+
+def own_images(images: Mapping[str, str], shared: Mapping[str, str]) -> dict[str, str]:
+    """The images (name -> tag) that shared does not already name at the same tag."""
+    return {name: tag for name, tag in images.items() if shared.get(name) != tag}
+
+
+def build_kubernetes_release(
+    version: str, cache_root: Path, shared_images: Mapping[str, str] | None = None
+) -> KubernetesRelease:
+    """Kubernetes at version, then the pause, etcd and CoreDNS its kubeadm names, except those whose image
+    shared_images (another release's image list) already names at the same tag: that image serves both."""
+    version = version.removeprefix("v")
+    built = {"kubernetes": build_kubernetes(version, cache_root)}
+    images = kubeadm_image_list(built["kubernetes"].binaries["kubeadm"], version)
+    companions = companion_versions(images)
+    log(f"kubeadm v{version} names etcd {companions.etcd}, CoreDNS {companions.coredns}, pause {companions.pause}")
+    needed = {name.rsplit("/", 1)[-1] for name in own_images(images, shared_images or {})}
+    if "pause" in needed:
+        built["pause"] = build_pause(companions.pause, version, cache_root)
+    if "etcd" in needed:
+        built["etcd"] = build_etcd(companions.etcd, cache_root)
+    if "coredns" in needed:
+        built["coredns"] = build_coredns(companions.coredns, cache_root)
+    return KubernetesRelease(version, images, built)
+
+
 def build_all(versions: Mapping[str, Any], cache_root: Path) -> dict[str, BuiltComponent]:
     """Every component from source, one build at a time (each is CPU-bound); versions as load_versions() gives."""
-    kubernetes_version = str(versions["sensorstack_kubernetes_version"]).removeprefix("v")
     started = time.monotonic()
-    built = {"kubernetes": build_kubernetes(kubernetes_version, cache_root)}
-    images = kubeadm_image_list(built["kubernetes"].binaries["kubeadm"], kubernetes_version)
-    companions = companion_versions(images)
-    log(
-        f"kubeadm v{kubernetes_version} names etcd {companions.etcd}, CoreDNS {companions.coredns}, pause "
-        f"{companions.pause}"
-    )
-    built["pause"] = build_pause(companions.pause, kubernetes_version, cache_root)
-    built["etcd"] = build_etcd(companions.etcd, cache_root)
-    built["coredns"] = build_coredns(companions.coredns, cache_root)
+    built = dict(build_kubernetes_release(str(versions["sensorstack_kubernetes_version"]), cache_root).components)
     built["cri-tools"] = build_cri_tools(str(versions["sensorstack_cri_tools_version"]), cache_root)
     built["cni-plugins"] = build_cni_plugins(str(versions["sensorstack_cni_plugins_version"]), cache_root)
     built["calico"] = build_calico(str(versions["sensorstack_calico_version"]), cache_root)

@@ -92,6 +92,18 @@ def debian_versions(versions: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def shared_packages(versions: Mapping[str, str], other: Mapping[str, str]) -> set[str]:
+    """The packages two releases' repositories carry at the same version (cri-tools and kubernetes-cni, which the
+    versions file pins once): one file serves both, as pkgs.k8s.io repeats them in the repository of each minor."""
+    mine, theirs = debian_versions(versions), debian_versions(other)
+    return {name for name, version in mine.items() if theirs.get(name) == version}
+
+
+def package_name(deb: Path) -> str:
+    """``kubeadm_1.35.4-1.1_amd64.deb`` -> ``kubeadm``."""
+    return deb.name.split("_", 1)[0]
+
+
 def kubeadm_depends(kubernetes_version: str) -> tuple[str, ...]:
     major, minor, patch = _version_tuple(kubernetes_version)
     if (major, minor) < (1, 30):

@@ -39,7 +39,15 @@ from sensorstack.bundle.oci_layout import (
     write_layer,
 )
 
-__all__ = ["ImageBuilder", "ImageName", "bundle_images", "containerd_mirrors", "push_images", "save_images"]
+__all__ = [
+    "ImageBuilder",
+    "ImageName",
+    "bundle_images",
+    "cluster_images",
+    "containerd_mirrors",
+    "push_images",
+    "save_images",
+]
 
 RECIPE_LABEL = "org.sensorstack.recipe"
 
@@ -237,20 +245,16 @@ def binaries_in(*folders: Path) -> dict[str, Path]:
 
 
 def bundle_images(
-    versions: Mapping[str, Any],
-    kubeadm_list: Mapping[str, str],
-    binaries: Mapping[str, Path],
-    bundle: Path,
-    cache: Path | None = None,
+    specs: Iterable[ImageSpec], binaries: Mapping[str, Path], bundle: Path, cache: Path | None = None
 ) -> list[Artifact]:
-    """Build (or take from the cache) every cluster image and place it in the bundle; return the bundle.json entries.
+    """Build (or take from the cache) each image and place it in the bundle; return the bundle.json entries.
 
-    ``kubeadm_list`` is ``components.kubeadm_image_list()``'s answer, ``binaries`` every built binary by name
-    (:func:`binaries_of` the built components).
+    ``specs`` are e.g. :func:`cluster_images` of versions and ``components.kubeadm_image_list()``'s answer,
+    ``binaries`` every built binary they need by name (:func:`binaries_of` the built components).
     """
     builder = ImageBuilder(binaries, cache=cache or cache_root())
     built = []
-    for spec in cluster_images(versions, kubeadm_list):
+    for spec in specs:
         image = builder.build(spec)
         log(f"image {image.name}: {image.size / 1e6:.0f} MB compressed, {image.digest}")
         built.append(image)

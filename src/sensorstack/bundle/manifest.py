@@ -141,23 +141,31 @@ def verify(bundle: Path, manifest: Manifest | None = None) -> list[str]:
 
 
 def compare(left: Manifest, right: Manifest, ignore_kinds: Iterable[str] = ("key",)) -> list[str]:
-    """How two bundles of the same pins differ: missing artifacts, other versions, other content."""
+    """How two bundles of the same pins differ: missing artifacts, other versions, other content.
+
+    An artifact is known by its kind, name and upstream location: a bundle may carry one name twice (kubeadm of the
+    pinned and of the previous release, cri-tools in the repository of each minor), never from one place twice.
+    """
     ignored = set(ignore_kinds)
 
-    def index(manifest: Manifest) -> dict[tuple[str, str], Artifact]:
-        return {(a.kind, a.name): a for a in manifest.artifacts if a.kind not in ignored}
+    def index(manifest: Manifest) -> dict[tuple[str, str, str], Artifact]:
+        return {(a.kind, a.name, a.upstream): a for a in manifest.artifacts if a.kind not in ignored}
+
+    def describe(key: tuple[str, str, str]) -> str:
+        kind, name, origin = key
+        return f"{kind} {name} ({origin})"
 
     ours, theirs = index(left), index(right)
-    differences = [f"only in the first: {kind} {name}" for kind, name in sorted(ours.keys() - theirs.keys())]
-    differences += [f"only in the second: {kind} {name}" for kind, name in sorted(theirs.keys() - ours.keys())]
+    differences = [f"only in the first: {describe(key)}" for key in sorted(ours.keys() - theirs.keys())]
+    differences += [f"only in the second: {describe(key)}" for key in sorted(theirs.keys() - ours.keys())]
     for key in sorted(ours.keys() & theirs.keys()):
         a, b = ours[key], theirs[key]
         # An image is its manifest digest: the archive around it differs between the tools that write it.
         content = "digest" if a.kind == "image" else "sha256"
-        for attribute in ("version", content, "upstream"):
+        for attribute in ("version", content):
             if getattr(a, attribute) != getattr(b, attribute):
                 differences.append(
-                    f"{key[0]} {key[1]}: {attribute} {getattr(a, attribute)!r} != {getattr(b, attribute)!r}"
+                    f"{describe(key)}: {attribute} {getattr(a, attribute)!r} != {getattr(b, attribute)!r}"
                 )
     return differences
 
