@@ -200,13 +200,19 @@ def host_sysctls_before() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def cluster(bundle: Path, docker_engine: None, host_sysctls_before: dict[str, str]) -> Iterator[Cluster]:
+def mirror(bundle: Path, docker_engine: None) -> Iterator[BundleServer]:
+    """The bundle served on the lab network's gateway, the only address lab nodes reach the host by."""
+    containers.ensure_network()
+    with BundleServer(bundle, containers.network_gateway(), HTTP_PORT, REGISTRY_PORT) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def cluster(mirror: BundleServer, host_sysctls_before: dict[str, str]) -> Iterator[Cluster]:
     """A control plane and two workers, converged by site.yml; removed afterwards unless SENSORSTACK_KEEP_CLUSTER."""
     entries = (CONTROL_PLANE, *WORKERS)
-    containers.ensure_network()
-    server = BundleServer(bundle, containers.network_gateway(), HTTP_PORT, REGISTRY_PORT)
     started: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="sensorstack-cluster-") as temporary, server:
+    with tempfile.TemporaryDirectory(prefix="sensorstack-cluster-") as temporary:
         directory = Path(temporary)
         try:
             for name, address in entries:

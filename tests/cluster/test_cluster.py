@@ -64,7 +64,8 @@ def _gateway(cluster: Cluster) -> str:
 def test_kubeadm_built_the_cluster_from_the_rendered_configuration(cluster: Cluster) -> None:
     config = cluster.kubectl_json("--namespace=kube-system", "get", "configmap", "kubeadm-config")
     cluster_configuration = yaml.safe_load(config["data"]["ClusterConfiguration"])
-    assert cluster_configuration["controlPlaneEndpoint"] == f"{CONTROL_PLANE[1]}:6443"
+    # The API load balancer on every node's loopback (role apiserver_lb), from day one.
+    assert cluster_configuration["controlPlaneEndpoint"] == "127.0.0.1:6444"
     assert cluster_configuration["networking"]["podSubnet"] == POD_CIDR
     assert cluster_configuration["kubernetesVersion"] == f"v{KUBERNETES}"
     proxy = cluster.kubectl_json("--namespace=kube-system", "get", "configmap", "kube-proxy")
