@@ -15,7 +15,7 @@ MOLECULE_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*
 
 .PHONY: help setup host venv collections images lab-up lab-down lab-status deploy \
         bundle cluster vm test lint unit integration molecule $(addprefix molecule-,$(MOLECULE_SCENARIOS)) \
-        telegraf bench bench-bundle bench-influxdb bench-mosquitto bench-pipeline bench-cli clean
+        telegraf bench bench-bundle bench-influxdb bench-mosquitto bench-pipeline bench-cli bench-cluster clean
 
 help: ## List the targets
 	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -85,7 +85,7 @@ molecule: $(addprefix molecule-,$(MOLECULE_SCENARIOS)) ## Every molecule scenari
 $(addprefix molecule-,$(MOLECULE_SCENARIOS)): molecule-%: setup
 	$(BIN)/molecule test -s $*
 
-bench: bench-influxdb bench-mosquitto bench-pipeline bench-cli bench-bundle ## Every benchmark (slow; figures, not pass/fail)
+bench: bench-influxdb bench-mosquitto bench-pipeline bench-cli bench-bundle bench-cluster ## Every benchmark (slow; figures, not pass/fail)
 
 bench-influxdb: setup ## One-call InfluxDB schema vs 50 community.general tasks
 	$(BIN)/pip install --quiet -c requirements/constraints.txt -e '.[bench]'
@@ -102,6 +102,9 @@ bench-bundle: setup ## Warm bundle build and verify, the cluster lab's up and do
 
 bench-cli: setup ## sensorstack vs ansible-playbook; rerun vs first converge; 4 hosts vs 1
 	$(BIN)/python benchmarks/cli_overhead.py
+
+bench-cluster: setup ## Started nodes to a Ready cluster with Calico: site.yml vs the same commands by hand (10-20 min)
+	$(BIN)/python benchmarks/cluster_bootstrap.py
 
 clean: lab-down ## Remove the lab, caches and the virtualenv
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache
