@@ -80,13 +80,16 @@ def test_three_control_planes_run_stacked_etcd_behind_every_nodes_balancer(
         assert item["status"]["nodeInfo"]["kubeletVersion"] == f"v{load_versions()['sensorstack_kubernetes_version']}"
     etcd = kubectl_json(second, "--namespace=kube-system", "get", "pods", "--selector=component=etcd")["items"]
     assert sorted(pod["spec"]["nodeName"] for pod in etcd) == sorted(name for name, _ in CONTROL_PLANES)
-    # Every node's balancer lists every API server; the kubelets reach the API through it.
+    # Every node's balancer lists every API server; the workers' kubelets reach the API through it.
     for node in [*three_control_planes, *cluster.workers]:
         config = node.run("cat", "/etc/haproxy/haproxy.cfg")
         backends = {line.split()[-1] for line in config.splitlines() if line.strip().startswith("server ")}
         assert backends == {f"{address}:6443" for _, address in CONTROL_PLANES}, node.name
+        # kubeadm points a control plane's kubelet at its own API server, a worker's at the endpoint.
         kubelet = yaml.safe_load(node.run("cat", "/etc/kubernetes/kubelet.conf"))
-        assert kubelet["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6444", node.name
+        own = dict(CONTROL_PLANES).get(node.name)
+        expected = f"https://{own}:6443" if own else "https://127.0.0.1:6444"
+        assert kubelet["clusters"][0]["cluster"]["server"] == expected, node.name
 
 
 def test_the_cluster_goes_on_without_its_first_control_plane(
