@@ -156,6 +156,8 @@ class FilterModule:
         return {
             "cluster_problems": cluster_problems,
             "endpoint_problems": endpoint_problems,
+            # The same check with the value first, for map(): backends | map('...endpoint_problems_of', 'variable').
+            "endpoint_problems_of": lambda endpoint, variable: endpoint_problems(variable, endpoint),
             "encapsulation_problems": encapsulation_problems,
             "kubernetes_version_problems": kubernetes_version_problems,
         }

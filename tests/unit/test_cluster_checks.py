@@ -138,3 +138,11 @@ def test_outside_the_upgrade_playbook_the_version_does_not_move(installed: str) 
     assert problem.startswith("sensorstack_kubernetes_version 1.35.4 differs from kubeadm")
     assert "playbooks/upgrade.yml" in problem
     assert upgrade_problems("lab-cp1", "1.35.4-1.1", "1.35.4", upgrading=False) == []
+
+
+def test_the_value_first_form_for_map_is_the_same_check() -> None:
+    from ansible_collections.sensorstack.iot.plugins.filter.cluster_checks import FilterModule
+
+    of = FilterModule().filters()["endpoint_problems_of"]
+    assert of("10.0.0.1:6443", "apiserver_lb_backends") == []
+    assert of("10.0.0.1", "apiserver_lb_backends") == endpoint_problems("apiserver_lb_backends", "10.0.0.1")
