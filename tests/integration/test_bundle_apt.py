@@ -213,6 +213,9 @@ def _previous_release() -> tuple[str, str]:
 
 def test_the_previous_release_installs_from_the_repository_of_its_minor(lab: Lab) -> None:
     path, version = _previous_release()
+    # A host without the pinned release (an earlier test may have installed it here): a fresh install, not a downgrade.
+    purge = lab.run("dpkg", "--purge", "kubeadm", "kubelet", "kubectl", "cri-tools", "kubernetes-cni")
+    assert purge.returncode == 0, _text(purge)
     lab.use_repository(path)
     update = lab.update()
     assert update.returncode == 0, _text(update)

@@ -45,12 +45,28 @@ def _stand_in(path: Path, name: str) -> Path:
     return path
 
 
+_STAND_IN_KUBEADM = """#!/bin/sh
+if [ "$1 $2 $3" = "config images list" ]; then
+  echo '{"kind": "Images", "images": ["registry.k8s.io/kube-apiserver:v1.0.0", "registry.k8s.io/pause:3.10.1"]}'
+  exit 0
+fi
+echo 'stand-in kubeadm'
+"""
+
+
+def _stand_in_kubeadm(path: Path) -> Path:
+    """A kubeadm that answers `config images list --output json` as the real one does (the role reads the pause
+    image from it), and prints its name otherwise."""
+    path.write_text(_STAND_IN_KUBEADM)
+    path.chmod(0o755)
+    return path
+
+
 def _binaries(folder: Path, real: dict[str, Path] | None) -> dict[str, Path]:
     """kubeadm, kubelet and kubectl from real (or stand-ins), crictl and one CNI plugin always stand-ins."""
     folder.mkdir(parents=True)
-    binaries = {
-        name: real[name] if real else _stand_in(folder / name, name) for name in ("kubeadm", "kubelet", "kubectl")
-    }
+    binaries = {name: real[name] if real else _stand_in(folder / name, name) for name in ("kubelet", "kubectl")}
+    binaries["kubeadm"] = real["kubeadm"] if real else _stand_in_kubeadm(folder / "kubeadm")
     binaries["crictl"] = _stand_in(folder / "crictl", "crictl")
     plugins = folder / "cni"
     plugins.mkdir()
