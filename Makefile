@@ -36,7 +36,7 @@ venv: $(BIN)/ansible-playbook ## The Python virtualenv with Ansible, molecule an
 collections: venv ## The pinned collections, from the PyPI ansible bundle (no Galaxy needed)
 	$(BIN)/python scripts/install-collections
 
-telegraf: ## The Telegraf the lab and tests run (scripts/build-telegraf: pinned custom build, cached in .cache/telegraf)
+telegraf: ## The Telegraf the lab and tests run (scripts/build-telegraf: pinned custom build, cached in ~/.cache/sensorstack/telegraf)
 	scripts/build-telegraf
 
 images: venv ## The lab base images (debootstrap; rebuilt only when their recipe changes)
