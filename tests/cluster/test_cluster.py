@@ -2,8 +2,8 @@
 containerd, kubeadm_control_plane, kubeadm_join, calico), checked the way a user checks a deploy: every node Ready
 at the pinned version, CoreDNS running, the IP pool is kubeadm's podSubnet, a pod on one worker talks to a pod on
 the other and resolves ``kubernetes.default``; the admin kubeconfig on the controller reaches the API server; a
-second run and a check-mode run change nothing; bad settings stop in preflight before any host changes; the host's
-kernel settings are untouched.
+second run and a check-mode run change nothing; the running pool's encapsulation changes only when allowed; bad
+settings stop in preflight before any host changes; the host's kernel settings are untouched.
 """
 
 from __future__ import annotations
@@ -179,6 +179,37 @@ def test_check_mode_on_the_built_cluster_reports_no_change(cluster: Cluster) -> 
     run = cluster.site("--check")
     assert run.returncode == 0, run.tail()
     assert run.changed() == dict.fromkeys(ADDRESSES, 0), run.tail()
+
+
+def _vxlan_mode(cluster: Cluster) -> str:
+    return cluster.kubectl_json("get", "ippools.crd.projectcalico.org", "default-ipv4-ippool")["spec"]["vxlanMode"]
+
+
+def test_the_running_clusters_encapsulation_changes_only_when_allowed(
+    cluster: Cluster, pod_pair: dict[str, Any]
+) -> None:
+    network = project_root() / "playbooks/network.yml"
+    cross_subnet = {"calico_encapsulation": "VXLANCrossSubnet"}
+    refused = cluster.run_playbook(network, "--extra-vars", json.dumps(cross_subnet))
+    assert refused.returncode != 0
+    message = " ".join(refused.output.split())
+    assert 'vxlanMode "Always" where calico_encapsulation asks for "CrossSubnet"' in message, refused.tail()
+    assert "calico_allow_encapsulation_change=true" in message, refused.tail()
+    assert "Place Calico's pinned manifest on the node" not in refused.output, "the role went on after refusing"
+    assert set(refused.changed().values()) <= {0}, refused.tail()
+    assert _vxlan_mode(cluster) == "Always"
+
+    allowed = {"calico_allow_encapsulation_change": True}
+    try:
+        changed = cluster.run_playbook(network, "--extra-vars", json.dumps({**cross_subnet, **allowed}))
+        assert changed.returncode == 0, changed.tail()
+        assert _vxlan_mode(cluster) == "CrossSubnet"
+    finally:
+        back = cluster.run_playbook(network, "--extra-vars", json.dumps(allowed))
+    assert back.returncode == 0, back.tail()
+    assert _vxlan_mode(cluster) == "Always"
+    # Pods still reach each other across the nodes once every calico-node has followed.
+    test_a_pod_on_one_worker_reaches_a_pod_on_the_other(cluster, pod_pair)
 
 
 @pytest.mark.parametrize(

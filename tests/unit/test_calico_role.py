@@ -247,7 +247,7 @@ def test_the_manifest_and_its_checksum_follow_the_pins_and_the_mirror() -> None:
 
 
 def test_every_object_is_applied_server_side_under_one_field_manager() -> None:
-    tasks = [task for _, task in module_tasks("kubernetes.core.k8s")]
+    tasks = [task for name, task in module_tasks("kubernetes.core.k8s") if name == "apply.yml"]
     applied = []
     for task in tasks:
         options = task["kubernetes.core.k8s"]
@@ -260,6 +260,15 @@ def test_every_object_is_applied_server_side_under_one_field_manager() -> None:
     assert {item["kind"] for item in crds} == {"CustomResourceDefinition"}
     assert "CustomResourceDefinition" not in {item["kind"] for item in others}
     assert len(crds) + len(others) == len(objects())
+
+
+def test_a_running_pool_is_patched_only_where_the_settings_allow_and_before_the_manifest_is_placed() -> None:
+    main = [task.get("ansible.builtin.include_tasks") for task in task_files()["main.yml"]]
+    assert main.index("pool.yml") < main.index("manifest.yml")
+    (patch,) = [task for name, task in module_tasks("kubernetes.core.k8s") if name == "pool.yml"]
+    options = patch["kubernetes.core.k8s"]
+    assert (options["state"], options["merge_type"]) == ("patched", "merge")
+    assert patch["when"] == "calico_pool_changes | length > 0"
 
 
 def test_no_task_shells_out_to_kubectl() -> None:
