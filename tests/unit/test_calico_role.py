@@ -253,9 +253,8 @@ def test_every_object_is_applied_server_side_under_one_field_manager() -> None:
         options = task["kubernetes.core.k8s"]
         assert options["apply"] is True
         assert render(options["server_side_apply"]) == {"field_manager": "sensorstack", "force_conflicts": True}
-        # The CRDs in one call, the other objects one by one.
-        definition = task["loop"] if options["definition"] == "{{ item }}" else options["definition"]
-        applied.append(render(definition, calico_manifest_text=MANIFEST))
+        # The CRDs in one call, the other objects in another.
+        applied.append(render(options["definition"], calico_manifest_text=MANIFEST))
     crds, others = applied
     assert {item["kind"] for item in crds} == {"CustomResourceDefinition"}
     assert "CustomResourceDefinition" not in {item["kind"] for item in others}
