@@ -39,7 +39,7 @@ def ip_pool_fields(spec: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def ip_pool_differences(spec: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> list[str]:
     """The fields of wanted (cidr, blockSize, vxlanMode, ipipMode, natOutgoing) that spec has otherwise."""
-    if spec is not None and not isinstance(spec, Mapping) or not isinstance(wanted, Mapping):
+    if (spec is not None and not isinstance(spec, Mapping)) or not isinstance(wanted, Mapping):
         raise AnsibleFilterError("ip_pool_differences: expected an IPPool spec and the wanted fields, as mappings")
     unknown = sorted(set(wanted) - set(UNSET))
     if unknown:

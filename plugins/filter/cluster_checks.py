@@ -2,6 +2,8 @@
 
 The preflight play runs them for every cluster node before any host changes; the kubeadm and Calico roles run the
 same functions for direct use. Each returns a list of messages naming the variable to fix, empty when all is well.
+``node_addresses(hosts, hostvars)`` is each node's address as the cluster roles advertise it (apiserver_lb's back
+ends, the firewall's cluster sources).
 """
 
 from __future__ import annotations
@@ -149,6 +151,18 @@ def cluster_problems(
     return problems
 
 
+def node_addresses(hosts: Sequence[str], hostvars: Mapping[str, Any]) -> list[str]:
+    """Each host's address as the cluster roles advertise it: sensorstack_node_ip, else its default IPv4 address
+    from gathered facts, else "" (which the callers' checks then name)."""
+    addresses = []
+    for host in hosts:
+        variables = hostvars.get(host, {})
+        facts = variables.get("ansible_facts") or {}
+        address = variables.get("sensorstack_node_ip") or (facts.get("default_ipv4") or {}).get("address") or ""
+        addresses.append(str(address))
+    return addresses
+
+
 class FilterModule:
     """Cluster checks, exposed as sensorstack.iot.* filters."""
 
@@ -160,4 +174,5 @@ class FilterModule:
             "endpoint_problems_of": lambda endpoint, variable: endpoint_problems(variable, endpoint),
             "encapsulation_problems": encapsulation_problems,
             "kubernetes_version_problems": kubernetes_version_problems,
+            "node_addresses": node_addresses,
         }

@@ -69,8 +69,13 @@ def playbook_error(stdout: str) -> str:
 
 
 def failure_message(result: dict[str, Any]) -> str:
-    """The task's message, plus each failed loop item's own, which is where a looped task says what went wrong."""
+    """The task's message, plus each failed loop item's own, which is where a looped task says what went wrong.
+    A module that could not run at all (its msg only says so) adds the last line it wrote to stderr: with pipelining
+    that is where, say, a missing Python or a stopped lab container ("No such container") shows."""
     message = str(result.get("msg", ""))
+    stderr_lines = [line.strip() for line in str(result.get("module_stderr") or "").splitlines() if line.strip()]
+    if stderr_lines and stderr_lines[-1] not in message:
+        message = f"{message}: {stderr_lines[-1]}" if message else stderr_lines[-1]
     items = [item for item in result.get("results", []) or [] if isinstance(item, dict) and item.get("failed")]
     details = [f"{item.get('item', '?')}: {item.get('msg', '')}" for item in items]
     return "; ".join([message, *details]) if details else message
@@ -162,7 +167,7 @@ class Run:
             task,
             host,
             status,
-            str(result.get("msg", "")) if status in (HostStatus.FAILED, HostStatus.UNREACHABLE) else "",
+            failure_message(result) if status in (HostStatus.FAILED, HostStatus.UNREACHABLE) else "",
             diff,
         )
         if status is HostStatus.CHANGED:

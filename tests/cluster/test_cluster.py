@@ -3,13 +3,15 @@ containerd, kubeadm_control_plane, kubeadm_join, calico), checked the way a user
 at the pinned version, CoreDNS running, the IP pool is kubeadm's podSubnet, a pod on one worker talks to a pod on
 the other and resolves ``kubernetes.default``; the admin kubeconfig on the controller reaches the API server; a
 second run and a check-mode run change nothing; the running pool's encapsulation changes only when allowed; bad
-settings stop in preflight before any host changes; the host's kernel settings are untouched.
+settings stop in preflight before any host changes; the firewall lets in the API and drops what it does not open; the
+host's kernel settings are untouched.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 import ssl
 import stat
 import urllib.request
@@ -221,6 +223,7 @@ def test_the_running_clusters_encapsulation_changes_only_when_allowed(
         ({"calico_encapsulation": "IPIP"}, "calico_encapsulation IPIP needs BGP"),
         ({"calico_encapsulation": "GRE"}, "calico_encapsulation"),
         ({"kubeadm_control_plane_endpoint": "10.213.0.53"}, "kubeadm_control_plane_endpoint must be host:port"),
+        ({"firewall_extra_rules": [{"name": "x", "ports": [70000]}]}, "firewall_extra_rules[0].ports: 70000 is not"),
     ],
     ids=[
         "cidr-overlap",
@@ -229,6 +232,7 @@ def test_the_running_clusters_encapsulation_changes_only_when_allowed(
         "bgp-encapsulation",
         "unknown-encapsulation",
         "bad-endpoint",
+        "bad-firewall-port",
     ],
 )
 def test_bad_settings_stop_in_preflight_before_any_host_changes(
@@ -282,6 +286,31 @@ def test_a_role_run_alone_refuses_ignoring_every_kubeadm_check(
     assert run.returncode != 0
     assert message in " ".join(run.output.split()), run.tail()
     assert set(run.changed().values()) == {0}
+
+
+def _answers(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=3):
+            return True
+    except TimeoutError:
+        return False
+
+
+def test_the_firewall_lets_in_the_api_and_drops_a_port_it_does_not_open(cluster: Cluster) -> None:
+    # The lab turns the firewall role on (inventories/local/group_vars/sensorstack.yml).
+    worker, (worker_name, worker_address) = cluster.workers[0], WORKERS[0]
+    assert "table inet sensorstack" in worker.run("nft", "list", "tables")
+    worker.run("systemd-run", "--unit=cpc-firewall-probe", "python3", "-m", "http.server", "8002")
+    try:
+        # The listener answers on the node itself (loopback), so a silence from outside is the firewall's.
+        worker.sh(
+            "for i in $(seq 50); do python3 -c \"import socket; socket.create_connection(('127.0.0.1', 8002), 1)\" "
+            "&& exit 0; sleep 0.2; done; exit 1"
+        )
+        assert not _answers(worker_address, 8002), f"{worker_name}:8002 has no rule but answered"
+    finally:
+        worker.run("systemctl", "stop", "cpc-firewall-probe", check=False)
+    assert _answers(CONTROL_PLANE[1], 6443)
 
 
 def test_the_host_kernel_settings_are_unchanged(cluster: Cluster, host_sysctls_before: dict[str, str]) -> None:

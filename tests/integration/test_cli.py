@@ -215,9 +215,11 @@ def test_unreachable_hosts_exit_3_and_point_at_doctor(lab, tmp_path) -> None:
             {
                 "all": {
                     "hosts": {
+                        # ssh to a closed port on loopback: refused at once, and no traffic leaves the machine.
                         "ghost": {
-                            "ansible_connection": "community.docker.docker",
-                            "ansible_host": "sensorstack-test-no-such-container",
+                            "ansible_connection": "ssh",
+                            "ansible_host": "127.0.0.1",
+                            "ansible_port": 1,
                         }
                     }
                 }
@@ -229,6 +231,18 @@ def test_unreachable_hosts_exit_3_and_point_at_doctor(lab, tmp_path) -> None:
     assert result.returncode == 3, result.stdout + result.stderr
     assert "Unreachable: ghost" in result.stdout
     assert "sensorstack doctor" in result.stdout
+
+
+def test_a_stopped_lab_container_is_named_in_the_failure(lab, tmp_path) -> None:
+    inventory = tmp_path / "hosts.yml"
+    ghost = {"ansible_connection": "community.docker.docker", "ansible_host": "sensorstack-test-no-such-container"}
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"ghost": ghost}}}))
+    playbook = write_playbook(tmp_path, [{"name": "Ping", "ansible.builtin.ping": {}}])
+    result = cli("run", str(playbook), "--json", "-i", str(inventory), lab=lab)
+    # The docker connection pipes the module into `docker exec`, which reports the missing container as a failure.
+    assert result.returncode in (2, 3), result.stdout + result.stderr
+    (failure,) = json.loads(result.stdout)["failures"]
+    assert "No such container: sensorstack-test-no-such-container" in failure["message"], failure
 
 
 def test_ctrl_c_stops_the_run_cleanly(lab, tmp_path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from ansible.errors import AnsibleFilterError
-
 from ansible_collections.sensorstack.iot.plugins.filter.calico_pool import (
     ip_pool_differences,
     ip_pool_fields,

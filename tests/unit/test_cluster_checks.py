@@ -9,6 +9,7 @@ from ansible_collections.sensorstack.iot.plugins.filter.cluster_checks import (
     encapsulation_problems,
     endpoint_problems,
     kubernetes_version_problems,
+    node_addresses,
     parse_version,
     runtime_problems,
     upgrade_problems,
@@ -146,3 +147,12 @@ def test_the_value_first_form_for_map_is_the_same_check() -> None:
     of = FilterModule().filters()["endpoint_problems_of"]
     assert of("10.0.0.1:6443", "apiserver_lb_backends") == []
     assert of("10.0.0.1", "apiserver_lb_backends") == endpoint_problems("apiserver_lb_backends", "10.0.0.1")
+
+
+def test_node_addresses_prefer_the_advertised_address_then_facts() -> None:
+    hostvars = {
+        "cp1": {"sensorstack_node_ip": "10.213.0.11"},
+        "w1": {"ansible_facts": {"default_ipv4": {"address": "192.0.2.21"}}},
+        "w2": {},
+    }
+    assert node_addresses(["cp1", "w1", "w2"], hostvars) == ["10.213.0.11", "192.0.2.21", ""]

@@ -16,3 +16,16 @@ def test_a_looped_failure_names_each_failed_item() -> None:
 
 def test_a_plain_failure_keeps_its_message() -> None:
     assert failure_message({"msg": "boom"}) == "boom"
+
+
+def test_a_module_that_could_not_run_says_why_from_its_stderr() -> None:
+    result = {
+        "msg": "Module result deserialization failed: No start of json char found",
+        "module_stderr": "Error response from daemon: No such container: sensorstack-lab-edge1\r\n",
+        "module_stdout": "",
+        "rc": 1,
+    }
+    assert failure_message(result) == (
+        "Module result deserialization failed: No start of json char found: "
+        "Error response from daemon: No such container: sensorstack-lab-edge1"
+    )

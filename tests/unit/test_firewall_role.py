@@ -1,0 +1,135 @@
+"""The firewall role: its spec mirrors its defaults, each host group gets exactly its ports, the stack's ports follow
+the stack roles' own defaults, and the rendered nftables file drops what it does not name.
+
+nft itself checks the rendered file (``nft --check``) when the role writes it; molecule/firewall loads it on Debian 12
+and 13 and connects to an opened and a closed port from outside.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .role_files import ROOT, RoleFiles
+
+ROLE = RoleFiles.load("firewall")
+TEMPLATE = (ROOT / "roles/firewall/templates/firewall.nft.j2").read_text()
+GROUPS = {"control_plane": ["cp1"], "workers": ["w1", "w2"], "edge": ["edge1"]}
+HOSTVARS = {
+    "cp1": {"sensorstack_node_ip": "10.213.0.11"},
+    "w1": {"sensorstack_node_ip": "10.213.0.21"},
+    "w2": {"ansible_facts": {"default_ipv4": {"address": "10.213.0.22"}}},
+    "edge1": {"sensorstack_node_ip": "10.213.0.31"},
+}
+
+
+def render(expression: str, host: str, **overrides: Any) -> Any:
+    return ROLE.render(
+        expression,
+        **{
+            "groups": GROUPS,
+            "hostvars": HOSTVARS,
+            "inventory_hostname": host,
+            "ansible_managed": "managed",
+            **overrides,
+        },
+    )
+
+
+def ports(rules: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {rule["name"]: list(rule.get("ports", [])) for rule in rules}
+
+
+def test_every_default_is_specified_with_its_value_unless_it_is_a_template() -> None:
+    assert ROLE.spec_problems() == []
+
+
+def test_every_variable_carries_the_role_prefix() -> None:
+    assert ROLE.unprefixed_variables() == []
+
+
+def test_a_control_plane_node_opens_kubeadms_and_calicos_ports_once_each() -> None:
+    assert ports(render("{{ firewall_rules }}", "cp1")) == {
+        "ssh": [22],
+        "kubernetes API": [6443],
+        "etcd": ["2379-2380"],
+        "kubelet": [10250],
+        "kube-controller-manager": [10257],
+        "kube-scheduler": [10259],
+        "calico vxlan": [4789],
+        "calico typha": [5473],
+        "calico bgp": [179],
+        "calico ipip": [],
+    }
+
+
+def test_a_worker_opens_the_kubelet_and_calico_from_the_cluster_networks_only() -> None:
+    rules = render("{{ firewall_rules }}", "w1")
+    assert [rule["name"] for rule in rules] == [
+        "ssh",
+        "kubelet",
+        "calico vxlan",
+        "calico typha",
+        "calico bgp",
+        "calico ipip",
+    ]
+    cluster = ["10.213.0.11", "10.213.0.21", "10.213.0.22", "10.244.0.0/16", "10.96.0.0/12"]
+    assert all(rule["sources"] == cluster for rule in rules[1:])
+
+
+def test_the_host_networks_replace_the_node_addresses_when_set() -> None:
+    sources = render("{{ firewall_cluster_sources }}", "w1", sensorstack_host_cidrs=["10.213.0.0/24"])
+    assert sources == ["10.213.0.0/24", "10.244.0.0/16", "10.96.0.0/12"]
+
+
+def test_an_edge_host_opens_the_stack_roles_listeners_and_no_cluster_port() -> None:
+    assert ports(render("{{ firewall_rules }}", "edge1")) == {
+        "ssh": [22],
+        "mqtt": [1883],
+        "influxdb": [8086],
+        "grafana": [3000],
+    }
+
+
+def test_the_stack_ports_follow_the_inventory_and_skip_loopback_listeners() -> None:
+    rules = render(
+        "{{ firewall_rules }}",
+        "edge1",
+        mosquitto_listeners=[{"port": 1883}, {"port": 8883, "tls": True}],
+        influxdb_http_address="127.0.0.1",
+        grafana_http_port=3001,
+        ansible_port=2222,
+    )
+    assert ports(rules) == {"ssh": [2222], "mqtt": [1883, 8883], "grafana": [3001]}
+
+
+@pytest.mark.parametrize(
+    ("role", "variable", "fallback"),
+    [
+        ("mosquitto", "mosquitto_listeners", [{"port": 1883}]),
+        ("influxdb", "influxdb_http_port", 8086),
+        ("influxdb", "influxdb_http_address", ""),
+        ("grafana", "grafana_http_port", 3000),
+        ("grafana", "grafana_http_addr", ""),
+    ],
+)
+def test_the_fallbacks_are_the_stack_roles_own_defaults(role: str, variable: str, fallback: Any) -> None:
+    assert RoleFiles.load(role).defaults[variable] == fallback
+
+
+def test_the_rules_file_drops_by_default_and_accepts_only_the_named_ports() -> None:
+    text = render(TEMPLATE, "w1", firewall_extra_rules=[{"name": "node exporter", "ports": [9100]}])
+    assert "type filter hook input priority filter; policy drop;" in text
+    assert "ct state established,related accept" in text
+    assert 'iif "lo" accept' in text
+    accepted = [line.strip() for line in text.splitlines() if line.strip().endswith('"') and " accept " in line]
+    assert accepted[0] == 'tcp dport { 22 } accept comment "ssh"'
+    assert accepted[-1] == 'tcp dport { 9100 } accept comment "node exporter"'
+    assert (
+        "ip saddr { 10.213.0.11/32, 10.213.0.21/32, 10.213.0.22/32, 10.244.0.0/16, 10.96.0.0/12 } udp dport { 4789 }"
+        ' accept comment "calico vxlan"' in accepted
+    )
+    # The table replaces itself in one transaction, and nothing but the input hook is filtered.
+    assert text.index("delete table inet sensorstack") < text.index("table inet sensorstack {")
+    assert "hook forward" not in text and "hook output" not in text
