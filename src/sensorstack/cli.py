@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from sensorstack.report import (
     json_report,
     print_summary,
 )
-from sensorstack.runner import Run, RunRequest, available_playbooks
+from sensorstack.runner import DEFAULT_KEEP_RUNS, Run, RunRequest, available_playbooks
 
 DEFAULT_INVENTORY = Path("inventories/local")
 
@@ -46,6 +47,18 @@ def parse_extra_vars(values: Sequence[str]) -> dict[str, Any]:
         else:
             raise ValueError(f"-e {value}: expected key=value or @file")
     return merged
+
+
+def _keep_runs(value: str) -> int:
+    try:
+        keep = int(value)
+    except ValueError:
+        keep = -1
+    if keep < 0:
+        raise argparse.ArgumentTypeError(
+            f"--keep-runs (or SENSORSTACK_KEEP_RUNS) must be a whole number >= 0, got {value!r}"
+        )
+    return keep
 
 
 def _run_options(parser: argparse.ArgumentParser, check_flags: bool = True) -> None:
@@ -74,6 +87,15 @@ def _run_options(parser: argparse.ArgumentParser, check_flags: bool = True) -> N
     parser.add_argument("--json", action="store_true", help="print a machine-readable JSON report only")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the recap and errors")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="show every host result (-vv: Ansible -v)")
+    parser.add_argument(
+        "--keep-runs",
+        type=_keep_runs,
+        # A string default goes through type= like a command-line value, so a bad variable is a usage error.
+        default=os.environ.get("SENSORSTACK_KEEP_RUNS", str(DEFAULT_KEEP_RUNS)),
+        metavar="N",
+        help=f"run logs kept under the state folder, newest first (0: all; default $SENSORSTACK_KEEP_RUNS or "
+        f"{DEFAULT_KEEP_RUNS})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +147,7 @@ def _request(args: argparse.Namespace, playbook: str, check: bool, diff: bool) -
         diff=diff,
         vault_password_file=args.vault_password_file,
         verbosity=max(0, args.verbose - 1),
+        keep_runs=args.keep_runs,
     )
 
 

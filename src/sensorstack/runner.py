@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,10 @@ def failure_message(result: dict[str, Any]) -> str:
     return "; ".join([message, *details]) if details else message
 
 
+# Run folders the CLI keeps (--keep-runs, $SENSORSTACK_KEEP_RUNS): each holds a run's whole log and events.
+DEFAULT_KEEP_RUNS = 50
+
+
 @dataclass
 class RunRequest:
     playbook: str
@@ -94,6 +99,8 @@ class RunRequest:
     vault_password_file: Path | None = None
     verbosity: int = 0
     artifacts_root: Path | None = None
+    # Run folders kept under artifacts_root, newest first; older ones are removed after each run (0 keeps all).
+    keep_runs: int = DEFAULT_KEEP_RUNS
 
 
 def _private_dir(path: Path) -> Path:
@@ -110,6 +117,28 @@ def runner_environment(root: Path) -> dict[str, str]:
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_NOCOLOR": "1",
     }
+
+
+# A run's folder name: its start time, the process id and the playbook (Run.run), so names sort by start time.
+RUN_FOLDER = re.compile(r"^\d{8}T\d{6}-\d+-")
+
+
+def runs_to_prune(names: Iterable[str], keep: int) -> list[str]:
+    """Of the folder names under the artifacts root, the runs beyond the newest ``keep`` (none when keep is 0).
+    Anything not named like a run is never pruned."""
+    if keep <= 0:
+        return []
+    runs = sorted((name for name in names if RUN_FOLDER.match(name)), reverse=True)
+    return sorted(runs[keep:])
+
+
+def prune_runs(root: Path, keep: int) -> list[Path]:
+    """Remove the oldest run folders under root beyond the newest keep; returns what was removed."""
+    removed = []
+    for name in runs_to_prune((path.name for path in root.iterdir() if path.is_dir()), keep):
+        shutil.rmtree(root / name, ignore_errors=True)
+        removed.append(root / name)
+    return removed
 
 
 def default_artifacts_root() -> Path:
@@ -235,6 +264,7 @@ class Run:
         if artifact_dir.exists():
             for path in [artifact_dir, *artifact_dir.rglob("*")]:
                 path.chmod(0o700 if path.is_dir() else 0o600)
+        prune_runs(artifacts_root, request.keep_runs)
         status = RunStatus(runner.status) if runner.status in RunStatus._value2member_map_ else RunStatus.FAILED
         error = ""
         if status is not RunStatus.SUCCESSFUL and not self._failures and (artifact_dir / "stdout").is_file():

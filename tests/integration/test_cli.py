@@ -199,6 +199,22 @@ def test_failed_hosts_exit_2_and_say_what_failed(lab, tmp_path) -> None:
     assert "Failed: cli-edge" in result.stdout
 
 
+def test_a_failed_loop_item_is_named_with_its_own_message(lab, tmp_path) -> None:
+    task = {
+        "name": "Check each item",
+        "ansible.builtin.assert": {"that": "item != 'bad-item'", "fail_msg": "item {{ item }} is refused-42"},
+        "loop": ["good-item", "bad-item"],
+    }
+    playbook = write_playbook(tmp_path, [task])
+    options = ("-i", str(lab["inventory"]), "--vault-password-file", str(lab["vault"]))
+    result = cli("run", str(playbook), *options, lab=lab)
+    assert result.returncode == 2
+    assert "bad-item is refused-42" in " ".join(result.stdout.split()), result.stdout
+    report = json.loads(cli("run", str(playbook), "--json", *options, lab=lab).stdout)
+    (failure,) = report["failures"]
+    assert "bad-item: item bad-item is refused-42" in failure["message"], failure
+
+
 def test_a_playbook_level_error_is_shown(lab, tmp_path) -> None:
     """Without the vault password no host runs at all: the operator must still see why."""
     playbook = write_playbook(tmp_path, [{"name": "Ping", "ansible.builtin.ping": {}}])

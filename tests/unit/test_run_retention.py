@@ -1,0 +1,49 @@
+"""Run logs under the state folder: the newest N are kept, older runs go, nothing else is touched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sensorstack.cli import build_parser
+from sensorstack.runner import DEFAULT_KEEP_RUNS, prune_runs, runs_to_prune
+
+RUNS = [
+    "20261201T090000-100-site",
+    "20261202T080000-200-site",
+    "20261130T235959-300-verify",
+    "20261202T080000-150-reset",
+]
+
+
+def test_the_oldest_runs_beyond_the_newest_n_are_pruned() -> None:
+    assert runs_to_prune(RUNS, 2) == ["20261130T235959-300-verify", "20261201T090000-100-site"]
+
+
+def test_zero_keeps_every_run_and_a_large_n_prunes_nothing() -> None:
+    assert runs_to_prune(RUNS, 0) == []
+    assert runs_to_prune(RUNS, 10) == []
+
+
+def test_folders_not_named_like_a_run_are_never_pruned(tmp_path: Path) -> None:
+    for name in [*RUNS, "notes", "20261202-site"]:
+        (tmp_path / name).mkdir()
+    removed = prune_runs(tmp_path, 1)
+    assert sorted(path.name for path in removed) == sorted(set(RUNS) - {"20261202T080000-200-site"})
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["20261202-site", "20261202T080000-200-site", "notes"]
+
+
+def test_the_cli_takes_the_number_from_the_option_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert build_parser().parse_args(["deploy"]).keep_runs == DEFAULT_KEEP_RUNS
+    assert build_parser().parse_args(["deploy", "--keep-runs", "3"]).keep_runs == 3
+    monkeypatch.setenv("SENSORSTACK_KEEP_RUNS", "7")
+    assert build_parser().parse_args(["deploy"]).keep_runs == 7
+
+
+@pytest.mark.parametrize("value", ["-1", "many"])
+def test_a_bad_number_is_a_usage_error_naming_the_setting(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(["deploy", "--keep-runs", value])
+    assert stopped.value.code == 2
+    assert "--keep-runs (or SENSORSTACK_KEEP_RUNS) must be a whole number >= 0" in capsys.readouterr().err
