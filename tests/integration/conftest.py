@@ -15,10 +15,18 @@ import pytest
 import yaml
 
 from sensorstack.lab import containers, images
+from tests.tiers import unavailable
 
 from .ansible_module import ROOT, ansible_environment
 
-pytestmark = pytest.mark.lab
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of this folder uses the lab's Docker Engine or real servers: mark it, so `-m lab` selects it (a
+    pytestmark here would not: pytest reads it from test modules only)."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.lab)
 
 
 @dataclass
@@ -54,7 +62,7 @@ def write_inventory(directory: Path, inventory: dict) -> Path:
 
 def _require_docker() -> None:
     if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
-        pytest.skip("needs a running Docker Engine (make host)")
+        unavailable("integration", "needs a running Docker Engine (make host)")
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ from sensorstack.bundle.manifest import read_manifest
 from sensorstack.bundle.upstream import parse_packages, release_sha256
 from sensorstack.bundle.versions import kubernetes_minor, load_versions, previous_release
 from sensorstack.lab import images
+from tests.tiers import unavailable
 
 pytestmark = pytest.mark.lab
 
@@ -99,9 +100,9 @@ def _docker(*args: str) -> str:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
-        pytest.skip("needs a running Docker Engine (make host)")
+        unavailable("integration", "needs a running Docker Engine (make host)")
     if shutil.which("gpg") is None or shutil.which("dpkg-deb") is None:
-        pytest.skip("needs gpg and dpkg-deb on the host")
+        unavailable("integration", "needs gpg and dpkg-deb on the host")
     work = tmp_path_factory.mktemp("apt")
     stand_ins = work / "bin"
     stand_ins.mkdir()
@@ -234,7 +235,7 @@ def test_the_built_bundle_carries_the_previous_release_in_its_own_signed_reposit
     path, version = _previous_release()
     bundle = default_bundle_dir()
     if not (bundle / "bundle.json").is_file():
-        pytest.skip(f"no bundle at {bundle}: run `sensorstack bundle build`")
+        unavailable("integration", f"no bundle at {bundle}: run `sensorstack bundle build`")
     repository = bundle / path
     keyring = tmp_path / "keyring.gpg"
     armored = (repository / "Release.key").read_bytes()
@@ -306,7 +307,7 @@ def test_a_release_signed_by_another_key_fails_the_update(lab: Lab, tmp_path: Pa
 
 def test_packages_are_reproducible_and_cached(tmp_path: Path) -> None:
     if shutil.which("dpkg-deb") is None:
-        pytest.skip("needs dpkg-deb on the host")
+        unavailable("integration", "needs dpkg-deb on the host")
     stand_ins = tmp_path / "bin"
     stand_ins.mkdir()
     binaries = _stand_ins(stand_ins)

@@ -32,6 +32,7 @@ from sensorstack.bundle.image_names import ImageName, containerd_mirrors
 from sensorstack.bundle.manifest import Artifact, Manifest, read_manifest
 from sensorstack.bundle.serve import registry_config, wait_for_url
 from sensorstack.bundle.versions import load_versions
+from tests.tiers import unavailable
 
 pytestmark = pytest.mark.lab
 
@@ -42,7 +43,7 @@ PAUSE = "registry.k8s.io/pause:3.10.1"
 def require(*commands: str) -> None:
     missing = [command for command in commands if shutil.which(command) is None]
     if missing:
-        pytest.skip(f"needs {', '.join(missing)} (apt-get install skopeo docker-registry)")
+        unavailable("integration", f"needs {', '.join(missing)} (apt-get install skopeo docker-registry)")
 
 
 def free_port(address: str) -> int:

@@ -26,6 +26,7 @@ from sensorstack.bundle.cache import cache_root
 from sensorstack.bundle.image_names import ImageName
 from sensorstack.bundle.manifest import Artifact
 from sensorstack.bundle.versions import load_versions
+from tests.tiers import unavailable
 
 pytestmark = pytest.mark.lab
 
@@ -61,9 +62,9 @@ def eventually(probe: Callable[[], bool], what: str) -> None:
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Artifact], Path]:
     for command in ("docker", "skopeo", "debootstrap"):
         if shutil.which(command) is None:
-            pytest.skip(f"needs {command}")
+            unavailable("integration", f"needs {command}")
     if run("docker", "info", check=False).returncode:
-        pytest.skip("needs a running Docker Engine")
+        unavailable("integration", "needs a running Docker Engine")
     bundle = tmp_path_factory.mktemp("bundle")
     versions = {**PROPOSED_PINS, **load_versions()}
     return stack_images.bundle_stack_images(versions, bundle, cache_root()), bundle

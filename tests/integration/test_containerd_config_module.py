@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.tiers import unavailable
+
 from .ansible_module import run_module
 
 DATA = Path(__file__).resolve().parents[1] / "unit/data"
@@ -25,7 +27,7 @@ CRI = "io.containerd.grpc.v1.cri"
 def containerd() -> str:
     binary = shutil.which("containerd")
     if binary is None:
-        pytest.skip("needs the containerd binary (apt-get install containerd)")
+        unavailable("integration", "needs the containerd binary (apt-get install containerd)")
     return binary
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.tiers import unavailable
+
 from .ansible_module import ROOT
 from .influxdb_server import InfluxDBServer
 
@@ -32,7 +34,7 @@ READINGS |= {("field.north", "soil-1"): {"moisture": 0.31}}
 def influxdb() -> Iterator[InfluxDBServer]:
     binary = shutil.which("influxd")
     if binary is None:
-        pytest.skip("needs influxd (Debian package influxdb)")
+        unavailable("integration", "needs influxd (Debian package influxdb)")
     server = InfluxDBServer(binary).start()
     try:
         server.query(f"CREATE USER {ADMIN} WITH PASSWORD '{PASSWORD}' WITH ALL PRIVILEGES")

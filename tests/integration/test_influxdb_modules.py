@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.tiers import unavailable
+
 from .ansible_module import run_module
 from .certificates import SERVER_EXTENSIONS, issue, make_ca
 from .influxdb_server import InfluxDBServer
@@ -27,7 +29,7 @@ def own_server(**settings: Any) -> Iterator[InfluxDBServer]:
     """An influxd of the test's own (``settings`` as InfluxDBServer takes them), stopped afterwards."""
     binary = shutil.which("influxd")
     if binary is None:
-        pytest.skip("needs influxd (apt-get install influxdb)")
+        unavailable("integration", "needs influxd (apt-get install influxdb)")
     influxd = InfluxDBServer(binary, **settings).start()
     try:
         yield influxd
@@ -403,7 +405,7 @@ def test_passwords_are_checked_on_a_server_with_authentication_off() -> None:
 
 def test_modules_verify_the_servers_certificate(tmp_path: Path) -> None:
     if shutil.which("openssl") is None:
-        pytest.skip("needs openssl")
+        unavailable("integration", "needs openssl")
     ca = make_ca(tmp_path, "ca")
     certificate, key = issue(tmp_path, "influxdb", ca, SERVER_EXTENSIONS)
     with own_server(https=(certificate, key, ca[1])) as tls_server:

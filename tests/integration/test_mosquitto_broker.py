@@ -34,6 +34,8 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from tests.tiers import needs
+
 from .ansible_module import ROOT, ansible_environment, free_port, run_module
 from .certificates import SERVER_EXTENSIONS, issue, make_ca
 
@@ -41,9 +43,7 @@ MOSQUITTO = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/s
 BROKER_ACCOUNT = "mosquitto"
 AS_ROOT = os.geteuid() == 0
 
-pytestmark = pytest.mark.skipif(
-    MOSQUITTO is None, reason="needs Debian's mosquitto package (apt-get install mosquitto)"
-)
+pytestmark = needs(MOSQUITTO is None, "needs Debian's mosquitto package (apt-get install mosquitto)")
 
 PASSWORDS = {"alice": "alice-correct-horse-1", "bob": "bob-battery-staple-2", "telegraf": "telegraf-reads-all-3"}
 # The role's ACL model: telegraf reads every reading; every other user falls under the role's default pattern,

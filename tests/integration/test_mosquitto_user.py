@@ -21,11 +21,13 @@ from typing import Any
 import pytest
 from ansible_collections.sensorstack.iot.plugins.module_utils.mosquitto_passwd import parse_passwd
 
+from tests.tiers import needs
+
 from .ansible_module import run_module
 
 MODULE = "sensorstack.iot.mosquitto_user"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd", path=f"{os.environ.get('PATH', '')}:/usr/bin:/usr/sbin")
-needs_mosquitto_passwd = pytest.mark.skipif(MOSQUITTO_PASSWD is None, reason="needs Debian's mosquitto package")
+needs_mosquitto_passwd = needs(MOSQUITTO_PASSWD is None, "needs Debian's mosquitto package")
 
 PASSWORDS = {"alice": "alice-correct-horse-1", "bob": "bob-battery-staple-2"}
 

@@ -21,6 +21,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.tiers import needs
+
 from .influxdb_server import InfluxDBServer
 from .telegraf_stack import (
     INFLUXD,
@@ -32,9 +34,7 @@ from .telegraf_stack import (
     telegraf_binary,
 )
 
-pytestmark = pytest.mark.skipif(
-    MOSQUITTO is None or INFLUXD is None, reason="needs Debian's mosquitto and influxdb packages"
-)
+pytestmark = needs(MOSQUITTO is None or INFLUXD is None, "needs Debian's mosquitto and influxdb packages")
 
 ADMIN, ADMIN_PASSWORD = "admin", "pipeline-Admin-42"
 # Both passwords hold what an environment file and a TOML string must escape.

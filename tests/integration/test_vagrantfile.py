@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiers import unavailable
+
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +24,7 @@ def validate(directory: Path, state: Path, **environment: str) -> subprocess.Com
     if shutil.which("vagrant") is None:
         if os.environ.get("CI"):
             pytest.fail("vagrant is not installed (apt-get install vagrant)")
-        pytest.skip("vagrant is not installed (apt-get install vagrant)")
+        unavailable("integration", "vagrant is not installed (apt-get install vagrant)")
     return subprocess.run(
         ["vagrant", "validate", "--ignore-provider", "--no-tty"],
         env=os.environ | {"VAGRANT_CWD": str(directory), "VAGRANT_DOTFILE_PATH": str(state), **environment},
