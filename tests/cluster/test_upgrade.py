@@ -165,3 +165,11 @@ def test_a_second_upgrade_run_changes_nothing(old_cluster: Cluster, upgraded: di
     run = old_cluster.run_playbook(UPGRADE)
     assert run.returncode == 0, run.tail()
     assert set(run.changed().values()) == {0}, run.tail()
+
+
+def test_site_yml_after_the_upgrade_changes_nothing(old_cluster: Cluster, upgraded: dict[str, object]) -> None:
+    # The pinned version is the upgrade's target: site.yml must find the cluster, the packages and kubeadm's own
+    # configuration file as it would leave them.
+    run = old_cluster.site()
+    assert run.returncode == 0, run.tail()
+    assert set(run.changed().values()) == {0}, run.tail()
