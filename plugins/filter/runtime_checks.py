@@ -182,8 +182,17 @@ def containerd_problems(settings: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def agreement_problems(settings: Mapping[str, Any], pairs: Iterable[Sequence[str]]) -> list[str]:
-    """Pairs of variables that must agree where both are set (``None`` or missing: not set).
+# The docker role's settings that pass on to the containerd role it runs, each with the containerd role's own.
+AGREEMENT_PAIRS: tuple[tuple[str, str], ...] = (
+    ("docker_install_source", "containerd_install_source"),
+    ("docker_containerd_version", "containerd_version"),
+    ("docker_repo_url", "containerd_repo_url"),
+)
+
+
+def agreement_problems(settings: Mapping[str, Any], pairs: Iterable[Sequence[str]] = AGREEMENT_PAIRS) -> list[str]:
+    """Pairs of variables that must agree where both are set (``None`` or missing: not set); by default the docker
+    and containerd settings of AGREEMENT_PAIRS, which the docker and containerd roles and preflight all check.
 
     The docker role runs the containerd role with its own values; a play that also applies the containerd role
     with different ones would make the two fight over the same packages and files on every run.

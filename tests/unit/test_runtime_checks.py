@@ -250,3 +250,11 @@ def test_the_checks_are_exposed_as_filters() -> None:
     assert filters["docker_problems"] is docker_problems
     assert filters["containerd_problems"] is containerd_problems
     assert filters["runtime_agreement_problems"] is agreement_problems
+
+
+def test_the_docker_and_containerd_settings_that_must_agree_are_defined_once() -> None:
+    settings = {"docker_repo_url": "https://a.example/debian", "containerd_repo_url": "https://b.example/debian"}
+    assert agreement_problems(settings) == [
+        "docker_repo_url is 'https://a.example/debian' but containerd_repo_url is 'https://b.example/debian': "
+        "Docker's packages and containerd's must come from the same place, so set both alike"
+    ]
