@@ -26,14 +26,6 @@ def render(expression: str, **overrides: Any) -> Any:
     )
 
 
-def test_every_default_is_specified_with_its_value_unless_it_is_a_template() -> None:
-    assert ROLE.spec_problems() == []
-
-
-def test_every_variable_carries_the_role_prefix() -> None:
-    assert ROLE.unprefixed_variables() == []
-
-
 def test_the_back_ends_are_every_control_plane_node_at_its_advertised_address() -> None:
     assert render("{{ apiserver_lb_backends }}") == ["10.213.0.11:6443", "192.0.2.12:6443", "10.213.0.13:6443"]
     assert render("{{ apiserver_lb_port }}") == 6444

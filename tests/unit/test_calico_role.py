@@ -143,14 +143,6 @@ def module_tasks(*modules: str) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def test_every_default_is_specified_with_its_value_unless_it_is_a_template() -> None:
-    assert ROLE.spec_problems() == []
-
-
-def test_every_variable_carries_the_role_prefix() -> None:
-    assert ROLE.unprefixed_variables() == []
-
-
 def test_the_pool_is_the_project_pod_network() -> None:
     env = node_env(sensorstack_pod_cidr="10.50.0.0/16")
     assert env["CALICO_IPV4POOL_CIDR"] == "10.50.0.0/16"

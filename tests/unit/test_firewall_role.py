@@ -41,14 +41,6 @@ def ports(rules: list[dict[str, Any]]) -> dict[str, list[Any]]:
     return {rule["name"]: list(rule.get("ports", [])) for rule in rules}
 
 
-def test_every_default_is_specified_with_its_value_unless_it_is_a_template() -> None:
-    assert ROLE.spec_problems() == []
-
-
-def test_every_variable_carries_the_role_prefix() -> None:
-    assert ROLE.unprefixed_variables() == []
-
-
 def test_a_control_plane_node_opens_kubeadms_and_calicos_ports_once_each() -> None:
     assert ports(render("{{ firewall_rules }}", "cp1")) == {
         "ssh": [22],

@@ -129,14 +129,6 @@ def test_a_now_that_is_not_a_time_is_refused() -> None:
         certificate_expiry(FRESH, "yesterday")
 
 
-def test_every_default_is_specified_with_its_value_unless_it_is_a_template() -> None:
-    assert ROLE.spec_problems() == []
-
-
-def test_every_variable_carries_the_role_prefix() -> None:
-    assert ROLE.unprefixed_variables() == []
-
-
 def test_the_report_carries_the_marker_the_cli_reads() -> None:
     report = ROLE.vars["kubeadm_certificates_report"]
     assert CERTIFICATE_REPORT_MARKER.items() <= report.items()

@@ -34,14 +34,6 @@ def documents(**overrides: Any) -> dict[str, dict[str, Any]]:
     return {document["kind"]: document for document in render("{{ kubeadm_control_plane_documents }}", **overrides)}
 
 
-def test_every_default_is_specified_with_its_value_unless_it_is_a_template() -> None:
-    assert ROLE.spec_problems() == []
-
-
-def test_every_variable_carries_the_role_prefix() -> None:
-    assert ROLE.unprefixed_variables() == []
-
-
 def test_the_networks_and_version_come_from_the_project_settings() -> None:
     cluster = documents(sensorstack_pod_cidr="10.50.0.0/16", sensorstack_service_cidr="10.60.0.0/16")[
         "ClusterConfiguration"

@@ -28,14 +28,6 @@ def render(expression: str, **overrides: Any) -> Any:
     return ROLE.render(expression, **{**host, **overrides})
 
 
-def test_every_default_is_specified_with_its_value_unless_it_is_a_template() -> None:
-    assert ROLE.spec_problems() == []
-
-
-def test_every_variable_carries_the_role_prefix() -> None:
-    assert ROLE.unprefixed_variables() == []
-
-
 def test_the_join_configuration_carries_the_printed_endpoint_token_and_ca_hash() -> None:
     configuration = render("{{ kubeadm_join_configuration }}")
     assert (configuration["apiVersion"], configuration["kind"]) == ("kubeadm.k8s.io/v1beta4", "JoinConfiguration")

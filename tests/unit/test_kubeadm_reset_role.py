@@ -55,14 +55,6 @@ def listing(*paths: str) -> dict[str, Any]:
     return {"files": [{"path": path} for path in paths]}
 
 
-def test_every_default_is_specified_with_its_value_unless_it_is_a_template() -> None:
-    assert ROLE.spec_problems() == []
-
-
-def test_every_variable_carries_the_role_prefix() -> None:
-    assert ROLE.unprefixed_variables() == []
-
-
 # --- Draining ---------------------------------------------------------------------------------------------
 
 

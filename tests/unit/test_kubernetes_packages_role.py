@@ -13,14 +13,6 @@ from .role_files import RoleFiles
 ROLE = RoleFiles.load("kubernetes_packages")
 
 
-def test_every_default_is_specified_with_its_value_unless_it_is_a_template() -> None:
-    assert ROLE.spec_problems() == []
-
-
-def test_every_variable_carries_the_role_prefix() -> None:
-    assert ROLE.unprefixed_variables() == []
-
-
 def test_the_defaults_follow_the_pinned_versions_and_the_mirror() -> None:
     mirror = "http://10.213.0.1:8080"
     pins = load_versions(overrides={"sensorstack_mirror": mirror})

@@ -26,14 +26,6 @@ def names(tasks: list[dict]) -> list[str]:
     return flat
 
 
-def test_every_default_is_specified_with_its_value_unless_it_is_a_template() -> None:
-    assert ROLE.spec_problems() == []
-
-
-def test_every_variable_carries_the_role_prefix() -> None:
-    assert ROLE.unprefixed_variables() == []
-
-
 def test_the_node_is_drained_first_and_uncordoned_only_after_it_is_ready_at_the_new_version() -> None:
     order = names(TASKS)
     assert order.index("Cordon the node and drain its pods") < order.index(
