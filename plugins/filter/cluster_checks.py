@@ -116,16 +116,19 @@ def encapsulation_problems(encapsulation: Any) -> list[str]:
     return []
 
 
-def runtime_problems(kubernetes_version: Any, containerd_source: Any) -> list[str]:
-    """Kubernetes 1.36 and later need containerd 2, which Debian's containerd package is not."""
+def runtime_problems(kubernetes_version: Any, containerd_source: Any, containerd_version: Any = None) -> list[str]:
+    """Kubernetes 1.36 and later need containerd 2: Debian's containerd package (source distro) is 1.7, and the repo
+    source installs containerd.io at containerd_version, which must then be 2.x."""
     version = parse_version(kubernetes_version)
-    if version is None or version[:2] < CONTAINERD_2_FROM or containerd_source != "distro":
+    if version is None or version[:2] < CONTAINERD_2_FROM:
         return []
-    return [
-        f"sensorstack_kubernetes_version {'.'.join(map(str, version))} needs containerd 2, and "
-        "containerd_install_source distro installs Debian's containerd 1.7: use containerd_install_source docker "
-        "(containerd.io 2.x) or pin Kubernetes 1.35"
-    ]
+    needs = f"sensorstack_kubernetes_version {'.'.join(map(str, version))} needs containerd 2"
+    remedy = "use containerd_install_source repo with a containerd_version 2.x, or pin Kubernetes 1.35"
+    if containerd_source == "distro":
+        return [f"{needs}, and containerd_install_source distro installs Debian's containerd 1.7: {remedy}"]
+    if containerd_source in (None, "repo") and str(containerd_version or "").startswith("1."):
+        return [f"{needs}, and containerd_version is {containerd_version}: {remedy}"]
+    return []
 
 
 def cluster_problems(
@@ -144,7 +147,9 @@ def cluster_problems(
     if "kubeadm_control_plane_endpoint" in settings:
         problems += endpoint_problems("kubeadm_control_plane_endpoint", settings["kubeadm_control_plane_endpoint"])
     problems += encapsulation_problems(settings.get("calico_encapsulation", "VXLAN"))
-    problems += runtime_problems(pinned, settings.get("containerd_install_source"))
+    # The docker role hands its source to the containerd role it runs, so either variable names containerd's.
+    source = settings.get("containerd_install_source", settings.get("docker_install_source"))
+    problems += runtime_problems(pinned, source, settings.get("containerd_version"))
     problems += upgrade_problems(
         str(settings.get("inventory_hostname", "this node")), installed_kubeadm, pinned, upgrading
     )

@@ -110,9 +110,18 @@ def test_unknown_or_bgp_encapsulations_are_refused(value: str, message: str) -> 
 
 def test_kubernetes_136_needs_containerd_2() -> None:
     assert runtime_problems("1.35.4", "distro") == []
-    assert runtime_problems("1.36.0", "docker") == []
+    assert runtime_problems("1.36.0", "repo", "2.1.4") == []
     [problem] = runtime_problems("1.36.0", "distro")
     assert "containerd_install_source distro" in problem and "sensorstack_kubernetes_version 1.36.0" in problem
+    assert "use containerd_install_source repo with a containerd_version 2.x" in problem
+    [problem] = runtime_problems("1.36.0", "repo", "1.7.28")
+    assert "containerd_version is 1.7.28" in problem
+
+
+def test_the_docker_roles_source_counts_for_containerd() -> None:
+    settings = {**PINNED, "sensorstack_kubernetes_version": "1.36.0", "docker_install_source": "distro"}
+    problems = cluster_problems(settings, ["cp1"])
+    assert any("containerd_install_source distro installs Debian's containerd 1.7" in p for p in problems), problems
 
 
 def test_every_problem_of_a_node_is_reported_at_once() -> None:
