@@ -117,3 +117,31 @@ def test_an_unreachable_grafana_url_fails_after_the_health_wait(tmp_path: Path) 
     assert failed.returncode != 0
     assert "Wait until Grafana's API answers at grafana_url" in failed.stdout
     assert "Connection refused" in failed.stdout
+
+
+@pytest.mark.parametrize("checksum", ["", "sha256:not-hex"])
+def test_an_unpinned_apt_key_is_refused_before_any_change(tmp_path: Path, checksum: str) -> None:
+    variables = {
+        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        "grafana_admin_password": PASSWORD,
+        "grafana_apt_key_checksum": checksum,
+    }
+    play = [
+        {
+            "name": "Check the role's settings",
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "vars": variables,
+            "tasks": [
+                {
+                    "name": "Run the role's checks",
+                    "ansible.builtin.include_role": {"name": "grafana", "tasks_from": "validate"},
+                }
+            ],
+        }
+    ]
+    run = run_local_play(play, tmp_path)
+    assert run.returncode != 0
+    assert "grafana_apt_key_checksum must pin Grafana's apt signing key" in " ".join(run.stdout.split()), run.stdout
+    assert recap(run.stdout)["changed"] == 0
