@@ -87,6 +87,21 @@ class PlaybookRun:
     def tail(self, characters: int = 6000) -> str:
         return self.output[-characters:]
 
+    def changed_tasks(self) -> list[str]:
+        """'TASK name: changed host' for every change the run reported, to say what a run that should change
+        nothing changed."""
+        found, task = [], ""
+        for line in self.output.splitlines():
+            if line.startswith("TASK ["):
+                task = line.removeprefix("TASK [").split("]", 1)[0]
+            elif line.startswith("changed: ["):
+                found.append(f"{task}: {line.strip()}")
+        return found
+
+    def explain(self) -> str:
+        """What an assertion about a run prints: the changes it reported, then the end of its output."""
+        return "changed:\n" + "\n".join(self.changed_tasks()) + "\n\n" + self.tail()
+
 
 @dataclass
 class Cluster:

@@ -55,7 +55,7 @@ def test_without_a_yes_the_reset_stops_before_any_change(cluster: Cluster, extra
     assert run.returncode != 0
     # The callback may fold a long message over several lines.
     assert "Nothing was reset" in " ".join(run.output.split()), run.tail()
-    assert run.changed() == {worker(cluster).name: 0}, run.tail()
+    assert run.changed() == {worker(cluster).name: 0}, run.explain()
     assert worker(cluster).name in node_names(cluster)
     worker(cluster).run("test", "-f", "/etc/kubernetes/kubelet.conf")
 
@@ -95,7 +95,7 @@ def test_the_worker_keeps_nothing_of_the_cluster_but_the_operators_files(
 def test_a_second_reset_changes_nothing(cluster: Cluster, first_reset: PlaybookRun) -> None:
     run = reset_worker(cluster, "--extra-vars", "reset_confirm=yes")
     assert run.returncode == 0, run.tail()
-    assert run.changed() == {worker(cluster).name: 0}, run.tail()
+    assert run.changed() == {worker(cluster).name: 0}, run.explain()
 
 
 def test_the_reset_worker_joins_again_and_becomes_ready(cluster: Cluster, first_reset: PlaybookRun) -> None:
