@@ -204,7 +204,12 @@ def test_the_running_clusters_encapsulation_changes_only_when_allowed(
     allowed = {"calico_allow_encapsulation_change": True}
     try:
         changed = cluster.run_playbook(network, "--extra-vars", json.dumps({**cross_subnet, **allowed}))
-        assert changed.returncode == 0, changed.tail()
+        pool = cluster.kubectl_json(
+            "get", "ippools.crd.projectcalico.org", "default-ipv4-ippool", "--show-managed-fields"
+        )
+        # Who wrote the pool last, when the change did not hold.
+        writers = json.dumps(pool["metadata"].get("managedFields"), indent=1)
+        assert changed.returncode == 0, f"{changed.tail()}\npool: {json.dumps(pool['spec'])}\nwriters: {writers}"
         assert _vxlan_mode(cluster) == "CrossSubnet"
     finally:
         back = cluster.run_playbook(network, "--extra-vars", json.dumps(allowed))

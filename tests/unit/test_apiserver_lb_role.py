@@ -42,3 +42,5 @@ def test_haproxy_listens_on_loopback_only_and_checks_each_api_server_over_tls() 
     assert "option httpchk GET /readyz" in config
     assert "check check-ssl verify none" in config
     assert "mode tcp" in config
+    # A dead back end costs one connect timeout: the retry goes to another API server.
+    assert "option redispatch 1" in config
