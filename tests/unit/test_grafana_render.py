@@ -24,6 +24,8 @@ from tests.integration.ansible_module import ROOT, run_local_play
 ROLE = ROOT / "roles/grafana"
 SHIPPED = ROLE / "files/dashboards/sensorstack-sensors.json"
 ADMIN_PASSWORD = "vaulted-admin-9f2c"
+# A well-formed pin of Grafana's apt key, as an inventory sets it (the role refuses to run without one).
+KEY_CHECKSUM = "sha256:" + "0" * 64
 INFLUX_PASSWORD = "vaulted-reader-41d7"
 
 
@@ -132,6 +134,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = workdir / "out"
     variables = {
         "grafana_admin_password": ADMIN_PASSWORD,
+        "grafana_apt_key_checksum": KEY_CHECKSUM,
         # The influxdb role's variables: the datasource takes its database and its user's password from them.
         "influxdb_databases": [{"name": "sensors"}, {"name": "other"}],
         "influxdb_users": [{"name": "telegraf", "password": "x"}, {"name": "grafana", "password": INFLUX_PASSWORD}],
@@ -264,6 +267,7 @@ def test_the_shipped_and_the_users_dashboards_are_rendered_unchanged(rendered: P
 REFUSALS: dict[str, tuple[dict[str, Any], list[str]]] = {
     "no admin password": ({"grafana_admin_password": None}, ["grafana_admin_password must be set"]),
     "admin as password": ({"grafana_admin_password": "admin"}, ["never Grafana's default"]),
+    "unpinned apt key": ({"grafana_apt_key_checksum": ""}, ["grafana_apt_key_checksum must pin"]),
     "kubernetes": ({"grafana_platform": "kubernetes"}, ["grafana_platform=kubernetes", "not in this release"]),
     "user without password": (
         {"grafana_influxdb_password": ""},
@@ -296,7 +300,11 @@ def refusals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     no_uid = workdir / "no-uid.json"
     no_uid.write_text(json.dumps({"title": "No uid"}))
     results = workdir / "results.json"
-    base = {"grafana_admin_password": ADMIN_PASSWORD, "grafana_influxdb_password": INFLUX_PASSWORD}
+    base = {
+        "grafana_admin_password": ADMIN_PASSWORD,
+        "grafana_influxdb_password": INFLUX_PASSWORD,
+        "grafana_apt_key_checksum": KEY_CHECKSUM,
+    }
     tasks: list[dict[str, Any]] = [{"name": "Start with no results", "ansible.builtin.set_fact": {"outcomes": {}}}]
     for case, (overrides, _) in REFUSALS.items():
         case_vars = base | json.loads(json.dumps(overrides).replace("NO_UID", str(no_uid)))
