@@ -126,6 +126,58 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {
 }
 
 
+# An edge host with the whole stack, valid as it stands: each stack case below changes one setting.
+EDGE = {"control_plane": ["cp1"], "workers": ["w1"], "edge": ["e1"]}
+STACK = {
+    "sensorstack_stack_components": ["mosquitto", "telegraf", "influxdb", "grafana"],
+    # Any executable on the controller: preflight only checks that the binary to copy exists.
+    "telegraf_install_source": "binary",
+    "telegraf_binary_src": "/bin/true",
+    "mosquitto_users": [{"name": "telegraf", "password": "mqtt-telegraf-pw"}],
+    "influxdb_admin_password": "vaulted-admin-pw",
+    "influxdb_databases": [{"name": "telemetry"}],
+    "influxdb_users": [
+        {"name": "telegraf", "password": "influx-telegraf-pw"},
+        {"name": "grafana", "password": "influx-grafana-pw"},
+    ],
+    "grafana_admin_password": "vaulted-grafana-pw",
+    "grafana_apt_key_checksum": "sha256:" + "0" * 64,
+}
+
+STACK_CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
+    # name: (settings changed from STACK, fragments the failure message must contain)
+    "two broker listeners on one port": (
+        {"mosquitto_listeners": [{"port": 1883}, {"port": 1883, "protocol": "websockets"}]},
+        ["mosquitto_listeners: port 1883 is used by more than one listener"],
+    ),
+    "TLS listener without a certificate": (
+        {"mosquitto_listeners": [{"port": 1883}, {"port": 8883, "tls": True}]},
+        ["TLS listener on port 8883 needs certfile (or mosquitto_tls_cert)"],
+    ),
+    "ACL rule without a topic": (
+        {"mosquitto_acl_patterns": [{"topic": "", "access": "read"}]},
+        ["mosquitto_acl_patterns: a rule has no topic"],
+    ),
+    "well-known InfluxDB admin password": (
+        {"influxdb_admin_password": "changeme"},
+        ["influxdb_admin_password must be set"],
+    ),
+    "Grafana admin password admin": ({"grafana_admin_password": "admin"}, ["grafana_admin_password must be set"]),
+    "unpinned Grafana apt key": ({"grafana_apt_key_checksum": ""}, ["grafana_apt_key_checksum must pin"]),
+    "Telegraf's broker password missing": (
+        {"mosquitto_users": []},
+        ["references ${TELEGRAF_MQTT_PASSWORD}, which has no value: set telegraf_mqtt_password"],
+    ),
+    "persistent session at QoS 0": (
+        {"telegraf_mqtt_qos": 0},
+        ["persistent_session needs qos 1 or 2 (telegraf_mqtt_qos)"],
+    ),
+}
+
+for _case, (_settings, _fragments) in STACK_CASES.items():
+    CASES[f"stack: {_case}"] = (EDGE, STACK | _settings, _fragments)
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_preflight_rejects_bad_input_before_any_change(case: str, container: str, tmp_path: Path) -> None:
     layout, variables, fragments = CASES[case]
@@ -147,8 +199,12 @@ def test_a_host_network_overlapping_the_pods_is_found_from_facts(container: str,
     assert f"sensorstack_pod_cidr ({network}) overlaps the network of host cp1" in run.output
 
 
-def test_a_valid_inventory_passes_preflight(container: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["cluster", "cluster and a stack host"])
+def test_a_valid_inventory_passes_preflight(layout: str, container: str, tmp_path: Path) -> None:
     """The cases above fail for their own reason: the same inventory without the fault passes."""
-    run = run_playbook("playbooks/preflight.yml", write_inventory(tmp_path, inventory_for(container)))
+    inventory = (
+        inventory_for(container) if layout == "cluster" else with_vars(inventory_for(container, **EDGE), **STACK)
+    )
+    run = run_playbook("playbooks/preflight.yml", write_inventory(tmp_path, inventory))
     assert run.returncode == 0, run.output
     assert all(counters["changed"] == 0 and counters["failed"] == 0 for counters in run.recap().values())

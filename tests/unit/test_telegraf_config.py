@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import tomllib
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from ansible_collections.sensorstack.iot.plugins.filter import telegraf
 from ansible_collections.sensorstack.iot.plugins.filter.toml import to_toml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-ROLE = Path(__file__).resolve().parents[2] / "roles/telegraf"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("telegraf_config", ROLE / "filter_plugins/telegraf_config.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-telegraf = _load()
 
 AGENT = {"interval": "10s", "flush_interval": "10s", "metric_batch_size": 1000}
 MQTT = {"plugin": "mqtt_consumer", "options": {"servers": ["tcp://127.0.0.1:1883"], "topics": ["sensors/+/+"]}}
@@ -194,28 +180,6 @@ def test_no_input_or_no_output_is_a_problem_and_so_are_empty_topics() -> None:
     ]
 
 
-def test_the_broker_s_in_flight_window_is_mosquitto_s_default_unless_configured() -> None:
-    assert telegraf.broker_inflight_window([]) == 20
-    assert telegraf.broker_inflight_window(None) == 20
-    assert telegraf.broker_inflight_window(["max_queued_messages 5000", "max_inflight_messages 1000"]) == 1000
-    assert telegraf.broker_inflight_window(["max_inflight_messages 0"]) == 0
-    assert telegraf.broker_inflight_window(["# max_inflight_messages 1000"]) == 20
-
-
-USERS = [
-    {"name": "retired", "password": "old", "state": "absent"},
-    {"name": "telegraf", "password": "s3cret"},
-    {"name": "grafana"},
-]
-
-
-def test_a_user_s_password_comes_from_the_present_entry_only() -> None:
-    assert telegraf.user_password(USERS, "telegraf") == "s3cret"
-    assert telegraf.user_password(USERS, "retired") == ""
-    assert telegraf.user_password(USERS, "grafana") == ""
-    assert telegraf.user_password([], "telegraf") == ""
-
-
 def test_the_broker_port_is_the_first_plain_mqtt_listener() -> None:
     listeners = [{"port": 8883, "tls": True}, {"port": 9001, "protocol": "websockets"}, {"port": 1884}]
     assert telegraf.plain_mqtt_port(listeners) == 1884
@@ -224,17 +188,13 @@ def test_the_broker_port_is_the_first_plain_mqtt_listener() -> None:
 
 
 def test_the_database_and_policy_are_the_declared_defaults() -> None:
-    databases = [{"name": "old", "state": "absent"}, {"name": "telemetry"}, {"name": "other"}]
     policies = [
         {"database": "other", "name": "forever", "default": True},
         {"database": "telemetry", "name": "rollup"},
         {"database": "telemetry", "name": "raw", "default": True},
     ]
-    assert telegraf.first_database(databases) == "telemetry"
     assert telegraf.default_retention_policy(policies, "telemetry") == "raw"
     assert telegraf.default_retention_policy(policies[:2], "telemetry") == ""
-    with pytest.raises(AnsibleFilterError, match="set telegraf_influxdb_database"):
-        telegraf.first_database([])
 
 
 def test_the_filters_are_registered_under_their_documented_names() -> None:

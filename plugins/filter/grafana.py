@@ -1,20 +1,26 @@
-"""Pure rendering for the grafana role: grafana.ini from data, dashboard providers and dashboard files.
+"""The grafana role's checks and rendering: its semantic checks, grafana.ini, dashboard providers and files.
 
-The role renders once (``tasks/render.yml``) and each platform places the result, so these functions return text
-and data only. They are unit-tested in ``tests/unit/test_grafana_render.py``.
+``sensorstack.iot.grafana_problems(settings)`` lists what is wrong with the role's variables (one mapping), each
+message naming the variable and none showing a secret; the role calls it first, and the preflight play calls it
+through the role's ``validate.yml`` before any host changes. The role renders once (``tasks/render.yml``) and each
+platform places the result, so the rendering filters return text and data only. Unit-tested in
+``tests/unit/test_grafana_render.py`` and ``tests/unit/test_stack_checks.py``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.sensorstack.iot.plugins.filter.stack import admin_password_problems
 
 # go-ini (Grafana's parser) reads keys before the first section header as this section.
 DEFAULT_SECTION = "DEFAULT"
 GENERAL_FOLDER_DIR = "general"
+KEY_CHECKSUM = re.compile(r"^sha(256|384|512):[0-9a-fA-F]{64,128}$")
 
 
 def ini_value(section: str, key: str, value: Any) -> str:
@@ -103,11 +109,75 @@ def grafana_dashboard_files(
     return files
 
 
+def _key_checksum_problems(settings: Mapping[str, Any]) -> list[str]:
+    checksum = str(settings.get("grafana_apt_key_checksum") or "").strip()
+    if settings.get("grafana_platform", "systemd") != "systemd" or KEY_CHECKSUM.match(checksum):
+        return []
+    return [
+        f"grafana_apt_key_checksum must pin Grafana's apt signing key as sha256:<hex>, got {checksum!r}: download "
+        f"{settings.get('grafana_apt_key_url')} (grafana_apt_key_url), check its fingerprint against Grafana's "
+        "install documentation, then set its sha256sum. The key is never trusted unpinned."
+    ]
+
+
+def _datasource_problems(settings: Mapping[str, Any]) -> list[str]:
+    problems = []
+    user = settings.get("grafana_influxdb_user") or ""
+    if (
+        settings.get("grafana_influxdb_datasource_enabled", True)
+        and user
+        and not settings.get("grafana_influxdb_password")
+    ):
+        problems.append(
+            f"grafana_influxdb_user is {user} but grafana_influxdb_password is empty: set it (Ansible Vault), or set "
+            'grafana_influxdb_user to "" for an InfluxDB without authentication'
+        )
+    defaults = [
+        str(source.get("name"))
+        for source in settings.get("grafana_provisioned_datasources") or []
+        if isinstance(source, Mapping) and source.get("isDefault")
+    ]
+    if len(defaults) > 1:
+        problems.append(
+            f"Grafana refuses provisioning with more than one default datasource; these are: {', '.join(defaults)} "
+            "(grafana_influxdb_is_default and isDefault in grafana_datasources)"
+        )
+    return problems
+
+
+def _folder_problems(settings: Mapping[str, Any]) -> list[str]:
+    declared = {folder.get("uid") for folder in settings.get("grafana_dashboard_folders") or []}
+    unknown = sorted(
+        {
+            str(dashboard["folder_uid"])
+            for dashboard in settings.get("grafana_dashboards_all") or []
+            if dashboard.get("folder_uid") and dashboard["folder_uid"] not in declared
+        }
+    )
+    if not unknown:
+        return []
+    return [
+        f"folder_uid {', '.join(unknown)} of grafana_dashboards/grafana_extra_dashboards is not in "
+        "grafana_dashboard_folders; declare it there ({uid, title}) or leave folder_uid empty for the General folder"
+    ]
+
+
+def grafana_problems(settings: Mapping[str, Any]) -> list[str]:
+    """The admin password, the pinned apt key, the InfluxDB datasource's password, one default, declared folders."""
+    return (
+        admin_password_problems(settings.get("grafana_admin_password"), "grafana_admin_password", "grafana")
+        + _key_checksum_problems(settings)
+        + _datasource_problems(settings)
+        + _folder_problems(settings)
+    )
+
+
 class FilterModule:
     """The grafana role's rendering filters."""
 
     def filters(self) -> dict[str, Any]:
         return {
+            "grafana_problems": grafana_problems,
             "grafana_ini": grafana_ini,
             "grafana_dashboard_providers": grafana_dashboard_providers,
             "grafana_dashboard_files": grafana_dashboard_files,

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.sensorstack.iot.plugins.filter.stack import present_entries
 
 KINDS = ("inputs", "outputs", "processors", "aggregators")
 # Telegraf plugin names: lower case words joined by underscores (mqtt_consumer, influxdb_v2, ...).
@@ -124,23 +125,9 @@ def telegraf_environment_references(document: Any) -> list[str]:
     return sorted(found)
 
 
-def _present(entries: Any, variable: str) -> list[Mapping[str, Any]]:
-    if not isinstance(entries, Sequence) or isinstance(entries, str):
-        raise AnsibleFilterError(f"{variable} must be a list")
-    return [entry for entry in entries if isinstance(entry, Mapping) and entry.get("state", "present") != "absent"]
-
-
-def user_password(users: Any, name: str) -> str:
-    """The password of the present user ``name`` in a mosquitto_users / influxdb_users list, or "" if none."""
-    for user in _present(users, "the users list"):
-        if user.get("name") == name:
-            return str(user.get("password") or "")
-    return ""
-
-
 def plain_mqtt_port(listeners: Any) -> int:
     """The port of the first listener in mosquitto_listeners that speaks plain MQTT (no TLS, not websockets)."""
-    for listener in _present(listeners, "mosquitto_listeners"):
+    for listener in present_entries(listeners, "mosquitto_listeners"):
         if not listener.get("tls", False) and listener.get("protocol", "mqtt") == "mqtt":
             return int(listener["port"])
     raise AnsibleFilterError(
@@ -149,37 +136,12 @@ def plain_mqtt_port(listeners: Any) -> int:
     )
 
 
-def first_database(databases: Any) -> str:
-    """The first present database of influxdb_databases: where the stack's points go unless told otherwise."""
-    for database in _present(databases, "influxdb_databases"):
-        return str(database["name"])
-    raise AnsibleFilterError("influxdb_databases declares no database: set telegraf_influxdb_database")
-
-
 def default_retention_policy(policies: Any, database: str) -> str:
     """The retention policy marked default for ``database`` in influxdb_retention_policies, or "" if none is."""
-    for policy in _present(policies, "influxdb_retention_policies"):
+    for policy in present_entries(policies, "influxdb_retention_policies"):
         if policy.get("database") == database and policy.get("default", False):
             return str(policy["name"])
     return ""
-
-
-# Mosquitto's default for max_inflight_messages: QoS 1/2 messages in flight to one client at a time.
-MOSQUITTO_INFLIGHT_DEFAULT = 20
-
-
-def broker_inflight_window(config_extra: Any) -> int:
-    """The in-flight window a mosquitto.conf with these extra lines gives each client (0: unlimited).
-
-    Telegraf acknowledges a QoS 1 message of a persistent session only once its output wrote it, so the broker
-    lets at most this many readings through per flush interval.
-    """
-    window = MOSQUITTO_INFLIGHT_DEFAULT
-    for line in config_extra or []:
-        words = str(line).split()
-        if len(words) == 2 and words[0] == "max_inflight_messages" and words[1].isdigit():
-            window = int(words[1])
-    return window
 
 
 def telegraf_problems(
@@ -219,12 +181,9 @@ def telegraf_problems(
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
-            "telegraf_broker_inflight_window": broker_inflight_window,
             "telegraf_default_retention_policy": default_retention_policy,
             "telegraf_document": telegraf_document,
-            "telegraf_first_database": first_database,
             "telegraf_plain_mqtt_port": plain_mqtt_port,
-            "telegraf_user_password": user_password,
             "telegraf_environment_references": telegraf_environment_references,
             "telegraf_problems": telegraf_problems,
             "telegraf_systemd_environment": systemd_environment,
