@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode
 
 from ansible.module_utils.urls import ConnectionError as AnsibleConnectionError
 from ansible.module_utils.urls import SSLValidationError, open_url
+from ansible_collections.sensorstack.iot.plugins.module_utils.retry import TryAgain, call_with_retries
 
 CONNECTION_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "url_username": {"type": "str", "aliases": ["grafana_user"]},
@@ -133,27 +134,31 @@ class GrafanaClient:
     def request(self, method: str, path: str, body: Any = None, missing_ok: bool = False) -> Any:
         """Send one request; return the decoded JSON, or None for a 404 when ``missing_ok``."""
         data = None if body is None else json.dumps(body).encode()
-        for attempt in range(1, ATTEMPTS + 1):
+
+        def attempt_once(attempt: int) -> Any:
             try:
                 return self._send(method, path, data)
             except HTTPError as error:
                 failure = self._http_failure(method, path, error)
                 if failure.status == 404 and missing_ok:
                     return None
-                if not self._retry_status(method, failure.status, attempt):
-                    raise failure from None
+                if self._retry_status(method, failure.status):
+                    raise TryAgain(failure) from None
+                raise failure from None
             except SSLValidationError as error:
                 raise self._tls_failure(error) from None
             except (URLError, AnsibleConnectionError, OSError) as error:
                 if isinstance(getattr(error, "reason", error), ssl.SSLError):
                     raise self._tls_failure(error) from None
-                if not self._retry_connection(method, error, attempt):
-                    raise GrafanaError(
-                        f"cannot reach Grafana at {self.url} for {method} {path} after {attempt} attempt(s): "
-                        f"{getattr(error, 'reason', error)}"
-                    ) from None
-            self._sleep(BACKOFF_SECONDS * attempt)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+                unreachable = GrafanaError(
+                    f"cannot reach Grafana at {self.url} for {method} {path} after {attempt} attempt(s): "
+                    f"{getattr(error, 'reason', error)}"
+                )
+                if self._retry_connection(method, error):
+                    raise TryAgain(unreachable) from None
+                raise unreachable from None
+
+        return call_with_retries(attempt_once, ATTEMPTS, lambda attempt: BACKOFF_SECONDS * attempt, self._sleep)
 
     def _send(self, method: str, path: str, data: bytes | None) -> Any:
         response = open_url(
@@ -205,14 +210,12 @@ class GrafanaClient:
         return GrafanaError(message, error.code, body)
 
     @staticmethod
-    def _retry_status(method: str, status: int | None, attempt: int) -> bool:
-        return attempt < ATTEMPTS and method in READ_METHODS and status in RETRIED_GATEWAY_STATUSES
+    def _retry_status(method: str, status: int | None) -> bool:
+        return method in READ_METHODS and status in RETRIED_GATEWAY_STATUSES
 
     @staticmethod
-    def _retry_connection(method: str, error: Exception, attempt: int) -> bool:
+    def _retry_connection(method: str, error: Exception) -> bool:
         """Retry what cannot have changed anything: a refused connection, or any failure of a read."""
-        if attempt >= ATTEMPTS:
-            return False
         reason = getattr(error, "reason", error)
         refused = isinstance(reason, (ConnectionRefusedError, socket.gaierror))
         return refused or method in READ_METHODS

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from ansible.module_utils.urls import Request, make_context
 from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_ql import redact_secrets
+from ansible_collections.sensorstack.iot.plugins.module_utils.retry import TryAgain, call_with_retries
 
 CONNECTION_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "url": {"type": "str", "default": "http://localhost:8086"},
@@ -94,8 +95,8 @@ class InfluxDBClient:
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         use_auth = authenticate and self.username is not None
-        attempt = 0
-        while True:
+
+        def attempt_once(_attempt: int) -> Any:
             try:
                 return Request().open(
                     method,
@@ -122,10 +123,11 @@ class InfluxDBClient:
                         f"TLS verification of {self.url} failed ({reason}); give the CA that signed the server's "
                         "certificate in ca_path (validate_certs: false only for a throwaway lab)"
                     ) from None
-                attempt += 1
-                if attempt > self.retries:
-                    raise InfluxDBError(f"cannot reach InfluxDB at {self.url}: {reason}") from None
-                time.sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
+                raise TryAgain(InfluxDBError(f"cannot reach InfluxDB at {self.url}: {reason}")) from None
+
+        return call_with_retries(
+            attempt_once, self.retries + 1, lambda attempt: min(0.5 * 2 ** (attempt - 1), 4.0), time.sleep
+        )
 
     def ping(self) -> str:
         """Return the server version (``/ping`` needs no credentials)."""

@@ -171,7 +171,10 @@ def run_role_locally(tmp_path: Path, variables: dict[str, Any]) -> PlaybookRun:
     [
         ({"mosquitto_platform": "kubernetes"}, "mosquitto_platform=kubernetes is not implemented yet in this role"),
         ({"mosquitto_listeners": [{"port": 8883, "tls": True}]}, "the TLS listener on port 8883 needs certfile"),
-        ({"mosquitto_listeners": [{"port": 1883}, {"port": 1883, "address": "::"}]}, "port 1883 is used by more than one listener"),
+        (
+            {"mosquitto_listeners": [{"port": 1883}, {"port": 1883, "address": "::"}]},
+            "port 1883 is used by more than one listener",
+        ),
         ({"mosquitto_listeners": [{"port": "mqtt"}]}, "mosquitto_listeners"),
         ({"mosquitto_acl_patterns": [{"topic": "sensors/%u/#", "access": "all"}]}, "mosquitto_acl_patterns"),
     ],

@@ -104,7 +104,7 @@ def test_a_read_is_retried_on_a_gateway_error_and_a_write_is_not(double: Grafana
     with pytest.raises(GrafanaError, match="HTTP 503"):
         client_for(double.url, sleeps).health()
     assert len(double.requests) == ATTEMPTS
-    assert not grafana_utils.GrafanaClient._retry_status("POST", 503, 1)
+    assert not grafana_utils.GrafanaClient._retry_status("POST", 503)
 
 
 @pytest.mark.parametrize(
@@ -120,8 +120,7 @@ def test_a_read_is_retried_on_a_gateway_error_and_a_write_is_not(double: Grafana
 def test_only_failures_that_cannot_have_changed_anything_are_retried(
     method: str, error: Exception, retried: bool
 ) -> None:
-    assert GrafanaClient._retry_connection(method, error, 1) is retried
-    assert GrafanaClient._retry_connection(method, error, ATTEMPTS) is False
+    assert GrafanaClient._retry_connection(method, error) is retried
 
 
 @pytest.fixture
