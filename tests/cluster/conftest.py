@@ -1,6 +1,10 @@
 """The cluster tier: one cluster, built by `site.yml` from the served bundle on Kubernetes-capable lab nodes, shared
 by every test of the session.
 
+It is built as an operator's cluster ages: `site.yml` at the previous minor release the bundle carries, then
+`playbooks/upgrade.yml` to the pinned one while a two-replica workload is watched (test_upgrade.py checks that run),
+so every other test checks an upgraded cluster, and test_ha.py adds control planes at the pinned version.
+
 The nodes are this tier's own containers (``sensorstack-test-cpc-*``, fixed addresses beside the built-in lab's)
 and its inventory is the built-in lab's settings (``inventories/local/group_vars``) over its own hosts, so what
 passes here is what `make deploy` runs. Under CI=true a missing bundle or Docker Engine fails the tier instead of
@@ -28,13 +32,23 @@ from sensorstack import project_root
 from sensorstack.bundle.cache import default_bundle_dir
 from sensorstack.bundle.manifest import read_manifest, verify
 from sensorstack.bundle.serve import BundleServer
+from sensorstack.bundle.versions import load_versions
 from sensorstack.lab import containers
 from sensorstack.lab.node import host_sysctls
 from tests.integration.ansible_module import ansible_environment
 from tests.tiers import unavailable
 
+from .upgrade_probe import ReadyWatcher, UpgradeRecord, workload
+
 LAB_INVENTORY = project_root() / "inventories/local"
 SITE = project_root() / "site.yml"
+UPGRADE = project_root() / "playbooks/upgrade.yml"
+VERSIONS = load_versions()
+# The release the tier's cluster is first built at, one minor before the pin.
+PREVIOUS_RELEASE = {
+    "sensorstack_kubernetes_version": VERSIONS["sensorstack_kubernetes_upgrade_from_version"],
+    "sensorstack_kubernetes_package_revision": VERSIONS["sensorstack_kubernetes_upgrade_from_package_revision"],
+}
 # The tier's own ports, so a lab served by `sensorstack lab up` (8080/5000) keeps running beside it.
 HTTP_PORT = 28080
 REGISTRY_PORT = 25000
@@ -112,6 +126,7 @@ class Cluster:
     # Every container of the cluster, removed at the end of the session (tests that add nodes append theirs).
     containers: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    upgrade: UpgradeRecord | None = None
 
     @property
     def nodes(self) -> list[Node]:
@@ -222,9 +237,25 @@ def mirror(bundle: Path, docker_engine: None) -> Iterator[BundleServer]:
         yield server
 
 
+def upgrade_under_watch(cluster: Cluster) -> UpgradeRecord:
+    """Deploy the probe workload, run playbooks/upgrade.yml while it is watched, then remove the workload."""
+    versions = {item["status"]["nodeInfo"]["kubeletVersion"] for item in cluster.kubectl_json("get", "nodes")["items"]}
+    cluster.kubectl("apply", "--filename=-", stdin=workload())
+    cluster.kubectl("rollout", "status", "deployment/upgrade-probe", "--timeout=600s", timeout=660)
+    watcher = ReadyWatcher(cluster.directory / "artifacts/admin.conf")
+    watcher.start()
+    run = cluster.run_playbook(UPGRADE)
+    watcher.stopping.set()
+    watcher.join()
+    if run.returncode == 0:
+        cluster.kubectl("delete", "--filename=-", "--wait=false", stdin=workload())
+    return UpgradeRecord(run.output, run.returncode, run.seconds, versions, watcher.readings, watcher.errors)
+
+
 @pytest.fixture(scope="session")
 def cluster(mirror: BundleServer, host_sysctls_before: dict[str, str]) -> Iterator[Cluster]:
-    """A control plane and two workers, converged by site.yml; removed afterwards unless SENSORSTACK_KEEP_CLUSTER."""
+    """A control plane and two workers, built by site.yml at the previous release and upgraded to the pinned one;
+    removed afterwards unless SENSORSTACK_KEEP_CLUSTER."""
     entries = (CONTROL_PLANE, *WORKERS)
     started: list[str] = []
     with tempfile.TemporaryDirectory(prefix="sensorstack-cluster-") as temporary:
@@ -235,10 +266,13 @@ def cluster(mirror: BundleServer, host_sysctls_before: dict[str, str]) -> Iterat
             nodes = [Node(name, f"{containers.TEST_CONTAINER_PREFIX}{name}") for name, _ in entries]
             inventory = cluster_inventory(directory, (CONTROL_PLANE,), WORKERS)
             built = Cluster(nodes[0], nodes[1:], inventory, directory, started)
-            run = built.site()
+            run = built.site("--extra-vars", json.dumps(PREVIOUS_RELEASE))
             built.timings["first run"] = run.seconds
-            assert run.returncode == 0, f"site.yml failed:\n{run.tail()}"
-            print(f"\ncluster built by site.yml in {run.seconds:.0f} s")
+            assert run.returncode == 0, f"site.yml at the previous release failed:\n{run.tail()}"
+            print(f"\ncluster built by site.yml at the previous release in {run.seconds:.0f} s")
+            built.upgrade = upgrade_under_watch(built)
+            built.timings["upgrade"] = built.upgrade.seconds
+            assert built.upgrade.returncode == 0, f"playbooks/upgrade.yml failed:\n{built.upgrade.output[-6000:]}"
             yield built
         finally:
             if not os.environ.get("SENSORSTACK_KEEP_CLUSTER"):
@@ -247,7 +281,6 @@ def cluster(mirror: BundleServer, host_sysctls_before: dict[str, str]) -> Iterat
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The upgrade test's own two nodes come and go before the shared cluster starts: every node container holds
-    inotify instances, and the machine's fs.inotify.max_user_instances (128 by default) is shared by all of them;
-    seven nodes at once run out and the kubelet exits with "too many open files"."""
+    """test_upgrade.py first: it checks the upgrade the cluster fixture ran, on the 1 + 2 nodes as upgraded, before
+    test_ha.py adds control planes and test_reset.py resets a worker."""
     items.sort(key=lambda item: 0 if item.path.name == "test_upgrade.py" else 1)
