@@ -10,6 +10,10 @@ export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 export PY_COLORS ?= 0
 export ANSIBLE_FORCE_COLOR ?= 0
 export NO_COLOR ?= 1
+# What every test tier needs first; `make test` sets it empty for the tiers it runs after its own setup.
+TIER_SETUP ?= setup
+# The integration tier's files run on this many pytest-xdist workers: most of their time waits on containers.
+INTEGRATION_WORKERS ?= 2
 
 MOLECULE_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
@@ -58,7 +62,8 @@ lab-status: ## List the local lab's containers
 deploy: lab-up ## The main job: sensorstack deploy (site.yml) against the local lab
 	$(BIN)/sensorstack deploy
 
-test: setup lint unit integration molecule cluster vm ## The whole suite: lint, unit, integration (lab), molecule, cluster, vm
+test: setup ## The whole suite: lint, unit, integration (lab), molecule, cluster, and the VM tier beside them
+	scripts/test-suite
 
 lint: venv collections ## ruff, yamllint, ansible-lint (production profile), site.yml syntax check
 	$(BIN)/ruff check .
@@ -71,18 +76,18 @@ lint: venv collections ## ruff, yamllint, ansible-lint (production profile), sit
 unit: venv collections ## Pure-function tests, seconds
 	$(BIN)/pytest tests/unit
 
-integration: setup ## Tests against real containers and servers
-	$(BIN)/pytest tests/integration
+integration: $(TIER_SETUP) ## Tests against real containers and servers (INTEGRATION_WORKERS files at a time)
+	$(BIN)/pytest -n $(INTEGRATION_WORKERS) --dist loadfile tests/integration
 
-cluster: setup ## Cluster tier: kubeadm on lab nodes, installed from the served bundle
+cluster: $(TIER_SETUP) ## Cluster tier: kubeadm on lab nodes, installed from the served bundle
 	$(BIN)/pytest tests/cluster
 
-vm: setup ## VM tier: the common role on a qemu VM (kernel modules, live sysctls, swap; 10-15 min under TCG)
+vm: $(TIER_SETUP) ## VM tier: the common role on a qemu VM (kernel modules, live sysctls, swap; 10-15 min under TCG)
 	$(BIN)/pytest -m vm tests/vm
 
 molecule: $(addprefix molecule-,$(MOLECULE_SCENARIOS)) ## Every molecule scenario
 
-$(addprefix molecule-,$(MOLECULE_SCENARIOS)): molecule-%: setup
+$(addprefix molecule-,$(MOLECULE_SCENARIOS)): molecule-%: $(TIER_SETUP)
 	$(BIN)/molecule test -s $*
 
 bench: bench-influxdb bench-mosquitto bench-pipeline bench-cli bench-bundle bench-cluster ## Every benchmark (slow; figures, not pass/fail)
@@ -103,7 +108,7 @@ bench-bundle: setup ## Warm bundle build and verify, the cluster lab's up and do
 bench-cli: setup ## sensorstack vs ansible-playbook; rerun vs first converge; 4 hosts vs 1
 	$(BIN)/python benchmarks/cli_overhead.py
 
-bench-cluster: setup ## Started nodes to a Ready cluster with Calico: site.yml vs the same commands by hand (10-20 min)
+bench-cluster: $(TIER_SETUP) ## Started nodes to a Ready cluster with Calico: site.yml vs the same commands by hand (10-20 min)
 	$(BIN)/python benchmarks/cluster_bootstrap.py
 
 clean: lab-down ## Remove the lab, caches and the virtualenv

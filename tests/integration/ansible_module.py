@@ -25,6 +25,9 @@ def ansible_environment(**extra: str) -> dict[str, str]:
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_NOCOLOR": "1",
+        # Facts stay in each run's memory: the files run in parallel (make integration) and several inventories
+        # name different containers alike (cp1, broker), so a shared fact cache would hand one the other's facts.
+        "ANSIBLE_CACHE_PLUGIN": "memory",
         "PATH": f"{venv_bin}:{os.environ['PATH']}",
         **extra,
     }

@@ -222,10 +222,10 @@ def network_exists() -> bool:
 
 
 def ensure_network(subnet: str = DEFAULT_LAB_SUBNET) -> None:
-    """Create the lab network with its fixed subnet unless it exists."""
+    """Create the lab network with its fixed subnet unless it exists (or another process just created it)."""
     if _network_subnets() is None:
         gateway, dynamic = network_layout(subnet)
-        _docker(
+        created = _docker(
             "network",
             "create",
             f"--label={LAB_LABEL}",
@@ -233,7 +233,10 @@ def ensure_network(subnet: str = DEFAULT_LAB_SUBNET) -> None:
             f"--gateway={gateway}",
             f"--ip-range={dynamic}",
             LAB_NETWORK,
+            check=False,
         )
+        if created.returncode != 0 and _network_subnets() is None:
+            raise RuntimeError(f"docker network create {LAB_NETWORK} failed: {created.stderr.strip()}")
 
 
 def network_gateway() -> str:
