@@ -167,7 +167,7 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.sensorstack.iot.plugins.module_utils.containerd_config import (  # noqa: E402
-    ConfigError,
+    EditError,
     Settings,
     edit_config,
     generated_file,
@@ -274,7 +274,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         return {**result, "changed": True, "msg": "containerd is not installed: its default config would be generated"}
     try:
         edit = edit_config(base, settings_of(params))
-    except ConfigError as error:
+    except EditError as error:
         module.fail_json(msg=f"{path}: {error}", **result)
     result.update(changed=edit.text != current, version=edit.version, changes=list(edit.changes))
     if module._diff:
