@@ -19,12 +19,12 @@ MOLECULE_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*
 
 .PHONY: help setup host venv collections images lab-up lab-down lab-status deploy \
         bundle cluster vm test lint unit integration molecule $(addprefix molecule-,$(MOLECULE_SCENARIOS)) \
-        telegraf bench bench-bundle bench-influxdb bench-mosquitto bench-pipeline bench-cli bench-cluster clean
+        telegraf bench bench-bundle bench-influxdb bench-mosquitto bench-pipeline bench-cli bench-cluster clean wheelhouse
 
 help: ## List the targets
 	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-setup: host venv collections images telegraf bundle ## Everything the lab and the tests need (packages, dockerd, venv, collections, images, Telegraf, the bundle)
+setup: host venv collections images telegraf bundle wheelhouse ## Everything the lab and the tests need (packages, dockerd, venv, collections, images, Telegraf, the bundle, the wheelhouse)
 
 host: ## Debian packages and a running Docker Engine (scripts/bootstrap-host)
 	scripts/bootstrap-host
@@ -45,6 +45,9 @@ telegraf: ## The Telegraf the lab and tests run (scripts/build-telegraf: pinned 
 
 images: venv ## The lab base images (debootstrap; rebuilt only when their recipe changes)
 	$(BIN)/python -m sensorstack.lab images
+
+wheelhouse: venv ## The wheels an installed sensorstack needs, for the offline wheel test (cached outside the checkout)
+	$(BIN)/python scripts/fill-wheelhouse
 
 bundle: venv telegraf ## The air-gapped bundle of the pinned versions, built from source (cached outside the checkout)
 	$(BIN)/sensorstack bundle build --from source

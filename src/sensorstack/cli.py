@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from sensorstack import __version__, project_root
+from sensorstack import __version__, checkout_root, project_root
 from sensorstack.bundle.__main__ import add_commands as add_bundle_commands
 from sensorstack.bundle.__main__ import run as bundle_run
 from sensorstack.doctor import run_checks
@@ -29,7 +30,10 @@ from sensorstack.report import (
 )
 from sensorstack.runner import DEFAULT_KEEP_RUNS, Run, RunRequest, available_playbooks
 
+# Without -i: the built-in local lab's inventory, in a checkout only (it builds Telegraf with the checkout's scripts).
 DEFAULT_INVENTORY = Path("inventories/local")
+# What `sensorstack init` copies: the sample inventory for real hardware.
+SAMPLE_INVENTORY = Path("inventories/lab")
 
 
 def parse_extra_vars(values: Sequence[str]) -> dict[str, Any]:
@@ -119,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate = inventory_commands.add_parser("validate", help="run only the preflight checks")
     _run_options(validate, check_flags=False)
 
+    init = commands.add_parser("init", help="write the sample inventory into a new folder, to start from")
+    init.add_argument("directory", type=Path, help="a folder that does not exist yet, or is empty")
+
     doctor = commands.add_parser("doctor", help="check the controller and reach every host")
     doctor.add_argument("-i", "--inventory", type=Path, default=None)
 
@@ -132,7 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _inventory(args: argparse.Namespace) -> Path:
-    return args.inventory or project_root() / DEFAULT_INVENTORY
+    if args.inventory:
+        return Path(args.inventory)
+    if checkout_root() is None:
+        raise ValueError("no inventory given: pass -i DIR (`sensorstack init DIR` writes a sample one to start from)")
+    return project_root() / DEFAULT_INVENTORY
+
+
+def init_command(directory: Path, console: Console) -> int:
+    """Copy the sample inventory into ``directory``, never over anything that is there."""
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise ValueError(f"{directory} exists and is not an empty folder: give a new one")
+    shutil.copytree(project_root() / SAMPLE_INVENTORY, directory, dirs_exist_ok=True)
+    console.print(f"Wrote the sample inventory to {directory}. Put your hosts in {directory / 'hosts.yml'}, your")
+    console.print(f"settings in {directory / 'group_vars'}, then: sensorstack inventory validate -i {directory}")
+    return EXIT_OK
 
 
 def _request(args: argparse.Namespace, playbook: str, check: bool, diff: bool) -> RunRequest:
@@ -199,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_command(args, console, args.playbook, args.check, args.diff)
         if args.command == "inventory":
             return run_command(args, console, "preflight", check=False, diff=False)
+        if args.command == "init":
+            return init_command(args.directory, console)
         if args.command == "doctor":
             return doctor_command(args, console)
         if args.command == "bundle":

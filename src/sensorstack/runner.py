@@ -22,7 +22,7 @@ from typing import Any
 
 import ansible_runner
 
-from sensorstack import project_root
+from sensorstack import checkout_root, installed_collection, project_root
 from sensorstack.events import (
     ChangedTask,
     Event,
@@ -110,13 +110,25 @@ def _private_dir(path: Path) -> Path:
 
 
 def runner_environment(root: Path) -> dict[str, str]:
-    """What every ansible-runner call here needs: the repository's ansible.cfg and this interpreter's tools first."""
-    return {
+    """What every ansible-runner call here needs: the repository's ansible.cfg and this interpreter's tools first.
+
+    Outside a checkout (an installed wheel), ansible.cfg's paths relative to the checkout do not exist: the
+    collections are found where pip put them (sensorstack.iot beside this package, the others from the ansible
+    package), and facts are cached in the user's cache folder instead of the package's.
+    """
+    environment = {
         "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_NOCOLOR": "1",
     }
+    if checkout_root() is None:
+        environment |= {
+            "ANSIBLE_COLLECTIONS_PATH": str(installed_collection().parents[2]),
+            "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "true",
+            "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(Path.home() / ".cache/sensorstack/facts"),
+        }
+    return environment
 
 
 # A run's folder name: its start time, the process id and the playbook (Run.run), so names sort by start time.
