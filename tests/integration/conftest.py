@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -82,6 +83,22 @@ def lab_host_factory() -> Iterator:
     yield start
     for container in started:
         containers.remove(container)
+
+
+def influxdb_edge_inventory(host: str, container: str) -> dict[str, Any]:
+    """One edge host, a lab container, running InfluxDB alone: real module passwords flow, and nothing needs a
+    repository out of reach. What the CLI and the installed wheel deploy."""
+    return {
+        "all": {
+            "vars": {
+                "ansible_connection": "community.docker.docker",
+                "ansible_python_interpreter": "/usr/bin/python3",
+                "sensorstack_cluster_enabled": False,
+                "sensorstack_stack_components": ["influxdb"],
+            },
+            "children": {"sensorstack": {"children": {"edge": {"hosts": {host: {"ansible_host": container}}}}}},
+        }
+    }
 
 
 def container_network(container: str) -> str:

@@ -23,6 +23,7 @@ from sensorstack.events import HostResult, PlayStarted, TaskStarted
 from sensorstack.runner import RunRequest, run_playbook
 
 from .ansible_module import ROOT, ansible_environment
+from .conftest import influxdb_edge_inventory
 
 SECRETS = {
     "influxdb_admin_password": "Vault-Admin-Secret-7731",
@@ -38,24 +39,7 @@ def lab(lab_host_factory, tmp_path_factory) -> dict[str, Path | str]:
     workdir = tmp_path_factory.mktemp("cli")
     inventory = workdir / "inventory"
     (inventory / "group_vars" / "all").mkdir(parents=True)
-    (inventory / "hosts.yml").write_text(
-        yaml.safe_dump(
-            {
-                "all": {
-                    "vars": {
-                        "ansible_connection": "community.docker.docker",
-                        "ansible_python_interpreter": "/usr/bin/python3",
-                        "sensorstack_cluster_enabled": False,
-                        # InfluxDB alone: real module passwords flow, and nothing needs a repository out of reach.
-                        "sensorstack_stack_components": ["influxdb"],
-                    },
-                    "children": {
-                        "sensorstack": {"children": {"edge": {"hosts": {"cli-edge": {"ansible_host": container}}}}}
-                    },
-                }
-            }
-        )
-    )
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(influxdb_edge_inventory("cli-edge", container)))
     vault_password_file = workdir / "vault-password"
     vault_password_file.write_text(VAULT_PASSWORD)
     vault_password_file.chmod(0o600)

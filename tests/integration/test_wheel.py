@@ -22,6 +22,7 @@ from sensorstack.wheelhouse import wheelhouse_dir
 from tests.tiers import unavailable
 
 from .ansible_module import ROOT
+from .conftest import influxdb_edge_inventory
 
 INFLUXDB_ADMIN_PASSWORD = "Wheel-Test-Admin-4410"
 
@@ -96,22 +97,7 @@ def test_without_an_inventory_the_installed_command_says_how_to_get_one(installe
 def lab_inventory(folder: Path, container: str) -> Path:
     inventory = folder / "inventory"
     (inventory / "group_vars").mkdir(parents=True)
-    edge = {"ansible_host": container}
-    (inventory / "hosts.yml").write_text(
-        yaml.safe_dump(
-            {
-                "all": {
-                    "vars": {
-                        "ansible_connection": "community.docker.docker",
-                        "ansible_python_interpreter": "/usr/bin/python3",
-                        "sensorstack_cluster_enabled": False,
-                        "sensorstack_stack_components": ["influxdb"],
-                    },
-                    "children": {"sensorstack": {"children": {"edge": {"hosts": {"wheel-edge": edge}}}}},
-                }
-            }
-        )
-    )
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(influxdb_edge_inventory("wheel-edge", container)))
     (inventory / "group_vars/edge.yml").write_text(
         yaml.safe_dump({"influxdb_admin_password": INFLUXDB_ADMIN_PASSWORD, "influxdb_databases": [{"name": "lab"}]})
     )
