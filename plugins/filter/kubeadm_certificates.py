@@ -7,11 +7,17 @@ it has expired. Certificates kubeadm reports as missing (no local etcd, say) are
 (no CA key on the node) are in, since they expire all the same. ``authorities=true`` reads the certificate
 authorities instead. ``sensorstack.iot.certificate_soonest(output)`` names the certificate that expires first, to the
 second. Pure functions, run on the controller; the role kubeadm_certificates reports with them.
+
+``sensorstack.iot.certificate_names(openssl_output)`` reads the names of a certificate from ``openssl x509 -noout
+-ext subjectAltName``; ``sensorstack.iot.missing_certificate_names(openssl_output, wanted)`` lists the wanted names
+(the ClusterConfiguration's ``apiServer.certSANs``) the certificate lacks, addresses compared as addresses and DNS
+names without case, so the role re-issues the API server's certificate only when a name is missing.
 """
 
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -74,8 +80,43 @@ def certificate_soonest(output: Any, authorities: bool = False) -> str:
     return min(expiry, key=lambda name: expiry[name]) if expiry else ""
 
 
+def _name(entry: str) -> str:
+    """One certificate name in a comparable form: an address as Python writes it, a DNS name in lower case."""
+    text = entry.strip()
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text.lower().rstrip(".")
+
+
+def certificate_names(output: Any) -> list[str]:
+    """The DNS names and IP addresses of ``openssl x509 -noout -ext subjectAltName`` output, in its order."""
+    names = []
+    for line in str(output or "").splitlines():
+        if "Subject Alternative Name" in line:
+            continue
+        for entry in line.split(","):
+            kind, _, value = entry.strip().partition(":")
+            if kind in ("DNS", "IP Address", "IP") and value:
+                names.append(_name(value))
+    return names
+
+
+def missing_certificate_names(output: Any, wanted: Any) -> list[str]:
+    """The names in ``wanted`` that the certificate does not carry (none when ``wanted`` is empty)."""
+    if isinstance(wanted, str) or not isinstance(wanted, (list, tuple)):
+        raise AnsibleFilterError(f"the wanted certificate names must be a list, got {wanted!r}")
+    present = set(certificate_names(output))
+    return [str(name) for name in wanted if _name(str(name)) not in present]
+
+
 class FilterModule:
     """Certificate expiry of a kubeadm control plane, exposed as sensorstack.iot.* filters."""
 
     def filters(self) -> dict[str, Any]:
-        return {"certificate_expiry": certificate_expiry, "certificate_soonest": certificate_soonest}
+        return {
+            "certificate_expiry": certificate_expiry,
+            "certificate_soonest": certificate_soonest,
+            "certificate_names": certificate_names,
+            "missing_certificate_names": missing_certificate_names,
+        }

@@ -318,5 +318,40 @@ def test_the_firewall_lets_in_the_api_and_drops_a_port_it_does_not_open(cluster:
     assert _answers(CONTROL_PLANE[1], 6443)
 
 
+def _verifies_as(cluster: Cluster, name: str) -> bool:
+    """Whether the API server's certificate verifies for ``name`` against the cluster's CA, as a client checks it."""
+    context = ssl.create_default_context(cadata=cluster.control_plane.run("cat", "/etc/kubernetes/pki/ca.crt"))
+    try:
+        with (
+            socket.create_connection((CONTROL_PLANE[1], 6443), timeout=5) as connection,
+            context.wrap_socket(connection, server_hostname=name),
+        ):
+            return True
+    except ssl.SSLCertVerificationError:
+        return False
+
+
+def test_a_new_certificate_name_reaches_the_running_api_server(cluster: Cluster) -> None:
+    """kubeadm writes certSANs only at init: a name added later must still reach the serving certificate."""
+    name, address = "api.cpc.lab.example", "10.213.0.250"
+    assert not _verifies_as(cluster, name)
+    names = json.dumps({"kubeadm_control_plane_cert_sans": [name, address]})
+    run = cluster.site("--tags", "cluster", "--extra-vars", names)
+    assert run.returncode == 0, run.explain()
+    assert _verifies_as(cluster, name)
+    stored = yaml.safe_load(
+        cluster.kubectl_json("--namespace=kube-system", "get", "configmap", "kubeadm-config")["data"][
+            "ClusterConfiguration"
+        ]
+    )
+    assert {name, address} <= set(stored["apiServer"]["certSANs"])
+    again = cluster.site("--tags", "cluster", "--extra-vars", names)
+    assert again.returncode == 0 and set(again.changed().values()) == {0}, again.explain()
+    # Back to the inventory's names: the stored configuration follows; a certificate with a name more is kept.
+    back = cluster.site("--tags", "cluster")
+    assert back.returncode == 0, back.explain()
+    assert _verifies_as(cluster, name)
+
+
 def test_the_host_kernel_settings_are_unchanged(cluster: Cluster, host_sysctls_before: dict[str, str]) -> None:
     assert host_sysctls() == host_sysctls_before

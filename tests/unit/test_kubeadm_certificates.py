@@ -14,7 +14,9 @@ import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.sensorstack.iot.plugins.filter.kubeadm_certificates import (
     certificate_expiry,
+    certificate_names,
     certificate_soonest,
+    missing_certificate_names,
 )
 
 from sensorstack.events import CERTIFICATE_REPORT_MARKER
@@ -133,3 +135,35 @@ def test_the_report_carries_the_marker_the_cli_reads() -> None:
     report = ROLE.vars["kubeadm_certificates_report"]
     assert CERTIFICATE_REPORT_MARKER.items() <= report.items()
     assert {"days_left", "soonest", "soonest_days_left"} <= set(report)
+
+
+# openssl 3's `x509 -noout -ext subjectAltName` of a kubeadm API server certificate.
+APISERVER_SANS = (
+    "X509v3 Subject Alternative Name: \n"
+    "    DNS:cpc-cp1, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, "
+    "DNS:kubernetes.default.svc.cluster.local, IP Address:10.96.0.1, IP Address:10.213.0.53, IP Address:127.0.0.1, "
+    "IP Address:FD00:0:0:0:0:0:0:1\n"
+)
+
+
+def test_the_names_of_a_certificate_are_read_from_openssl() -> None:
+    assert certificate_names(APISERVER_SANS) == [
+        "cpc-cp1",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "10.96.0.1",
+        "10.213.0.53",
+        "127.0.0.1",
+        "fd00::1",
+    ]
+    assert certificate_names("") == []
+
+
+def test_only_wanted_names_the_certificate_lacks_are_missing() -> None:
+    wanted = ["127.0.0.1", "10.213.0.53", "Kubernetes.Default.", "fd00::1", "api.lab.example", "10.213.0.99"]
+    assert missing_certificate_names(APISERVER_SANS, wanted) == ["api.lab.example", "10.213.0.99"]
+    assert missing_certificate_names(APISERVER_SANS, []) == []
+    with pytest.raises(AnsibleFilterError, match="must be a list"):
+        missing_certificate_names(APISERVER_SANS, "api.lab.example")
