@@ -12,6 +12,7 @@ used with SHA-512 digests: Debian 13's apt verifies with sqv, whose policy refus
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import gzip
 import hashlib
@@ -150,8 +151,26 @@ def render_release(
     return "\n".join(lines) + "\n"
 
 
+# gpg-agent's sockets live in the home folder, and a Unix socket's path has at most 107 bytes: the longest name,
+# S.gpg-agent.browser, leaves a home folder of about 80. A longer one is reached through a short link in the temporary
+# folder instead (one per home, removed at exit), so a deep cache or test folder still signs.
+_LONGEST_HOME = 80
+_short_homes: dict[Path, Path] = {}
+
+
+def _gpg_home(home: Path) -> Path:
+    if len(str(home)) <= _LONGEST_HOME:
+        return home
+    if home not in _short_homes:
+        folder = Path(tempfile.mkdtemp(prefix="gpg-"))
+        (folder / "h").symlink_to(home.resolve(), target_is_directory=True)
+        _short_homes[home] = folder / "h"
+        atexit.register(shutil.rmtree, folder, True)
+    return _short_homes[home]
+
+
 def _gpg(home: Path, *args: str, **kwargs: object) -> subprocess.CompletedProcess:
-    command = ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--quiet", *args]
+    command = ["gpg", "--homedir", str(_gpg_home(home)), "--batch", "--no-tty", "--quiet", *args]
     return subprocess.run(command, check=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
 
 
@@ -160,6 +179,7 @@ def _stop_agent(home: Path) -> None:
 
     The agent removes its socket as it exits; wait for that, or the next gpg call could meet the dying agent.
     """
+    home = _gpg_home(home)
     dirs = subprocess.run(
         ["gpgconf", "--homedir", str(home), "--list-dirs", "agent-socket"], capture_output=True, text=True, check=False
     )
