@@ -169,7 +169,11 @@ def run_role_locally(tmp_path: Path, variables: dict[str, Any]) -> PlaybookRun:
 @pytest.mark.parametrize(
     ("variables", "message"),
     [
-        ({"mosquitto_platform": "kubernetes"}, "mosquitto_platform=kubernetes is not implemented yet in this role"),
+        ({"mosquitto_platform": "nomad"}, "mosquitto_platform must be one of: systemd, kubernetes, got: nomad"),
+        (
+            {"mosquitto_platform": "kubernetes", "mosquitto_password_file": "/var/lib/mosquitto/passwd"},
+            "/var/lib/mosquitto/passwd must lie under it",
+        ),
         ({"mosquitto_listeners": [{"port": 8883, "tls": True}]}, "the TLS listener on port 8883 needs certfile"),
         (
             {"mosquitto_listeners": [{"port": 1883}, {"port": 1883, "address": "::"}]},
@@ -178,7 +182,7 @@ def run_role_locally(tmp_path: Path, variables: dict[str, Any]) -> PlaybookRun:
         ({"mosquitto_listeners": [{"port": "mqtt"}]}, "mosquitto_listeners"),
         ({"mosquitto_acl_patterns": [{"topic": "sensors/%u/#", "access": "all"}]}, "mosquitto_acl_patterns"),
     ],
-    ids=["kubernetes platform", "TLS without certificate", "shared port", "port not a number", "unknown access"],
+    ids=["unknown platform", "password file outside the Secret", "TLS without certificate", "shared port", "port not a number", "unknown access"],
 )
 def test_the_role_refuses_what_it_cannot_do_with_a_message_naming_it(
     tmp_path: Path, variables: dict[str, Any], message: str

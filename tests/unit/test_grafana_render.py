@@ -257,7 +257,7 @@ REFUSALS: dict[str, tuple[dict[str, Any], list[str]]] = {
     "no admin password": ({"grafana_admin_password": None}, ["grafana_admin_password must be set"]),
     "admin as password": ({"grafana_admin_password": "admin"}, ["grafana_admin_password must be set", "none of admin"]),
     "unpinned apt key": ({"grafana_apt_key_checksum": ""}, ["grafana_apt_key_checksum must pin"]),
-    "kubernetes": ({"grafana_platform": "kubernetes"}, ["grafana_platform=kubernetes", "not in this release"]),
+    "unknown platform": ({"grafana_platform": "nomad"}, ["grafana_platform must be systemd or kubernetes", "nomad"]),
     "user without password": (
         {"grafana_influxdb_password": ""},
         ["grafana_influxdb_user is grafana", "password is empty"],

@@ -1,0 +1,136 @@
+"""Filters for the stack's Kubernetes objects: how they are written for review (``sensorstack render``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from ansible.errors import AnsibleFilterError
+from ansible.parsing.yaml.dumper import AnsibleDumper
+
+REDACTED = "<left out by sensorstack render: set from the inventory when the roles apply it>"
+
+
+def redact_secrets(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The objects with every value of every Secret replaced by a placeholder; the keys stay, so a review sees which
+    files and variables a Secret holds, and a rendered directory never carries a password or a private key."""
+    redacted = []
+    for manifest in objects:
+        if manifest.get("kind") == "Secret":
+            manifest = dict(manifest)
+            for field in ("data", "stringData"):
+                if field in manifest:
+                    manifest[field] = {key: REDACTED for key in manifest[field]}
+        redacted.append(manifest)
+    return redacted
+
+
+def secret_key(path: str, directory: str) -> str:
+    """The key of a file mounted from a Secret or ConfigMap at ``directory``: its path under it, '/' written as '.'
+    (a key may hold letters, digits, '-', '_' and '.' only)."""
+    prefix = directory.rstrip("/") + "/"
+    if not path.startswith(prefix):
+        raise AnsibleFilterError(f"{path} does not lie under {directory}")
+    return path[len(prefix) :].replace("/", ".")
+
+
+def relative_path(path: str, directory: str) -> str:
+    """``path`` under ``directory``, as a projected volume's item names it."""
+    secret_key(path, directory)
+    return path[len(directory.rstrip("/")) + 1 :]
+
+
+def claim_selector(component: str, namespace: str, part_of: str) -> dict[str, str]:
+    """The labels of ``component``'s local volume, which its claim selects."""
+    return {
+        "app.kubernetes.io/name": component,
+        "app.kubernetes.io/part-of": part_of,
+        "sensorstack.io/namespace": namespace,
+    }
+
+
+def local_volume(
+    component: str,
+    namespace: str,
+    storage_class: str,
+    node: str,
+    directory: str,
+    sizes: dict[str, str],
+    part_of: str,
+) -> dict[str, Any]:
+    """The local PersistentVolume of ``component``'s claim (``<component>-data``): on ``node`` only, kept when the claim
+    goes (Retain). The claim selects it by its labels (``claim_selector``); a claimRef would do too, but the binder
+    rewrites it, and every apply would then take it back."""
+    if component not in sizes:
+        raise AnsibleFilterError(f"sensorstack_stack_volume_sizes has no size for {component}")
+    claim = f"{component}-data"
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {
+            "name": f"{namespace}-{claim}",
+            "labels": claim_selector(component, namespace, part_of),
+        },
+        "spec": {
+            "capacity": {"storage": sizes[component]},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": storage_class,
+            "volumeMode": "Filesystem",
+            "local": {"path": f"{directory.rstrip('/')}/{namespace}-{claim}"},
+            "nodeAffinity": {
+                "required": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}
+                    ]
+                }
+            },
+        },
+    }
+
+
+def volume_claim(
+    component: str, namespace: str, storage_class: str, local_class: str, sizes: dict[str, str], part_of: str
+) -> dict[str, Any]:
+    """``component``'s claim, ``<component>-data``: of ``storage_class``, and with the static local volumes
+    (``storage_class == local_class``) selecting the one made for it (a selector would stop a provisioner)."""
+    if component not in sizes:
+        raise AnsibleFilterError(f"sensorstack_stack_volume_sizes has no size for {component}")
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": storage_class,
+        "resources": {"requests": {"storage": sizes[component]}},
+    }
+    if storage_class == local_class:
+        spec["selector"] = {"matchLabels": claim_selector(component, namespace, part_of)}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": f"{component}-data",
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/name": component, "app.kubernetes.io/part-of": part_of},
+        },
+        "spec": spec,
+    }
+
+
+def to_yaml_documents(objects: list[dict[str, Any]]) -> str:
+    """One YAML stream, a document per object, keys in the order the roles wrote them (kubectl apply -f reads it)."""
+    return "".join(
+        "---\n" + yaml.dump(manifest, Dumper=AnsibleDumper, default_flow_style=False, sort_keys=False, width=120)
+        for manifest in objects
+    )
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "claim_selector": claim_selector,
+            "local_volume": local_volume,
+            "redact_secrets": redact_secrets,
+            "relative_path": relative_path,
+            "secret_key": secret_key,
+            "to_yaml_documents": to_yaml_documents,
+            "volume_claim": volume_claim,
+        }

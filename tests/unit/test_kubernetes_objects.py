@@ -1,0 +1,80 @@
+"""The filters that shape the stack's cluster objects: Secret keys of mounted files, claims and their local volumes,
+and how `sensorstack render` writes objects for review (Secrets without values)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+from ansible_collections.sensorstack.iot.plugins.filter.kubernetes_objects import (
+    REDACTED,
+    local_volume,
+    redact_secrets,
+    relative_path,
+    secret_key,
+    to_yaml_documents,
+    volume_claim,
+)
+
+SIZES = {"mosquitto": "1Gi", "influxdb": "10Gi"}
+
+
+def test_a_file_in_a_subdirectory_gets_a_key_a_secret_accepts_and_keeps_its_path() -> None:
+    assert secret_key("/etc/mosquitto/tls/server.key", "/etc/mosquitto/") == "tls.server.key"
+    assert relative_path("/etc/mosquitto/tls/server.key", "/etc/mosquitto") == "tls/server.key"
+
+
+def test_a_file_outside_the_mounted_directory_is_refused() -> None:
+    with pytest.raises(AnsibleFilterError, match="/var/lib/passwd does not lie under /etc/mosquitto"):
+        secret_key("/var/lib/passwd", "/etc/mosquitto")
+    with pytest.raises(AnsibleFilterError):
+        relative_path("/etc/mosquittoX/passwd", "/etc/mosquitto")
+
+
+def test_the_local_claim_selects_exactly_the_volume_made_for_it() -> None:
+    claim = volume_claim("influxdb", "stack", "sensorstack-local", "sensorstack-local", SIZES, "sensorstack")
+    volume = local_volume("influxdb", "stack", "sensorstack-local", "worker1", "/srv/volumes/", SIZES, "sensorstack")
+    assert claim["metadata"] == {
+        "name": "influxdb-data",
+        "namespace": "stack",
+        "labels": {"app.kubernetes.io/name": "influxdb", "app.kubernetes.io/part-of": "sensorstack"},
+    }
+    assert claim["spec"]["selector"]["matchLabels"] == volume["metadata"]["labels"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == volume["spec"]["capacity"]["storage"] == "10Gi"
+    assert volume["spec"]["local"]["path"] == "/srv/volumes/stack-influxdb-data"
+    assert volume["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    terms = volume["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+    assert terms == [{"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["worker1"]}]}]
+    # Another namespace's stack never takes this volume.
+    other = volume_claim("influxdb", "other", "sensorstack-local", "sensorstack-local", SIZES, "sensorstack")
+    assert other["spec"]["selector"]["matchLabels"] != volume["metadata"]["labels"]
+
+
+def test_a_claim_of_a_provisioners_class_has_no_selector_which_would_stop_provisioning() -> None:
+    claim = volume_claim("mosquitto", "stack", "longhorn", "sensorstack-local", SIZES, "sensorstack")
+    assert "selector" not in claim["spec"]
+    assert claim["spec"]["storageClassName"] == "longhorn"
+
+
+def test_a_service_without_a_size_is_named() -> None:
+    with pytest.raises(AnsibleFilterError, match="no size for grafana"):
+        volume_claim("grafana", "stack", "x", "x", SIZES, "sensorstack")
+    with pytest.raises(AnsibleFilterError, match="no size for grafana"):
+        local_volume("grafana", "stack", "x", "node", "/srv", SIZES, "sensorstack")
+
+
+def test_rendered_secrets_keep_their_keys_and_lose_every_value() -> None:
+    secret = {"kind": "Secret", "metadata": {"name": "s"}, "stringData": {"passwd": "hash"}, "data": {"k": "djE="}}
+    config = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a.conf": "x"}}
+    redacted = redact_secrets([secret, config])
+    assert redacted[0]["stringData"] == {"passwd": REDACTED} and redacted[0]["data"] == {"k": REDACTED}
+    assert redacted[1] == config
+    # The objects the roles apply are left as they were.
+    assert secret["stringData"] == {"passwd": "hash"}
+
+
+def test_objects_are_written_as_one_stream_kubectl_reads_back_in_order() -> None:
+    objects = [{"kind": "ConfigMap", "data": {"a.conf": "line 1\nline 2\n"}}, {"kind": "Service", "spec": {}}]
+    text = to_yaml_documents(objects)
+    assert text.startswith("---\n")
+    assert list(yaml.safe_load_all(text)) == objects
