@@ -182,7 +182,14 @@ def run_role_locally(tmp_path: Path, variables: dict[str, Any]) -> PlaybookRun:
         ({"mosquitto_listeners": [{"port": "mqtt"}]}, "mosquitto_listeners"),
         ({"mosquitto_acl_patterns": [{"topic": "sensors/%u/#", "access": "all"}]}, "mosquitto_acl_patterns"),
     ],
-    ids=["unknown platform", "password file outside the Secret", "TLS without certificate", "shared port", "port not a number", "unknown access"],
+    ids=[
+        "unknown platform",
+        "password file outside the Secret",
+        "TLS without certificate",
+        "shared port",
+        "port not a number",
+        "unknown access",
+    ],
 )
 def test_the_role_refuses_what_it_cannot_do_with_a_message_naming_it(
     tmp_path: Path, variables: dict[str, Any], message: str
