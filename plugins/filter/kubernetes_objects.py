@@ -6,7 +6,6 @@ from typing import Any
 
 import yaml
 from ansible.errors import AnsibleFilterError
-from ansible.parsing.yaml.dumper import AnsibleDumper
 
 REDACTED = "<left out by sensorstack render: set from the inventory when the roles apply it>"
 
@@ -115,11 +114,39 @@ def volume_claim(
     }
 
 
+class _ReviewDumper(yaml.SafeDumper):
+    """Multi-line text (every configuration file) as a literal block, as it reads in the file itself."""
+
+
+def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_ReviewDumper.add_representer(str, _represent_text)
+
+
+def _plain(value: Any) -> Any:
+    """Ansible's own string, number and container types as the built-in ones, which the dumper knows."""
+    if isinstance(value, str):
+        return str(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, dict):
+        return {_plain(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    raise AnsibleFilterError(f"cannot write {type(value).__name__} into a manifest")
+
+
 def to_yaml_documents(objects: list[dict[str, Any]]) -> str:
     """One YAML stream, a document per object, keys in the order the roles wrote them (kubectl apply -f reads it)."""
     return "".join(
-        "---\n" + yaml.dump(manifest, Dumper=AnsibleDumper, default_flow_style=False, sort_keys=False, width=120)
-        for manifest in objects
+        "---\n" + yaml.dump(_plain(manifest), Dumper=_ReviewDumper, sort_keys=False, width=120) for manifest in objects
     )
 
 

@@ -7,7 +7,7 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ from sensorstack.runner import DEFAULT_KEEP_RUNS, Run, RunRequest, available_pla
 DEFAULT_INVENTORY = Path("inventories/local")
 # What `sensorstack init` copies: the sample inventory for real hardware.
 SAMPLE_INVENTORY = Path("inventories/lab")
+# The host `sensorstack render` runs the stack's cluster play on: the first control plane (it contacts no host).
+RENDER_LIMIT = "control_plane[0]"
 
 
 def parse_extra_vars(values: Sequence[str]) -> dict[str, Any]:
@@ -118,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("playbook", help=f"one of {', '.join(available_playbooks())}, or a path")
     _run_options(run)
 
+    render = commands.add_parser(
+        "render", help="write the stack's cluster objects as YAML into a folder, without a cluster (for review, GitOps)"
+    )
+    render.add_argument("directory", type=Path, help="a new or empty folder, or one a previous render wrote")
+    _run_options(render, check_flags=False)
+
     inventory = commands.add_parser("inventory", help="inventory tools")
     inventory_commands = inventory.add_subparsers(dest="inventory_command", required=True)
     validate = inventory_commands.add_parser("validate", help="run only the preflight checks")
@@ -156,11 +164,42 @@ def init_command(directory: Path, console: Console) -> int:
     return EXIT_OK
 
 
-def _request(args: argparse.Namespace, playbook: str, check: bool, diff: bool) -> RunRequest:
+def render_folder(directory: Path) -> Path:
+    """``directory`` ready for a render: created, or emptied of the YAML files a previous render wrote. A folder
+    holding anything else is refused, so a render never mixes with, or removes, files it did not write."""
+    directory = directory.resolve()
+    if directory.exists():
+        if not directory.is_dir():
+            raise ValueError(f"{directory} is not a folder")
+        foreign = [path.name for path in directory.iterdir() if path.suffix != ".yaml" or not path.is_file()]
+        if foreign:
+            raise ValueError(f"{directory} holds files a render did not write ({', '.join(sorted(foreign))})")
+        for path in directory.glob("*.yaml"):
+            path.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def render_command(args: argparse.Namespace, console: Console) -> int:
+    """playbooks/stack.yml's cluster play with sensorstack_stack_render_dir: the roles write their objects instead
+    of applying them, and nothing on a host or a cluster is read or changed."""
+    directory = render_folder(args.directory)
+    args.limit = args.limit or RENDER_LIMIT
+    code = run_command(
+        args, console, "stack", check=False, diff=False, extra_vars={"sensorstack_stack_render_dir": str(directory)}
+    )
+    if code == EXIT_OK and not args.json:
+        console.print(f"Wrote {', '.join(sorted(path.name for path in directory.glob('*.yaml')))} to {directory}")
+    return code
+
+
+def _request(
+    args: argparse.Namespace, playbook: str, check: bool, diff: bool, extra_vars: Mapping[str, Any] | None = None
+) -> RunRequest:
     return RunRequest(
         playbook=playbook,
         inventory=_inventory(args),
-        extra_vars=parse_extra_vars(args.extra_vars),
+        extra_vars=parse_extra_vars(args.extra_vars) | dict(extra_vars or {}),
         tags=args.tags,
         skip_tags=args.skip_tags,
         limit=args.limit,
@@ -173,9 +212,15 @@ def _request(args: argparse.Namespace, playbook: str, check: bool, diff: bool) -
 
 
 def run_command(
-    args: argparse.Namespace, console: Console, playbook: str, check: bool, diff: bool, drift_is_failure: bool = False
+    args: argparse.Namespace,
+    console: Console,
+    playbook: str,
+    check: bool,
+    diff: bool,
+    drift_is_failure: bool = False,
+    extra_vars: Mapping[str, Any] | None = None,
 ) -> int:
-    request = _request(args, playbook, check, diff)
+    request = _request(args, playbook, check, diff, extra_vars)
     progress = Progress(
         console, verbose=args.verbose > 0 and not args.quiet, enabled=not (args.json or args.quiet), quiet=args.quiet
     )
@@ -218,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_command(args, console, "verify", args.check, args.diff)
         if args.command == "run":
             return run_command(args, console, args.playbook, args.check, args.diff)
+        if args.command == "render":
+            return render_command(args, console)
         if args.command == "inventory":
             return run_command(args, console, "preflight", check=False, diff=False)
         if args.command == "init":

@@ -280,7 +280,10 @@ def cluster(mirror: BundleServer, host_sysctls_before: dict[str, str]) -> Iterat
                     containers.remove(container)
 
 
+# test_upgrade.py first: it checks the upgrade the cluster fixture ran, on the 1 + 2 nodes as upgraded. test_ha.py
+# (more control planes, the first one stopped) and test_reset.py (a worker reset) last, in that order.
+TEST_ORDER = {"test_upgrade.py": 0, "test_ha.py": 2, "test_reset.py": 3}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """test_upgrade.py first: it checks the upgrade the cluster fixture ran, on the 1 + 2 nodes as upgraded, before
-    test_ha.py adds control planes and test_reset.py resets a worker."""
-    items.sort(key=lambda item: 0 if item.path.name == "test_upgrade.py" else 1)
+    items.sort(key=lambda item: TEST_ORDER.get(item.path.name, 1))

@@ -1,0 +1,507 @@
+"""The telemetry stack on the tier's cluster, as `site.yml` deployed it from the lab's inventory (platform kubernetes):
+every claim bound and every pod ready, the verify play passing through the node ports, the zero-trust policies
+observed as a truth table, data surviving the loss of the InfluxDB and Mosquitto pods while a device publishes, the
+data path recovering when the worker that runs Telegraf stops, a configuration change rolling only the pods it
+concerns, and `sensorstack render` writing the objects the roles applied.
+
+Runs after test_cluster.py and before test_ha.py (which stops the first control plane) and test_reset.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sensorstack import project_root
+
+from .conftest import Cluster
+
+pytestmark = pytest.mark.cluster
+
+NAMESPACE = "sensorstack"
+OTHER_NAMESPACE = "sensorstack-probe"
+VERIFY = project_root() / "playbooks/verify.yml"
+STACK = project_root() / "playbooks/stack.yml"
+WORKLOADS = {"mosquitto": "deployment", "influxdb": "statefulset", "telegraf": "deployment", "grafana": "deployment"}
+# Destinations of the truth table: the Services' names and ports inside the cluster, and their node ports outside.
+DESTINATIONS = {"mosquitto": 1883, "influxdb": 8086, "grafana": 3000}
+NODE_PORTS = {"mosquitto": 31883, "influxdb": 30086, "grafana": 30300}
+# The flows the pipeline needs, and nothing else: (source, destination) -> allowed.
+SOURCES = ("telegraf", "grafana", "unlabelled", "other namespace", "site network")
+INTENDED = {
+    ("telegraf", "mosquitto"): True,
+    ("telegraf", "influxdb"): True,
+    ("grafana", "influxdb"): True,
+    # The controller and the nodes are on the lab network, in both the device and the admin networks of the lab.
+    ("site network", "mosquitto"): True,
+    ("site network", "influxdb"): True,
+    ("site network", "grafana"): True,
+}
+CONNECT = (
+    "import socket, sys\n"
+    "try:\n"
+    "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=4).close()\n"
+    "except OSError as error:\n"
+    "    print(error); sys.exit(1)\n"
+)
+RESOLVE = "import socket, sys; print(socket.gethostbyname(sys.argv[1]))"
+
+
+def secret(cluster: Cluster, name: str) -> str:
+    return (cluster.directory / ".secrets" / name).read_text().strip()
+
+
+def ready(cluster: Cluster, kind: str, name: str, timeout: int = 600) -> None:
+    cluster.kubectl(
+        f"--namespace={NAMESPACE}", "rollout", "status", f"{kind}/{name}", f"--timeout={timeout}s", timeout=timeout + 60
+    )
+
+
+def pods(cluster: Cluster, namespace: str = NAMESPACE) -> dict[str, dict[str, Any]]:
+    """Running pods that are not being deleted."""
+    found = {}
+    for pod in cluster.kubectl_json(f"--namespace={namespace}", "get", "pods")["items"]:
+        if pod["metadata"].get("deletionTimestamp") or pod["status"].get("phase") != "Running":
+            continue
+        labels = pod["metadata"].get("labels", {})
+        # The stack's own pods by service; the probes, which take a service's name but not part-of, by their name.
+        stack = labels.get("app.kubernetes.io/part-of") == "sensorstack"
+        found[labels["app.kubernetes.io/name"] if stack else pod["metadata"]["name"]] = pod
+    return found
+
+
+def host_of(cluster: Cluster, service: str) -> str:
+    return pods(cluster)[service]["status"]["hostIP"]
+
+
+def influx_seq(cluster: Cluster, where: str) -> list[int]:
+    """The seq field of every point matching ``where`` in the telemetry database, through InfluxDB's node port from
+    the controller (which is on the lab network, one of the lab's admin networks)."""
+    url = f"http://{host_of(cluster, 'influxdb')}:{NODE_PORTS['influxdb']}/query?" + urllib.parse.urlencode(
+        {"db": "telemetry", "q": f'SELECT "seq" FROM /.*/ WHERE {where}'}
+    )
+    request = urllib.request.Request(url, method="POST")
+    token = base64.b64encode(f"admin:{secret(cluster, 'influxdb_admin')}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        results = json.load(answer)["results"][0]
+    return sorted(int(row[1]) for series in results.get("series", []) for row in series["values"])
+
+
+def influx_count(cluster: Cluster, device: str) -> list[int]:
+    return influx_seq(cluster, f"\"device\" = '{device}'")
+
+
+def wait_for(description: str, check: Any, timeout: float = 600, interval: float = 3) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (AssertionError, OSError, KeyError, subprocess.SubprocessError) as error:
+            last = error
+        time.sleep(interval)
+    raise AssertionError(f"{description} not within {timeout:.0f} s (last: {last})")
+
+
+def test_every_claim_is_bound_and_every_workload_ready(cluster: Cluster) -> None:
+    claims = cluster.kubectl_json(f"--namespace={NAMESPACE}", "get", "persistentvolumeclaims")["items"]
+    assert {claim["metadata"]["name"]: claim["status"]["phase"] for claim in claims} == {
+        "mosquitto-data": "Bound",
+        "influxdb-data": "Bound",
+        "grafana-data": "Bound",
+    }
+    for name, kind in WORKLOADS.items():
+        workload = cluster.kubectl_json(f"--namespace={NAMESPACE}", "get", kind, name)
+        assert workload["status"].get("readyReplicas") == workload["spec"]["replicas"] == 1, (name, workload["status"])
+    for name, pod in pods(cluster).items():
+        spec = pod["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["capabilities"]["drop"] == ["ALL"] and context["readOnlyRootFilesystem"], name
+            assert container["resources"]["limits"] and container["resources"]["requests"], name
+    namespace = cluster.kubectl_json("get", "namespace", NAMESPACE)
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_the_verify_play_finds_a_reading_published_through_the_broker_node_port(cluster: Cluster) -> None:
+    run = cluster.run_playbook(VERIFY, "--limit", cluster.control_plane.name)
+    assert run.returncode == 0, run.tail()
+    assert f"Stack verified on {cluster.control_plane.name}" in run.output, run.tail()
+    assert run.changed() == {cluster.control_plane.name: 0}, run.explain()
+
+
+def probe_pods(image: str) -> str:
+    """Pods that stand in for each source: labelled as Telegraf and Grafana, unlabelled, and in another namespace.
+    They meet the namespace's restricted Pod Security, and only sleep until the test runs its probes in them."""
+    manifests: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OTHER_NAMESPACE}},
+    ]
+    for name, namespace, labels in (
+        ("probe-telegraf", NAMESPACE, {"app.kubernetes.io/name": "telegraf"}),
+        ("probe-grafana", NAMESPACE, {"app.kubernetes.io/name": "grafana"}),
+        ("probe-unlabelled", NAMESPACE, {}),
+        ("probe-other", OTHER_NAMESPACE, {}),
+    ):
+        manifests.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "namespace": namespace, "labels": labels},
+                "spec": {
+                    "terminationGracePeriodSeconds": 0,
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 472,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "probe",
+                            "image": image,
+                            "command": ["python3", "-c", "import time; time.sleep(3600)"],
+                            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                        }
+                    ],
+                },
+            }
+        )
+    return yaml.safe_dump_all(manifests)
+
+
+@pytest.fixture(scope="module")
+def probes(cluster: Cluster) -> Any:
+    """The probe pods, running the stack's Grafana image (it has python3). The policies take the Telegraf and Grafana
+    probes for those services (they select pods by app.kubernetes.io/name); the Services do not (they also ask for
+    app.kubernetes.io/part-of), so a probe never answers for the service it stands in for."""
+    image = cluster.kubectl_json(f"--namespace={NAMESPACE}", "get", "deployment", "grafana")["spec"]["template"][
+        "spec"
+    ]["containers"][0]["image"]
+    manifests = probe_pods(image)
+    cluster.kubectl("apply", "--filename=-", stdin=manifests)
+    for name, namespace in (
+        ("probe-telegraf", NAMESPACE),
+        ("probe-grafana", NAMESPACE),
+        ("probe-unlabelled", NAMESPACE),
+        ("probe-other", OTHER_NAMESPACE),
+    ):
+        cluster.kubectl(
+            f"--namespace={namespace}", "wait", "--for=condition=Ready", f"pod/{name}", "--timeout=300s", timeout=360
+        )
+    yield
+    cluster.kubectl("delete", "--filename=-", "--wait=false", stdin=manifests)
+
+
+PROBE_PODS = {
+    "telegraf": (NAMESPACE, "probe-telegraf"),
+    "grafana": (NAMESPACE, "probe-grafana"),
+    "unlabelled": (NAMESPACE, "probe-unlabelled"),
+    "other namespace": (OTHER_NAMESPACE, "probe-other"),
+}
+
+
+def in_pod(cluster: Cluster, source: str, script: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    namespace, pod = PROBE_PODS[source]
+    return subprocess.run(
+        [
+            "docker",
+            "exec",
+            cluster.control_plane.container,
+            "kubectl",
+            "--kubeconfig",
+            "/etc/kubernetes/admin.conf",
+            f"--namespace={namespace}",
+            "exec",
+            pod,
+            "--",
+            "python3",
+            "-c",
+            script,
+            *arguments,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def reaches(cluster: Cluster, source: str, destination: str) -> bool:
+    if source == "site network":
+        # From the controller: the lab gateway, on the lab network the device and admin networks of the lab cover.
+        try:
+            with socket.create_connection((host_of(cluster, destination), NODE_PORTS[destination]), timeout=4):
+                return True
+        except OSError:
+            return False
+    name = f"{destination}.{NAMESPACE}.svc.cluster.local"
+    return in_pod(cluster, source, CONNECT, name, str(DESTINATIONS[destination])).returncode == 0
+
+
+def table(cells: dict[tuple[str, str], bool]) -> str:
+    width = max(map(len, SOURCES)) + 2
+    lines = ["".ljust(width) + "".join(name.ljust(11) for name in DESTINATIONS)]
+    for source in SOURCES:
+        marks = (("allow" if cells[(source, destination)] else "deny").ljust(11) for destination in DESTINATIONS)
+        lines.append(source.ljust(width) + "".join(marks))
+    return "\n".join(lines)
+
+
+def test_the_policies_allow_exactly_the_flows_of_the_pipeline(cluster: Cluster, probes: None) -> None:
+    intended = {
+        (source, destination): INTENDED.get((source, destination), False)
+        for source in SOURCES
+        for destination in DESTINATIONS
+    }
+    observed = {cell: reaches(cluster, *cell) for cell in intended}
+    print(f"\nintended:\n{table(intended)}\nobserved:\n{table(observed)}")
+    assert observed == intended, f"intended:\n{table(intended)}\nobserved:\n{table(observed)}"
+
+
+@pytest.mark.parametrize("source", ["telegraf", "grafana", "unlabelled", "other namespace"])
+def test_every_pod_resolves_the_stacks_names(cluster: Cluster, probes: None, source: str) -> None:
+    resolved = in_pod(cluster, source, RESOLVE, f"influxdb.{NAMESPACE}.svc.cluster.local")
+    service = cluster.kubectl_json(f"--namespace={NAMESPACE}", "get", "service", "influxdb")["spec"]["clusterIP"]
+    assert resolved.returncode == 0 and resolved.stdout.strip() == service, resolved.stderr
+
+
+PUBLISHER = """set -eu
+umask 077
+options=$(mktemp -d)
+trap 'rm -rf "$options"' EXIT
+printf -- '-u lab-device-1\\n-P %s\\n' "$(cat)" > "$options/mosquitto_pub"
+export XDG_CONFIG_HOME=$options
+seq=1
+while [ "$seq" -le {count} ]; do
+    # A device keeps a reading until the broker acknowledges it (QoS 1), and retries while the broker is away.
+    until mosquitto_pub -h {host} -p {port} -q 1 -i {device} -t sensors/lab-device-1/{device} {retain} \\
+        -m "{{\\"seq\\": $seq}}"
+    do sleep 0.5; done
+    seq=$((seq + 1))
+    sleep {pause}
+done
+"""
+
+
+def start_publisher(
+    cluster: Cluster, device: str, count: int, pause: float = 0.2, retain: bool = False
+) -> subprocess.Popen[str]:
+    """A device on the lab network (the first control-plane node) publishing ``count`` readings to the broker's node
+    port, its password on stdin, never in an argument."""
+    script = PUBLISHER.format(
+        count=count,
+        host=host_of(cluster, "mosquitto"),
+        port=NODE_PORTS["mosquitto"],
+        device=device,
+        pause=pause,
+        retain="-r" if retain else "",
+    )
+    process = subprocess.Popen(
+        ["docker", "exec", "-i", cluster.control_plane.container, "sh", "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdin is not None
+    process.stdin.write(secret(cluster, "mqtt_lab-device-1"))
+    process.stdin.close()
+    return process
+
+
+def retained(cluster: Cluster, topic: str) -> str:
+    """The retained message of ``topic``, as a device subscribing through the broker's node port receives it."""
+    script = (
+        "set -eu; umask 077; options=$(mktemp -d); trap 'rm -rf \"$options\"' EXIT; "
+        'printf -- \'-u lab-device-1\\n-P %s\\n\' "$(cat)" > "$options/mosquitto_sub"; '
+        f"XDG_CONFIG_HOME=$options mosquitto_sub -h {host_of(cluster, 'mosquitto')} -p {NODE_PORTS['mosquitto']} "
+        f"-t {topic} -C 1 -W 20"
+    )
+    return cluster.control_plane.run("sh", "-c", script, stdin=secret(cluster, "mqtt_lab-device-1")).strip()
+
+
+def finish(publisher: subprocess.Popen[str], timeout: float) -> None:
+    publisher.wait(timeout=timeout)
+    assert publisher.stdout is not None
+    output = publisher.stdout.read()
+    assert publisher.returncode == 0, output
+
+
+def test_influxdb_and_mosquitto_pods_come_back_with_their_data_and_lose_no_reading(cluster: Cluster) -> None:
+    device = f"selfheal-{uuid.uuid4().hex[:8]}"
+    count = 120
+    before = {name: pods(cluster)[name]["metadata"]["uid"] for name in ("influxdb", "mosquitto")}
+    # Data of before the outage: readings in InfluxDB, and a retained message the broker keeps on its volume.
+    earlier = start_publisher(cluster, f"{device}-before", 1, pause=0, retain=True)
+    finish(earlier, timeout=120)
+    wait_for("the reading of before the outage in InfluxDB", lambda: influx_count(cluster, f"{device}-before"), 120)
+    publisher = start_publisher(cluster, device, count)
+    try:
+        time.sleep(5)
+        started = time.monotonic()
+        cluster.kubectl(
+            f"--namespace={NAMESPACE}",
+            "delete",
+            "pod",
+            "influxdb-0",
+            pods(cluster)["mosquitto"]["metadata"]["name"],
+            "--wait=false",
+        )
+        back: dict[str, float] = {}
+        for name, kind in (("mosquitto", "deployment"), ("influxdb", "statefulset")):
+            wait_for(
+                f"a new {name} pod",
+                lambda name=name: (
+                    pods(cluster).get(name, {}).get("metadata", {}).get("uid") not in (None, before[name])
+                ),
+                timeout=300,
+            )
+            ready(cluster, kind, name)
+            back[name] = time.monotonic() - started
+        finish(publisher, timeout=900)
+    finally:
+        if publisher.poll() is None:
+            publisher.kill()
+    stored = wait_for(
+        f"all {count} readings of {device} in InfluxDB",
+        lambda: (found := influx_count(cluster, device)) and set(found) == set(range(1, count + 1)) and found,
+        timeout=180,
+    )
+    duplicates = len(stored) - count
+    print(
+        f"\nmosquitto back in {back['mosquitto']:.0f} s, influxdb in {back['influxdb']:.0f} s; "
+        f"{count} readings published at QoS 1 during the outage, {count} stored, 0 lost, {duplicates} duplicated"
+    )
+    # The volumes kept the data of before the outage.
+    assert influx_count(cluster, f"{device}-before") == [1]
+    assert retained(cluster, f"sensors/lab-device-1/{device}-before") == '{"seq": 1}'
+
+
+def test_the_data_path_recovers_when_the_worker_running_telegraf_stops(cluster: Cluster) -> None:
+    telegraf = pods(cluster)["telegraf"]
+    node = telegraf["spec"]["nodeName"]
+    storage = pods(cluster)["influxdb"]["spec"]["nodeName"]
+    assert node != storage, "Telegraf should run away from the broker and the database (its anti-affinity)"
+    container = next(worker.container for worker in cluster.workers if worker.name == node)
+    stopped = time.monotonic()
+    subprocess.run(["docker", "stop", "--time=5", container], check=True, capture_output=True)
+    try:
+        moved = wait_for(
+            "Telegraf running on another node",
+            lambda: (
+                (pod := pods(cluster).get("telegraf"))
+                and pod["spec"]["nodeName"] != node
+                and all(c.get("ready") for c in pod["status"].get("containerStatuses", []))
+                and pod
+            ),
+            timeout=600,
+            interval=5,
+        )
+        rescheduled = time.monotonic() - stopped
+        device = f"nodeloss-{uuid.uuid4().hex[:8]}"
+        publisher = start_publisher(cluster, device, 3, pause=0)
+        finish(publisher, timeout=300)
+        wait_for(
+            "the readings published after the move in InfluxDB",
+            lambda: set(influx_count(cluster, device)) == {1, 2, 3},
+            timeout=180,
+        )
+        recovered = time.monotonic() - stopped
+        print(
+            f"\n{node} stopped: Telegraf running on {moved['spec']['nodeName']} after {rescheduled:.0f} s, "
+            f"readings stored again {recovered:.0f} s after the stop"
+        )
+    finally:
+        subprocess.run(["docker", "start", container], check=True, capture_output=True)
+    wait_for(f"{node} Ready again", lambda: node_ready(cluster, node), timeout=600, interval=5)
+
+
+def node_ready(cluster: Cluster, name: str) -> bool:
+    node = cluster.kubectl_json("get", "node", name)
+    return {c["type"]: c["status"] for c in node["status"]["conditions"]}.get("Ready") == "True"
+
+
+def pod_uids(cluster: Cluster) -> dict[str, str]:
+    return {name: pod["metadata"]["uid"] for name, pod in pods(cluster).items() if name in WORKLOADS}
+
+
+def test_a_new_telegraf_processor_rolls_telegraf_alone(cluster: Cluster) -> None:
+    before = pod_uids(cluster)
+    processor = {"telegraf_processors": [{"plugin": "converter", "options": {"fields": {"float": ["seq"]}}}]}
+    run = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name, "--extra-vars", json.dumps(processor))
+    try:
+        assert run.returncode == 0, run.tail()
+        after = pod_uids(cluster)
+        rolled = sorted(name for name in WORKLOADS if after.get(name) != before.get(name))
+        assert rolled == ["telegraf"], (before, after)
+        config = cluster.kubectl_json(f"--namespace={NAMESPACE}", "get", "configmap", "telegraf-config")
+        assert "[[processors.converter]]" in config["data"]["telegraf.conf"]
+    finally:
+        back = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name)
+    assert back.returncode == 0, back.tail()
+
+
+def contained(rendered: Any, live: Any, path: str = "") -> list[str]:
+    """Where ``rendered`` is not part of ``live``: the API server adds defaults, never changes what was applied."""
+    if isinstance(rendered, dict):
+        if not isinstance(live, dict):
+            return [f"{path}: {live!r} is not a mapping"]
+        return [
+            problem for key, value in rendered.items() for problem in contained(value, live.get(key), f"{path}.{key}")
+        ]
+    if isinstance(rendered, list):
+        if not isinstance(live, list) or len(live) != len(rendered):
+            return [f"{path}: {live!r} is not a list of {len(rendered)}"]
+        pairs = enumerate(zip(rendered, live, strict=True))
+        return [problem for index, (a, b) in pairs for problem in contained(a, b, f"{path}[{index}]")]
+    return [] if rendered == live or str(rendered) == str(live) else [f"{path}: rendered {rendered!r}, live {live!r}"]
+
+
+def test_render_writes_the_objects_the_roles_applied(cluster: Cluster, tmp_path: Path) -> None:
+    folder = tmp_path / "manifests"
+    result = subprocess.run(
+        [sys.executable, "-m", "sensorstack.cli", "render", str(folder), "-i", str(cluster.inventory), "-q"],
+        cwd=project_root(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    problems = []
+    for path in sorted(folder.glob("*.yaml")):
+        for rendered in yaml.safe_load_all(path.read_text()):
+            metadata = rendered["metadata"]
+            scope = [f"--namespace={metadata['namespace']}"] if "namespace" in metadata else []
+            live = cluster.kubectl_json(
+                *scope,
+                "get",
+                f"{rendered['kind']}.{rendered['apiVersion'].split('/')[0]}"
+                if "/" in rendered["apiVersion"]
+                else rendered["kind"],
+                metadata["name"],
+            )
+            if rendered["kind"] == "Secret":
+                # Rendered without values; the keys are the same.
+                assert set(rendered["stringData"]) == set(live["data"]), (path.name, metadata["name"])
+                continue
+            problems += [
+                f"{path.name} {rendered['kind']} {metadata['name']}{problem}" for problem in contained(rendered, live)
+            ]
+    assert problems == []
