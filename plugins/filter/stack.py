@@ -9,6 +9,8 @@ services' admin passwords. Pure functions, run on the controller; unit-tested in
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -49,9 +51,76 @@ def stack_first_database(databases: Any, variable: str) -> str:
     raise AnsibleFilterError(f"influxdb_databases declares no database: set {variable}")
 
 
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
+STATEFUL = ("mosquitto", "influxdb", "grafana")
+
+
+def _networks(value: Any, variable: str, problems: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        problems.append(f"{variable} must be a list of networks (CIDR), got {value!r}")
+        return []
+    networks = []
+    for entry in value:
+        try:
+            networks.append(ipaddress.ip_network(str(entry)))
+        except ValueError:
+            problems.append(f"{variable}: {entry!r} is not a network in CIDR form (e.g. 192.0.2.0/24, host bits 0)")
+    return networks
+
+
+def stack_cluster_problems(settings: Mapping[str, Any], first_control_plane: str, address: str | None) -> list[str]:
+    """What would stop the stack on the cluster half-way, found before any host changes: the namespace, the networks
+    of devices and operators (the first control-plane node, ``address``, configures InfluxDB and Grafana and runs
+    the verify play through the node ports, so it must be in them), and where the volumes live."""
+    problems: list[str] = []
+    components = list(settings.get("sensorstack_stack_components") or [])
+    namespace = str(settings.get("sensorstack_stack_namespace") or "")
+    if not DNS_LABEL.match(namespace):
+        problems.append(f"sensorstack_stack_namespace must be a DNS label (a-z, 0-9, '-'), got {namespace!r}")
+    devices = _networks(settings.get("sensorstack_stack_device_cidrs", []), "sensorstack_stack_device_cidrs", problems)
+    admins = _networks(settings.get("sensorstack_stack_admin_cidrs", []), "sensorstack_stack_admin_cidrs", problems)
+    node = ipaddress.ip_address(address) if address else None
+    through_node_ports = [
+        component
+        for component in ("influxdb", "grafana")
+        if component in components and not settings.get(f"{component}_kubernetes_api_url")
+    ]
+    if through_node_ports and (node is None or not any(node in network for network in admins)):
+        problems.append(
+            f"{first_control_plane} ({address or 'no address'}) configures {' and '.join(through_node_ports)} through "
+            "the node ports, which only sensorstack_stack_admin_cidrs reach: add its network to "
+            f"sensorstack_stack_admin_cidrs (now {[str(network) for network in admins]})"
+        )
+    verified = {"mosquitto", "telegraf", "influxdb"} <= set(components)
+    if verified and (node is None or not any(node in network for network in devices)):
+        problems.append(
+            f"{first_control_plane} ({address or 'no address'}) publishes the verify play's reading as a device, "
+            "through the broker's node port, which only sensorstack_stack_device_cidrs reach: add its network to "
+            f"sensorstack_stack_device_cidrs (now {[str(network) for network in devices]})"
+        )
+    sizes = settings.get("sensorstack_stack_volume_sizes") or {}
+    for component in STATEFUL:
+        if component in components and not QUANTITY.match(str(sizes.get(component, ""))):
+            problems.append(
+                f"sensorstack_stack_volume_sizes.{component} must be a size such as 10Gi, got {sizes.get(component)!r}"
+            )
+    if not settings.get("sensorstack_stack_storage_class"):
+        node_name = settings.get("sensorstack_stack_storage_node")
+        if node_name not in (settings.get("cluster_nodes") or []):
+            problems.append(
+                f"sensorstack_stack_storage_node must name a cluster node of the inventory for the local volumes, got "
+                f"{node_name!r}; or set sensorstack_stack_storage_class to a StorageClass of your own"
+            )
+        if not str(settings.get("sensorstack_stack_storage_path", "")).startswith("/"):
+            problems.append("sensorstack_stack_storage_path must be an absolute path")
+    return problems
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "stack_user_password": stack_user_password,
             "stack_first_database": stack_first_database,
+            "stack_cluster_problems": stack_cluster_problems,
         }

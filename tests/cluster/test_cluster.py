@@ -229,6 +229,8 @@ def test_the_running_clusters_encapsulation_changes_only_when_allowed(
         ({"calico_encapsulation": "GRE"}, "calico_encapsulation"),
         ({"kubeadm_control_plane_endpoint": "10.213.0.53"}, "kubeadm_control_plane_endpoint must be host:port"),
         ({"firewall_extra_rules": [{"name": "x", "ports": [70000]}]}, "firewall_extra_rules[0].ports: 70000 is not"),
+        ({"sensorstack_stack_device_cidrs": ["10.213.0.0/33"]}, "sensorstack_stack_device_cidrs: '10.213.0.0/33'"),
+        ({"mosquitto_password_file": "/var/lib/passwd"}, "/var/lib/passwd must lie under it"),
     ],
     ids=[
         "cidr-overlap",
@@ -238,6 +240,8 @@ def test_the_running_clusters_encapsulation_changes_only_when_allowed(
         "unknown-encapsulation",
         "bad-endpoint",
         "bad-firewall-port",
+        "bad-device-network",
+        "stack-file-outside-its-secret",
     ],
 )
 def test_bad_settings_stop_in_preflight_before_any_host_changes(

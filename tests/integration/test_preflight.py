@@ -145,6 +145,10 @@ STACK = {
 }
 
 STACK_CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
+    "the first control plane outside the admin networks": (
+        {"sensorstack_stack_admin_cidrs": ["192.0.2.0/24"], "sensorstack_stack_device_cidrs": ["192.0.2.0/24"]},
+        ["configures influxdb and grafana through the node ports", "sensorstack_stack_admin_cidrs"],
+    ),
     # name: (settings changed from STACK, fragments the failure message must contain)
     "two broker listeners on one port": (
         {"mosquitto_listeners": [{"port": 1883}, {"port": 1883, "protocol": "websockets"}]},
@@ -202,9 +206,10 @@ def test_a_host_network_overlapping_the_pods_is_found_from_facts(container: str,
 @pytest.mark.parametrize("layout", ["cluster", "cluster and a stack host"])
 def test_a_valid_inventory_passes_preflight(layout: str, container: str, tmp_path: Path) -> None:
     """The cases above fail for their own reason: the same inventory without the fault passes."""
-    inventory = (
-        inventory_for(container) if layout == "cluster" else with_vars(inventory_for(container, **EDGE), **STACK)
-    )
+    # The stack runs on the cluster too: its first control-plane node must be in the device and admin networks.
+    networks = [container_network(container)]
+    cluster_stack = STACK | {"sensorstack_stack_device_cidrs": networks, "sensorstack_stack_admin_cidrs": networks}
+    inventory = with_vars(inventory_for(container, **(EDGE if layout != "cluster" else {})), **cluster_stack)
     run = run_playbook("playbooks/preflight.yml", write_inventory(tmp_path, inventory))
     assert run.returncode == 0, run.output
     assert all(counters["changed"] == 0 and counters["failed"] == 0 for counters in run.recap().values())
