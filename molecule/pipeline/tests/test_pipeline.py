@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
+import sys
 import time
 import tomllib
 import uuid
@@ -261,3 +263,41 @@ def test_telegraf_reports_its_own_metrics_for_the_dashboard(host) -> None:
         timeout=seconds(DEFAULTS["telegraf_agent"]["interval"]) + DEADLINE,
     )
     assert rows and rows[0]["last"] > 0
+
+
+# The values the edge host took from the platform-dependent defaults, set explicitly for the cluster: everything
+# else comes from the scenario's own variables, the same for both platforms.
+SYSTEMD_VALUES = {
+    "telegraf_mqtt_servers": [f"tcp://127.0.0.1:{BROKER_PORT}"],
+    "telegraf_influxdb_urls": ["http://127.0.0.1:8086"],
+    "telegraf_mqtt_client_id": "telegraf-pipeline-debian13",
+}
+
+
+def test_the_same_values_give_the_cluster_byte_identical_configuration_files(host, tmp_path: Path) -> None:
+    """`sensorstack render` (platform kubernetes) of this scenario's variables puts in its ConfigMaps exactly the
+    mosquitto.conf, influxdb.conf and telegraf.conf the real daemons run with here: these tests vouch for them."""
+    inventory = tmp_path / "inventory"
+    (inventory / "group_vars").mkdir(parents=True)
+    hosts = {"control_plane": {"hosts": {"cp1": None}}, "workers": {"hosts": {"w1": None}}}
+    (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"sensorstack": {"children": hosts}}}}))
+    variables = SCENARIO | SYSTEMD_VALUES | {"sensorstack_stack_components": ["mosquitto", "telegraf", "influxdb"]}
+    (inventory / "group_vars/all.yml").write_text(yaml.safe_dump(variables))
+    folder = tmp_path / "rendered"
+    render = subprocess.run(
+        [sys.executable, "-m", "sensorstack.cli", "render", str(folder), "-i", str(inventory), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=ROOT,
+    )
+    assert render.returncode == 0, render.stdout + render.stderr
+    for service, path in (
+        ("mosquitto", "/etc/mosquitto/mosquitto.conf"),
+        ("influxdb", "/etc/influxdb/influxdb.conf"),
+        ("telegraf", CONFIG_FILE),
+    ):
+        objects = list(yaml.safe_load_all((folder / f"{service}.yaml").read_text()))
+        config_map = next(item for item in objects if item["metadata"]["name"] == f"{service}-config")
+        assert config_map["data"][Path(path).name] == host.file(path).content_string, service
