@@ -34,6 +34,8 @@ EXPECTED_FAILURES = {
     "test_readings_published_while_telegraf_is_down_arrive_once_it_is_back",
     "test_restarting_influxdb_while_messages_flow_loses_none",
     "test_telegraf_reports_its_own_metrics_for_the_dashboard",
+    # The packages' own configuration files are not what the roles render for the cluster.
+    "test_the_same_values_give_the_cluster_byte_identical_configuration_files",
 }
 # Nothing passes without the roles: every test needs Telegraf, its files, the broker's users or the declared database.
 EXPECTED_PASSES: set[str] = set()
