@@ -187,7 +187,7 @@ def manifest(bundle: Path):  # type: ignore[no-untyped-def]
 def cluster_inventory(
     directory: Path, control_planes: tuple[tuple[str, str], ...], workers: tuple[tuple[str, str], ...]
 ) -> Path:
-    """This tier's hosts under the built-in lab's settings: its group_vars, its all-level lab variables."""
+    """This tier's hosts under the built-in lab's settings: its group_vars and files, its all-level lab variables."""
     lab = yaml.safe_load((LAB_INVENTORY / "hosts.yml").read_text())["all"]["vars"]
 
     def hosts(*entries: tuple[str, str]) -> dict[str, Any]:
@@ -209,8 +209,9 @@ def cluster_inventory(
             },
         }
     }
-    if not (directory / "group_vars").exists():
-        (directory / "group_vars").symlink_to(LAB_INVENTORY / "group_vars", target_is_directory=True)
+    for shared in ("group_vars", "files"):
+        if not (directory / shared).exists():
+            (directory / shared).symlink_to(LAB_INVENTORY / shared, target_is_directory=True)
     path = directory / "hosts.yml"
     path.write_text(yaml.safe_dump(inventory, sort_keys=False))
     return path

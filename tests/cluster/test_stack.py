@@ -1,8 +1,9 @@
 """The telemetry stack on the tier's cluster, as `site.yml` deployed it from the lab's inventory (platform kubernetes):
 every claim bound and every pod ready, the verify play passing through the node ports, the zero-trust policies
 observed as a truth table, data surviving the loss of the InfluxDB and Mosquitto pods while a device publishes, the
-data path recovering when the worker that runs Telegraf stops, a configuration change rolling only the pods it
-concerns, and `sensorstack render` writing the objects the roles applied.
+data path recovering when the worker that runs Telegraf stops, Grafana keeping the objects its API was given when its
+pod is replaced, a configuration change rolling only the pods it concerns, and `sensorstack render` writing the
+objects the roles applied.
 
 Runs after test_cluster.py and before test_ha.py (which stops the first control plane) and test_reset.py.
 """
@@ -435,6 +436,44 @@ def test_the_data_path_recovers_when_the_worker_running_telegraf_stops(cluster: 
     finally:
         subprocess.run(["docker", "start", container], check=True, capture_output=True)
     wait_for(f"{node} Ready again", lambda: node_ready(cluster, node), timeout=600, interval=5)
+
+
+def grafana(cluster: Cluster, path: str) -> Any:
+    """A GET of Grafana's API through its node port, as the admin (the lab's stand-in: docs/stack-images.md)."""
+    request = urllib.request.Request(f"http://{host_of(cluster, 'grafana')}:{NODE_PORTS['grafana']}{path}")
+    token = base64.b64encode(f"admin:{secret(cluster, 'grafana_admin')}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.load(answer)
+
+
+def grafana_objects(cluster: Cluster) -> dict[str, Any]:
+    """The lab's API-managed objects (inventories/local/group_vars/all.yml) and the provisioned ones, as served."""
+    dashboard = grafana(cluster, "/api/dashboards/uid/lab-overview")
+    datasource = grafana(cluster, "/api/datasources/uid/influxdb-rollup")
+    return {
+        "folder": grafana(cluster, "/api/folders/lab-operations")["title"],
+        "dashboard": (dashboard["dashboard"]["version"], dashboard["meta"]["folderUid"]),
+        "datasource": (datasource["version"], datasource["secureJsonFields"]),
+        "provisioned": sorted(item["uid"] for item in grafana(cluster, "/api/datasources") if item["readOnly"]),
+    }
+
+
+def test_grafana_keeps_what_its_api_was_given_when_its_pod_is_replaced(cluster: Cluster) -> None:
+    before = grafana_objects(cluster)
+    assert before["folder"] == "Lab operations" and before["dashboard"][1] == "lab-operations"
+    assert before["datasource"][1] == {"password": True} and before["provisioned"] == ["sensorstack-influxdb"]
+    old = pods(cluster)["grafana"]["metadata"]["uid"]
+
+    cluster.kubectl(f"--namespace={NAMESPACE}", "delete", "pod", pods(cluster)["grafana"]["metadata"]["name"])
+    wait_for("a new grafana pod", lambda: pods(cluster).get("grafana", {}).get("metadata", {}).get("uid") != old)
+    ready(cluster, "deployment", "grafana")
+
+    assert wait_for("Grafana's API on the new pod", lambda: grafana_objects(cluster), timeout=120) == before
+    # The volume kept the objects, so converging them again writes nothing.
+    run = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name)
+    assert run.returncode == 0, run.tail()
+    assert run.changed() == {cluster.control_plane.name: 0}, run.explain()
 
 
 def node_ready(cluster: Cluster, name: str) -> bool:

@@ -17,6 +17,9 @@ Modelled deliberately:
   version + 1, as Grafana's SQL update does), one default datasource per organization.
 - Folders: 409 on a duplicate uid or title, 412 on a stale version, paging on ``GET /api/folders``; deleting a folder
   deletes its dashboards.
+- Persistence: ``GrafanaState.snapshot``/``restore`` hold what Grafana's database keeps of the API's objects (the
+  provisioned ones come back from their files); ``GrafanaDouble.on_write`` is called after each change, which the lab's
+  stand-in image uses to keep them on its volume across restarts.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -163,6 +166,34 @@ class GrafanaState:
     def next_id(self) -> int:
         self._next_id += 1
         return self._next_id
+
+    # --- Persistence ----------------------------------------------------------------------------------------------
+
+    def snapshot(self) -> Json:
+        """What Grafana's database keeps of every organization: provisioned objects come back from their files."""
+        return {
+            "next_id": self._next_id,
+            "orgs": [
+                {
+                    "id": org.id,
+                    "name": org.name,
+                    "folders": [asdict(folder) for folder in org.folders.values()],
+                    "dashboards": [asdict(d) for d in org.dashboards.values() if not d.provisioned],
+                    "datasources": [asdict(d) for d in org.datasources.values() if not d.fields["readOnly"]],
+                }
+                for org in self.orgs.values()
+            ],
+        }
+
+    def restore(self, snapshot: Json) -> None:
+        """Take back the objects of a ``snapshot``, as Grafana reads its database when it starts."""
+        self._next_id = max(self._next_id, int(snapshot.get("next_id") or 0))
+        for item in snapshot.get("orgs") or []:
+            org_id = int(item["id"])
+            org = self.orgs.setdefault(org_id, Org(org_id, str(item["name"])))
+            org.folders.update((f["uid"], Folder(**f)) for f in item.get("folders") or [])
+            org.dashboards.update((d["uid"], Dashboard(**d)) for d in item.get("dashboards") or [])
+            org.datasources.update((d["fields"]["uid"], Datasource(**d)) for d in item.get("datasources") or [])
 
     # --- Auth -----------------------------------------------------------------------------------------------------
 
@@ -578,6 +609,8 @@ class GrafanaDouble:
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
         self.routes: list[Route] = self._routes()
+        # Called with the state, under the lock, after every request that changed it.
+        self.on_write: Callable[[GrafanaState], None] | None = None
 
     # --- Lifecycle ------------------------------------------------------------------------------------------------
 
@@ -700,7 +733,10 @@ class GrafanaDouble:
             try:
                 if path == "/api/health" and method in ("GET", "HEAD"):
                     return self._health()
-                return self._dispatch(method, path, query, headers, body, body_error)
+                answer = self._dispatch(method, path, query, headers, body, body_error)
+                if method in WRITE_METHODS and self.on_write is not None:
+                    self.on_write(self.state)
+                return answer
             except ApiError as error:
                 return error.code, error.body
             except Exception as error:  # a bug in the double: answer like Grafana's recovery middleware

@@ -321,3 +321,26 @@ def test_provisioned_datasources_and_dashboards_are_read(launcher: ModuleType, t
         )
     ]
     assert [(item.folder_title, item.dashboard) for item in found] == [("IoT", {"title": "Sensors", "uid": "sensors"})]
+
+
+def test_the_data_folder_comes_from_the_image_environment_over_grafana_ini(launcher: ModuleType) -> None:
+    ini = "[paths]\ndata = /srv/grafana\n"
+
+    assert launcher.read_settings({}, ini).data == Path("/srv/grafana")
+    assert launcher.read_settings({"GF_PATHS_DATA": "/var/lib/grafana"}, ini).data == Path("/var/lib/grafana")
+
+
+def test_what_the_api_wrote_survives_a_restart_in_the_data_folder(launcher: ModuleType, tmp_path: Path) -> None:
+    from tests.grafana_double import GrafanaDouble, JsonApi, basic_auth
+
+    state_file = tmp_path / launcher.STATE_FILE
+    with GrafanaDouble(password="pw", token=None) as first:
+        first.on_write = launcher.state_saver(state_file)
+        JsonApi(first.url, basic_auth("admin", "pw"))("POST", "/api/folders", {"uid": "site-a", "title": "Site A"})
+
+    with GrafanaDouble(password="pw", token=None) as second:
+        launcher.load_state(second, state_file)
+        status, folder = JsonApi(second.url, basic_auth("admin", "pw"))("GET", "/api/folders/site-a")
+
+    assert (status, folder["title"]) == (200, "Site A")
+    assert [path.name for path in tmp_path.iterdir()] == [launcher.STATE_FILE]

@@ -358,3 +358,43 @@ def test_the_proxy_records_and_can_interleave_a_concurrent_change(double: Grafan
     assert api("GET", "/api/dashboards/uid/temps")[1]["dashboard"]["version"] == 2
     assert [(r.method, r.path) for r in proxy.requests] == [("GET", "/api/dashboards/uid/temps")]
     assert proxy.writes() == []
+
+
+# --- Persistence (Grafana keeps the API's objects in its database; provisioning rewrites its own at start) -----------
+
+
+def test_a_restart_from_a_snapshot_keeps_what_the_api_wrote_and_leaves_provisioning_to_the_files(
+    double: GrafanaDouble, api: JsonApi
+) -> None:
+    api("POST", "/api/folders", {"uid": "site-a", "title": "Site A"})
+    save(api, {"uid": "temps", "title": "Temperatures"}, folderUid="site-a")
+    save(api, {"uid": "temps", "title": "Temperatures", "version": 1}, folderUid="site-a")
+    api("POST", "/api/datasources", INFLUX | {"secureJsonData": {"password": "influx-secret"}})
+    double.add_provisioned_datasource(INFLUX | {"uid": "from-file", "name": "From file"})
+    double.add_provisioned_dashboard({"uid": "shipped", "title": "Shipped"})
+
+    with GrafanaDouble(password=PASSWORD, token=TOKEN) as restarted:
+        restarted.state.restore(json.loads(json.dumps(double.state.snapshot())))
+        again = JsonApi(restarted.url, basic_auth("admin", PASSWORD))
+
+        dashboard = again("GET", "/api/dashboards/uid/temps")[1]
+        assert (dashboard["dashboard"]["version"], dashboard["meta"]["folderUid"]) == (2, "site-a")
+        assert again("GET", "/api/folders/site-a")[1]["title"] == "Site A"
+        assert again("GET", "/api/datasources/uid/influx")[1]["secureJsonFields"] == {"password": True}
+        assert restarted.secrets_of("influx") == {"password": "influx-secret"}
+        assert again("GET", "/api/datasources/uid/from-file")[0] == 404
+        assert again("GET", "/api/dashboards/uid/shipped")[0] == 404
+        created = again("POST", "/api/folders", {"uid": "site-b", "title": "Site B"})[1]
+        assert created["id"] > dashboard["dashboard"]["id"]
+
+
+def test_on_write_sees_each_change_and_no_read_or_refused_write(double: GrafanaDouble, api: JsonApi) -> None:
+    seen: list[list[str]] = []
+    double.on_write = lambda state: seen.append(sorted(state.orgs[1].folders))
+
+    api("POST", "/api/folders", {"uid": "site-a", "title": "Site A"})
+    api("GET", "/api/folders")
+    api("POST", "/api/folders", {"uid": "site-a", "title": "Site A"})
+    api("DELETE", "/api/folders/site-a")
+
+    assert seen == [["site-a"], []]

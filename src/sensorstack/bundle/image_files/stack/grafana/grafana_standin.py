@@ -1,9 +1,11 @@
 """sensorstack lab stand-in for grafana/grafana: serves the project's Grafana API double (tests/grafana_double).
 
 This is NOT Grafana: no UI, no queries, no alerting; the HTTP API of folders, dashboards, datasources, users and
-/api/health, with Grafana's rules as the double models them, state in memory (a restart forgets what the API wrote).
+/api/health, with Grafana's rules as the double models them. What the API writes is kept in
+<[paths] data>/sensorstack-double.json (JSON, not SQLite), read back at start, so a pod on its volume keeps its
+folders, dashboards and datasources across restarts as Grafana does with grafana.db.
 It reads what the grafana/grafana image reads for that part:
-- GF_PATHS_CONFIG (grafana.ini): [server] http_addr, http_port; [security] admin_user, admin_password;
+- GF_PATHS_CONFIG (grafana.ini): [server] http_addr, http_port; [security] admin_user, admin_password; [paths] data;
 - GF_<SECTION>_<KEY> environment variables over the file, e.g. GF_SECURITY_ADMIN_PASSWORD;
 - GF_<NAME>__FILE: the variable's value from that file (Docker and Kubernetes secrets), as /run.sh does;
 - GF_PATHS_PROVISIONING: datasources/*.yaml and dashboards/*.yaml (file providers), with $VAR, ${VAR} and
@@ -21,13 +23,16 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 DEFAULT_CONFIG = "/etc/grafana/grafana.ini"
 DEFAULT_PROVISIONING = "/etc/grafana/provisioning"
+DEFAULT_DATA = "/var/lib/grafana"
+# The stand-in's database in the data folder, where Grafana keeps grafana.db.
+STATE_FILE = "sensorstack-double.json"
 # The double records every request for tests; a long-running server forgets them this often.
 FORGET_REQUESTS_SECONDS = 60.0
 FILE_SUFFIX = "__FILE"
@@ -40,6 +45,7 @@ class Settings:
     http_addr: str = ""
     http_port: int = 3000
     provisioning: Path = Path(DEFAULT_PROVISIONING)
+    data: Path = Path(DEFAULT_DATA)
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,7 @@ def read_settings(environ: Mapping[str, str], ini_text: str) -> Settings:
         http_addr=value("server", "http_addr", ""),
         http_port=int(value("server", "http_port", "3000")),
         provisioning=Path(environ.get("GF_PATHS_PROVISIONING") or DEFAULT_PROVISIONING),
+        data=Path(value("paths", "data", DEFAULT_DATA)),
     )
 
 
@@ -199,11 +206,32 @@ def _provision(double: Any, settings: Settings, environ: Mapping[str, str]) -> N
         double.add_provisioned_dashboard(item.dashboard, folder_uid=folder_uid, org_id=item.org_id)
 
 
+def load_state(double: Any, path: Path) -> None:
+    """What the API wrote before this start, if anything."""
+    if path.is_file():
+        with double.lock:
+            double.state.restore(json.loads(path.read_text()))
+
+
+def state_saver(path: Path) -> Callable[[Any], None]:
+    """Write the state after each change: a new file renamed over the old one, so a killed pod leaves one whole."""
+
+    def save(state: Any) -> None:
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(state.snapshot()))
+        os.replace(temporary, path)
+
+    return save
+
+
 def serve(environ: Mapping[str, str]) -> None:
     config = Path(environ.get("GF_PATHS_CONFIG") or DEFAULT_CONFIG)
     settings = read_settings(environ, config.read_text() if config.is_file() else "")
     double = _double(settings)
+    state_file = settings.data / STATE_FILE
+    load_state(double, state_file)
     _provision(double, settings, environ)
+    double.on_write = state_saver(state_file)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
