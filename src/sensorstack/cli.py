@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,13 @@ from sensorstack.runner import DEFAULT_KEEP_RUNS, Run, RunRequest, available_pla
 DEFAULT_INVENTORY = Path("inventories/local")
 # What `sensorstack init` copies: the sample inventory for real hardware.
 SAMPLE_INVENTORY = Path("inventories/lab")
-# The host `sensorstack render` runs the stack's cluster play on: the first control plane (it contacts no host).
-RENDER_LIMIT = "control_plane[0]"
+# The host `sensorstack render` runs the stack's cluster play on: the first control plane (it contacts no host), of
+# the group the playbooks take from -e sensorstack_control_plane_group, as their `hosts:` do.
+CONTROL_PLANE_GROUP = "control_plane"
+# What a render writes: one file per role that places objects (sensorstack_objects_owner).
+RENDERED_FILES = frozenset(
+    f"{owner}.yaml" for owner in ("namespace", "storage", "mosquitto", "influxdb", "telegraf", "grafana")
+)
 
 
 def parse_extra_vars(values: Sequence[str]) -> dict[str, Any]:
@@ -165,31 +171,46 @@ def init_command(directory: Path, console: Console) -> int:
 
 
 def render_folder(directory: Path) -> Path:
-    """``directory`` ready for a render: created, or emptied of the YAML files a previous render wrote. A folder
-    holding anything else is refused, so a render never mixes with, or removes, files it did not write."""
+    """``directory`` checked for a render: a new folder, or one holding nothing but the files a render writes. A
+    folder holding anything else (a kustomization.yaml, say) is refused, so a render never mixes with, or removes,
+    files it did not write."""
     directory = directory.resolve()
     if directory.exists():
         if not directory.is_dir():
             raise ValueError(f"{directory} is not a folder")
-        foreign = [path.name for path in directory.iterdir() if path.suffix != ".yaml" or not path.is_file()]
+        foreign = [path.name for path in directory.iterdir() if path.name not in RENDERED_FILES or not path.is_file()]
         if foreign:
             raise ValueError(f"{directory} holds files a render did not write ({', '.join(sorted(foreign))})")
-        for path in directory.glob("*.yaml"):
-            path.unlink()
-    directory.mkdir(parents=True, exist_ok=True)
     return directory
+
+
+def replace_rendered(staging: Path, directory: Path) -> list[str]:
+    """Put a finished render in ``directory``: the previous render's files go, the new ones take their place."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in RENDERED_FILES:
+        (directory / name).unlink(missing_ok=True)
+    written = sorted(path.name for path in staging.glob("*.yaml"))
+    for name in written:
+        (staging / name).replace(directory / name)
+    return written
 
 
 def render_command(args: argparse.Namespace, console: Console) -> int:
     """playbooks/stack.yml's cluster play with sensorstack_stack_render_dir: the roles write their objects instead
-    of applying them, and nothing on a host or a cluster is read or changed."""
+    of applying them, and nothing on a host or a cluster is read or changed. The objects are written beside the
+    folder first, so a failed render leaves the previous one as it was."""
     directory = render_folder(args.directory)
-    args.limit = args.limit or RENDER_LIMIT
-    code = run_command(
-        args, console, "stack", check=False, diff=False, extra_vars={"sensorstack_stack_render_dir": str(directory)}
-    )
-    if code == EXIT_OK and not args.json:
-        console.print(f"Wrote {', '.join(sorted(path.name for path in directory.glob('*.yaml')))} to {directory}")
+    group = parse_extra_vars(args.extra_vars).get("sensorstack_control_plane_group") or CONTROL_PLANE_GROUP
+    args.limit = args.limit or f"{group}[0]"
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{directory.name}-", dir=directory.parent) as staging:
+        extra_vars = {"sensorstack_stack_render_dir": staging}
+        code = run_command(args, console, "stack", check=False, diff=False, extra_vars=extra_vars)
+        if code != EXIT_OK:
+            return code
+        written = replace_rendered(Path(staging), directory)
+    if not args.json:
+        console.print(f"Wrote {', '.join(written)} to {directory}")
     return code
 
 

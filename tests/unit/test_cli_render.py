@@ -1,0 +1,70 @@
+"""`sensorstack render DIR`: which folders it takes, what it replaces, and what a failed render leaves behind."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from sensorstack import cli
+
+
+def render(monkeypatch: pytest.MonkeyPatch, folder: Path, writes: dict[str, str], code: int, *extra: str) -> Any:
+    """Run the render command with the playbook run replaced: it writes ``writes`` into the staging folder."""
+    seen: dict[str, Any] = {}
+
+    def fake_run(args: Any, console: Console, playbook: str, **options: Any) -> int:
+        staging = Path(options["extra_vars"]["sensorstack_stack_render_dir"])
+        seen.update(playbook=playbook, limit=args.limit, staging=staging)
+        for name, text in writes.items():
+            (staging / name).write_text(text)
+        return code
+
+    monkeypatch.setattr(cli, "run_command", fake_run)
+    args = cli.build_parser().parse_args(["render", str(folder), "-q", *extra])
+    seen["code"] = cli.render_command(args, Console(file=io.StringIO()))
+    return seen
+
+
+def test_a_render_replaces_the_previous_one_and_leaves_no_staging_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    folder = tmp_path / "manifests"
+    render(monkeypatch, folder, {"namespace.yaml": "old", "grafana.yaml": "old"}, cli.EXIT_OK)
+
+    seen = render(monkeypatch, folder, {"namespace.yaml": "new"}, cli.EXIT_OK)
+
+    assert (seen["code"], seen["playbook"], seen["limit"]) == (cli.EXIT_OK, "stack", "control_plane[0]")
+    assert {path.name: path.read_text() for path in folder.iterdir()} == {"namespace.yaml": "new"}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["manifests"]
+
+
+def test_a_failed_render_leaves_the_previous_one_as_it_was(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    folder = tmp_path / "manifests"
+    render(monkeypatch, folder, {"namespace.yaml": "good"}, cli.EXIT_OK)
+
+    seen = render(monkeypatch, folder, {"namespace.yaml": "half"}, 2)
+
+    assert seen["code"] == 2
+    assert {path.name: path.read_text() for path in folder.iterdir()} == {"namespace.yaml": "good"}
+
+
+def test_a_folder_with_files_a_render_did_not_write_is_refused_untouched(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text("resources: [namespace.yaml]\n")
+    (tmp_path / "namespace.yaml").write_text("kept")
+
+    with pytest.raises(ValueError, match=r"holds files a render did not write \(kustomization.yaml\)"):
+        cli.render_folder(tmp_path)
+
+    assert (tmp_path / "namespace.yaml").read_text() == "kept"
+
+
+def test_the_render_runs_on_the_first_host_of_the_control_plane_group_the_playbooks_take(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen = render(monkeypatch, tmp_path / "out", {}, cli.EXIT_OK, "-e", "sensorstack_control_plane_group=masters")
+
+    assert seen["limit"] == "masters[0]"
