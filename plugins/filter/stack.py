@@ -81,18 +81,22 @@ def stack_cluster_problems(settings: Mapping[str, Any], first_control_plane: str
     devices = _networks(settings.get("sensorstack_stack_device_cidrs", []), "sensorstack_stack_device_cidrs", problems)
     admins = _networks(settings.get("sensorstack_stack_admin_cidrs", []), "sensorstack_stack_admin_cidrs", problems)
     node = ipaddress.ip_address(address) if address else None
+    verified = {"mosquitto", "telegraf", "influxdb"} <= set(components)
+    # Configured through a URL of one's own, or else through the node port; the verify play reads InfluxDB back
+    # through its node port either way.
     through_node_ports = [
         component
         for component in ("influxdb", "grafana")
-        if component in components and not settings.get(f"{component}_kubernetes_api_url")
+        if component in components
+        and (not settings.get(f"{component}_kubernetes_api_url") or (component == "influxdb" and verified))
     ]
     if through_node_ports and (node is None or not any(node in network for network in admins)):
         problems.append(
             f"{first_control_plane} ({address or 'no address'}) configures {' and '.join(through_node_ports)} through "
-            "the node ports, which only sensorstack_stack_admin_cidrs reach: add its network to "
-            f"sensorstack_stack_admin_cidrs (now {[str(network) for network in admins]})"
+            "the node ports (and reads the verify play's reading back from InfluxDB's), which only "
+            f"sensorstack_stack_admin_cidrs reach: add its network to sensorstack_stack_admin_cidrs (now "
+            f"{[str(network) for network in admins]})"
         )
-    verified = {"mosquitto", "telegraf", "influxdb"} <= set(components)
     if verified and (node is None or not any(node in network for network in devices)):
         problems.append(
             f"{first_control_plane} ({address or 'no address'}) publishes the verify play's reading as a device, "
@@ -109,11 +113,46 @@ def stack_cluster_problems(settings: Mapping[str, Any], first_control_plane: str
         node_name = settings.get("sensorstack_stack_storage_node")
         if node_name not in (settings.get("cluster_nodes") or []):
             problems.append(
-                f"sensorstack_stack_storage_node must name a cluster node of the inventory for the local volumes, got "
-                f"{node_name!r}; or set sensorstack_stack_storage_class to a StorageClass of your own"
+                f"sensorstack_stack_storage_node must name a cluster node of the inventory that runs workloads (a "
+                "worker, or a control plane with kubeadm_control_plane_schedule_workloads) for the local volumes, "
+                f"got {node_name!r}; or set sensorstack_stack_storage_class to a StorageClass of your own"
             )
         if not str(settings.get("sensorstack_stack_storage_path", "")).startswith("/"):
             problems.append("sensorstack_stack_storage_path must be an absolute path")
+    return problems
+
+
+def _bind_host(address: str) -> str:
+    """The host part of a bind address: ``[::1]:8086`` and ``127.0.0.1:8086`` as well as a bare address."""
+    if address.startswith("["):
+        return address[1:].partition("]")[0]
+    return address.rpartition(":")[0] if address.count(":") == 1 else address
+
+
+def loopback_binds(value: Any, variable: str) -> list[str]:
+    """A bind address on loopback, which one config model would carry from an edge host into a pod, where the
+    probes and the Service reach the pod on its own address. ``value``: an address, or a list of entries with an
+    ``address`` key (Mosquitto's listeners)."""
+    if isinstance(value, str):
+        entries = [(variable, value)]
+    else:
+        entries = [
+            (f"{variable}[{index}].address", str(entry.get("address") or ""))
+            for index, entry in enumerate(value or [])
+            if isinstance(entry, Mapping)
+        ]
+    problems = []
+    for name, address in entries:
+        host = _bind_host(address.strip())
+        try:
+            loopback = host == "localhost" or (bool(host) and ipaddress.ip_address(host).is_loopback)
+        except ValueError:
+            loopback = False
+        if loopback:
+            problems.append(
+                f"{name} ({address}) is a loopback address: on Kubernetes the probes and the Service reach the pod on "
+                "its own address; leave it empty for the cluster (group_vars of the control plane)"
+            )
     return problems
 
 
@@ -123,4 +162,5 @@ class FilterModule:
             "stack_user_password": stack_user_password,
             "stack_first_database": stack_first_database,
             "stack_cluster_problems": stack_cluster_problems,
+            "stack_loopback_binds": loopback_binds,
         }

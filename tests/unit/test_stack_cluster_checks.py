@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ansible_collections.sensorstack.iot.plugins.filter.stack import stack_cluster_problems
+from ansible_collections.sensorstack.iot.plugins.filter.stack import loopback_binds, stack_cluster_problems
 
 VALID: dict[str, Any] = {
     "sensorstack_stack_components": ["mosquitto", "telegraf", "influxdb", "grafana"],
@@ -38,23 +38,44 @@ def test_the_lab_settings_pass() -> None:
         ({"sensorstack_stack_device_cidrs": []}, "cp1 (10.213.0.11) publishes the verify play's reading"),
         ({"sensorstack_stack_volume_sizes": {"mosquitto": "1Gi", "influxdb": "ten"}}, "volume_sizes.influxdb"),
         ({"sensorstack_stack_storage_node": "edge1"}, "sensorstack_stack_storage_node must name a cluster node"),
+        ({"sensorstack_stack_storage_node": "cp1", "cluster_nodes": ["worker1"]}, "that runs workloads"),
         ({"sensorstack_stack_storage_path": "volumes"}, "sensorstack_stack_storage_path must be an absolute path"),
     ],
-    ids=["namespace", "host-bits", "not-a-list", "admin-network", "device-network", "size", "storage-node", "path"],
+    ids=[
+        "namespace",
+        "host-bits",
+        "not-a-list",
+        "admin-network",
+        "device-network",
+        "size",
+        "storage-node",
+        "tainted-storage-node",
+        "path",
+    ],
 )
 def test_a_bad_setting_is_named(changes: dict[str, Any], expected: str) -> None:
     assert any(expected in problem for problem in problems(**changes)), problems(**changes)
 
 
 def test_a_service_reached_through_its_own_url_needs_no_admin_network() -> None:
-    assert (
-        problems(
-            sensorstack_stack_admin_cidrs=[],
-            influxdb_kubernetes_api_url="https://influx.example",
-            grafana_kubernetes_api_url="https://grafana.example",
-        )
-        == []
+    urls = {
+        "influxdb_kubernetes_api_url": "https://influx.example",
+        "grafana_kubernetes_api_url": "https://grafana.example",
+    }
+    without_verify = {"sensorstack_stack_components": ["influxdb", "grafana"]}
+
+    assert problems(sensorstack_stack_admin_cidrs=[], **urls, **without_verify) == []
+
+
+def test_the_verify_play_reads_influxdb_through_its_node_port_even_with_a_url_of_ones_own() -> None:
+    found = problems(
+        sensorstack_stack_admin_cidrs=[],
+        influxdb_kubernetes_api_url="https://influx.example",
+        grafana_kubernetes_api_url="https://grafana.example",
     )
+
+    assert len(found) == 1 and "configures influxdb through the node ports" in found[0]
+    assert "verify play's reading back" in found[0]
 
 
 def test_a_storage_class_of_ones_own_needs_no_storage_node() -> None:
@@ -63,3 +84,20 @@ def test_a_storage_class_of_ones_own_needs_no_storage_node() -> None:
 
 def test_a_stack_without_the_verified_path_needs_no_device_network() -> None:
     assert problems(sensorstack_stack_components=["influxdb", "grafana"], sensorstack_stack_device_cidrs=[]) == []
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.1:8086", "[::1]:8086", "::1", "localhost"])
+def test_a_loopback_bind_address_is_named(address: str) -> None:
+    assert loopback_binds(address, "influxdb_http_address") == [
+        f"influxdb_http_address ({address}) is a loopback address: on Kubernetes the probes and the Service reach the "
+        "pod on its own address; leave it empty for the cluster (group_vars of the control plane)"
+    ]
+
+
+def test_listeners_on_every_interface_or_a_named_address_pass_and_a_loopback_one_is_named_by_index() -> None:
+    listeners = [{"port": 1883}, {"port": 8883, "address": "0.0.0.0"}, {"port": 9001, "address": "127.0.0.1"}]
+
+    (problem,) = loopback_binds(listeners, "mosquitto_listeners")
+
+    assert problem.startswith("mosquitto_listeners[2].address (127.0.0.1) is a loopback address")
+    assert loopback_binds("", "grafana_http_addr") == loopback_binds("10.0.0.5:3000", "grafana_http_addr") == []
