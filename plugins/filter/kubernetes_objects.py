@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import yaml
 from ansible.errors import AnsibleFilterError
 
 REDACTED = "<left out by sensorstack render: set from the inventory when the roles apply it>"
+# The config checksum's input holds passwords, and the annotation is read by whoever reads the workload (and sits in
+# rendered files): a salted PBKDF2 at OWASP's rounds for HMAC-SHA256 makes guessing a password from it as costly as
+# from a stored password hash.
+CHECKSUM_SALT = b"sensorstack.io/config-checksum"
+CHECKSUM_ROUNDS = 600_000
+
+
+def config_checksum(value: Any) -> str:
+    """The pod template's config-checksum annotation over ``value`` (what the pod reads, secrets included): equal
+    values give equal checksums, so a rerun rolls nothing and a changed file or password rolls the pod."""
+    data = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.pbkdf2_hmac("sha256", data, CHECKSUM_SALT, CHECKSUM_ROUNDS).hex()
 
 
 def redact_secrets(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -154,6 +168,7 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "claim_selector": claim_selector,
+            "config_checksum": config_checksum,
             "local_volume": local_volume,
             "redact_secrets": redact_secrets,
             "relative_path": relative_path,

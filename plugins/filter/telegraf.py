@@ -76,15 +76,12 @@ def _plugin_entry(entry: Any, where: str) -> tuple[str | None, dict[str, Any]]:
     return name, dict(options)
 
 
-def systemd_environment(variables: Mapping[str, Any]) -> str:
-    """Render ``NAME="value"`` lines that systemd's ``EnvironmentFile=`` reads back to exactly ``value``.
-
-    Values are double-quoted with backslash escapes for the characters systemd unescapes there, so passwords
-    holding quotes, backslashes or dollar signs survive; newlines and NUL are refused (a single line each).
-    """
+def environment_strings(variables: Mapping[str, Any]) -> dict[str, str]:
+    """Telegraf's environment as the text each variable holds, on either platform: booleans as ``true``/``false``;
+    a name that is not a variable name, a value that is not a single line of text, is refused."""
     if not isinstance(variables, Mapping):
         raise AnsibleFilterError("telegraf_environment must be a mapping of variable names to values")
-    lines = []
+    strings = {}
     for name in sorted(variables):
         value = variables[name]
         if not isinstance(name, str) or not VARIABLE_NAME.match(name):
@@ -94,6 +91,18 @@ def systemd_environment(variables: Mapping[str, Any]) -> str:
         text = str(value).lower() if isinstance(value, bool) else str(value)
         if any(character in text for character in "\n\r\0"):
             raise AnsibleFilterError(f"environment variable {name}: the value holds a line break or NUL")
+        strings[name] = text
+    return strings
+
+
+def systemd_environment(variables: Mapping[str, Any]) -> str:
+    """Render ``NAME="value"`` lines that systemd's ``EnvironmentFile=`` reads back to exactly ``value``.
+
+    Values are double-quoted with backslash escapes for the characters systemd unescapes there, so passwords
+    holding quotes, backslashes or dollar signs survive; newlines and NUL are refused (a single line each).
+    """
+    lines = []
+    for name, text in environment_strings(variables).items():
         escaped = "".join(ENVIRONMENT_ESCAPES.get(character, character) for character in text)
         lines.append(f'{name}="{escaped}"')
     return "".join(f"{line}\n" for line in lines)
@@ -187,5 +196,6 @@ class FilterModule:
             "telegraf_environment_references": telegraf_environment_references,
             "telegraf_problems": telegraf_problems,
             "telegraf_systemd_environment": systemd_environment,
+            "telegraf_environment_strings": environment_strings,
             "telegraf_version": telegraf_version,
         }

@@ -3,11 +3,15 @@ and how `sensorstack render` writes objects for review (Secrets without values).
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.sensorstack.iot.plugins.filter.kubernetes_objects import (
     REDACTED,
+    config_checksum,
     local_volume,
     redact_secrets,
     relative_path,
@@ -78,3 +82,14 @@ def test_objects_are_written_as_one_stream_kubectl_reads_back_in_order() -> None
     text = to_yaml_documents(objects)
     assert text.startswith("---\n")
     assert list(yaml.safe_load_all(text)) == objects
+
+
+def test_the_config_checksum_follows_the_values_and_is_not_a_plain_hash_of_them() -> None:
+    files = {"grafana.ini": "[server]\n", "admin_password": "weak"}
+
+    checksum = config_checksum(files)
+
+    assert checksum == config_checksum(dict(reversed(files.items())))
+    assert checksum != config_checksum(files | {"admin_password": "weak2"})
+    plain = json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
+    assert len(checksum) == 64 and checksum != hashlib.sha256(plain).hexdigest()

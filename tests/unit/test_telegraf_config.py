@@ -131,6 +131,13 @@ def test_an_unreadable_version_is_an_error() -> None:
         telegraf.telegraf_version("command not found")
 
 
+def test_the_cluster_secret_holds_the_text_the_environment_file_holds() -> None:
+    strings = telegraf.environment_strings({"B_FLAG": True, "A_PORT": 8086, "C_PASSWORD": 'p"w'})
+
+    assert strings == {"A_PORT": "8086", "B_FLAG": "true", "C_PASSWORD": 'p"w'}
+    assert telegraf.systemd_environment({"B_FLAG": True}) == 'B_FLAG="true"\n'
+
+
 def test_environment_references_are_found_in_every_string() -> None:
     document = {
         "outputs": {"influxdb": [{"password": "${INFLUX}", "urls": ["http://${HOST:-localhost}:8086"]}]},
