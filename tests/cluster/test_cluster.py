@@ -183,6 +183,23 @@ def test_check_mode_on_the_built_cluster_reports_no_change(cluster: Cluster) -> 
     assert run.changed() == dict.fromkeys(ADDRESSES, 0), run.explain()
 
 
+def test_check_mode_before_the_stack_exists_says_what_a_run_would_deploy(cluster: Cluster) -> None:
+    new_namespace = {"sensorstack_stack_namespace": "sensorstack-not-yet"}
+    run = cluster.run_playbook(
+        project_root() / "playbooks/stack.yml",
+        "--check",
+        "--limit",
+        cluster.control_plane.name,
+        "--extra-vars",
+        json.dumps(new_namespace),
+    )
+    assert run.returncode == 0, run.tail()
+    assert "in namespace sensorstack-not-yet, which the cluster does not have yet" in " ".join(run.output.split())
+    assert run.changed() == {cluster.control_plane.name: 1}, run.explain()
+    namespaces = {item["metadata"]["name"] for item in cluster.kubectl_json("get", "namespaces")["items"]}
+    assert "sensorstack-not-yet" not in namespaces
+
+
 def _vxlan_mode(cluster: Cluster) -> str:
     return cluster.kubectl_json("get", "ippools.crd.projectcalico.org", "default-ipv4-ippool")["spec"]["vxlanMode"]
 
