@@ -80,8 +80,10 @@ class Device:
 class Result:
     name: str
     devices: int
+    offered_per_second: float | None
     published: int
     publish_seconds: float
+    stored_while_publishing: int
     stored: int
     distinct: int
     store_seconds: float
@@ -98,12 +100,30 @@ class Result:
     def duplicates(self) -> int:
         return self.stored - self.distinct
 
+    @property
+    def published_per_second(self) -> float:
+        return self.published / self.publish_seconds
+
+    @property
+    def stored_per_second(self) -> float:
+        """Rows stored while the devices published, per second: the rate the path sustains under that load."""
+        return self.stored_while_publishing / self.publish_seconds
+
+    def summary(self) -> dict[str, Any]:
+        return asdict(self) | {
+            "lost": self.lost,
+            "duplicates": self.duplicates,
+            "published_per_second": round(self.published_per_second),
+            "stored_per_second": round(self.stored_per_second),
+        }
+
     def report(self) -> str:
+        offered = f"offered {self.offered_per_second:.0f}/s" if self.offered_per_second else "unpaced"
         return (
-            f"{self.name:20} {self.devices} devices, {self.published} readings at QoS 1: "
-            f"{self.published / self.publish_seconds:8.0f} published/s | "
-            f"{self.distinct / self.store_seconds:8.0f} stored/s | latency p50 {self.latency_p50_ms:6.0f} ms, "
-            f"p99 {self.latency_p99_ms:6.0f} ms (poll {self.poll_seconds * 1000:.0f} ms) | "
+            f"{self.name:20} {self.devices} devices, {self.published} readings at QoS 1, {offered}: "
+            f"{self.published_per_second:6.0f} published/s | {self.stored_per_second:6.0f} stored/s while publishing,"
+            f" last row after {self.store_seconds:5.1f} s | latency p50 {self.latency_p50_ms:5.0f} ms, "
+            f"p99 {self.latency_p99_ms:5.0f} ms (poll {self.poll_seconds * 1000:.0f} ms) | "
             f"lost {self.lost}, duplicated {self.duplicates}"
         )
 
@@ -135,8 +155,10 @@ def stored_counts(server: InfluxDBServer, run_id: str, distinct: bool = False) -
 class DeviceClient:
     """One simulated device: ``mosquitto_pub -l`` with its options in a private file, fed by a writer thread."""
 
-    def __init__(self, device: Device, broker: MosquittoBroker, readings: int, folder: Path) -> None:
-        self.device, self.readings = device, readings
+    def __init__(
+        self, device: Device, broker: MosquittoBroker, readings: int, folder: Path, rate: float | None = None
+    ) -> None:
+        self.device, self.readings, self.rate = device, readings, rate
         self.sent_ms: list[int] = [0] * (readings + 1)
         config = folder / device.name
         config.mkdir(mode=0o700)
@@ -158,7 +180,13 @@ class DeviceClient:
     def _write(self) -> None:
         assert self.process.stdin is not None
         lines: list[str] = []
+        started = time.monotonic()
         for seq in range(1, self.readings + 1):
+            if self.rate and len(lines) == 0:
+                # A paced device hands over each chunk when its first reading is due, not earlier.
+                delay = started + (seq - 1) / self.rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
             sent = time.time_ns() // 1_000_000
             self.sent_ms[seq] = sent
             lines.append(f'{{"seq":{seq},"value":{seq % 97},"sent_ms":{sent}}}\n')
@@ -188,17 +216,26 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+@dataclass(frozen=True)
+class Load:
+    """What the simulated devices send: ``readings`` each, at ``per_second`` in all (None: as fast as they can)."""
+
+    devices: int
+    readings: int
+    per_second: float | None = None
+
+
 def run(
     name: str,
     binary: str,
     server: InfluxDBServer,
-    devices: int,
-    readings: int,
+    load: Load,
     broker_lines: tuple[str, ...],
     poll: float,
+    overrides: dict[str, Any],
 ) -> Result:
     run_id = f"b{secrets.token_hex(3)}"
-    fleet = [Device(f"{run_id}-device-{index}", secrets.token_hex(12)) for index in range(1, devices + 1)]
+    fleet = [Device(f"{run_id}-device-{index}", secrets.token_hex(12)) for index in range(1, load.devices + 1)]
     users = {device.name: device.password for device in fleet} | {"telegraf": "telegraf-bench-secret"}
     broker = MosquittoBroker(users, extra=broker_lines).start()
     variables = stack_variables(
@@ -206,35 +243,42 @@ def run(
         server.url,
         influxdb_users=[{"name": "telegraf", "password": WRITER_PASSWORD}],
         telegraf_mqtt_client_id=f"telegraf-bench-{run_id}",
+        **overrides,
     )
     telegraf = TelegrafProcess(binary, render_role_config(variables)).start()
-    flush = float(AGENT["flush_interval"].removesuffix("s"))
-    total = devices * readings
+    flush = float(variables.get("telegraf_agent", AGENT)["flush_interval"].removesuffix("s"))
+    device_rate = load.per_second / load.devices if load.per_second else None
+    total = load.devices * load.readings
     seen_ms: dict[str, list[int]] = {device.name: [] for device in fleet}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-devices-") as folder:
             started = time.monotonic()
-            clients = [DeviceClient(device, broker, readings, Path(folder)).start() for device in fleet]
+            clients = [
+                DeviceClient(device, broker, load.readings, Path(folder), device_rate).start() for device in fleet
+            ]
             publishing = threading.Thread(target=lambda: [client.wait(900) for client in clients], daemon=True)
             publishing.start()
             published_at: float | None = None
+            stored_while_publishing = 0
             last_change, last_total = time.monotonic(), -1
             while time.monotonic() - last_change < 3 * flush + 5:
                 time.sleep(poll)
-                if published_at is None and not publishing.is_alive():
-                    published_at = time.monotonic()
+                still_publishing = publishing.is_alive()
                 now_ms = time.time_ns() // 1_000_000
                 counts = stored_counts(server, run_id)
                 for device_name, count in counts.items():
                     seen = seen_ms[device_name]
-                    seen.extend([now_ms] * (min(count, readings) - len(seen)))
+                    seen.extend([now_ms] * (min(count, load.readings) - len(seen)))
                 current = sum(counts.values())
+                if published_at is None and not still_publishing:
+                    published_at, stored_while_publishing = time.monotonic(), current
                 if current != last_total:
                     last_change, last_total = time.monotonic(), current
                 if current >= total and published_at is not None:
                     break
             publishing.join(60)
-            published_at = published_at or time.monotonic()
+            if published_at is None:
+                published_at, stored_while_publishing = time.monotonic(), last_total
             # Readings of one device reach InfluxDB in the order it sent them: the n-th row seen is reading n.
             latencies = [
                 float(seen - client.sent_ms[seq])
@@ -242,11 +286,16 @@ def run(
                 for seq, seen in enumerate(seen_ms[client.device.name], start=1)
             ]
         distinct = sum(stored_counts(server, run_id, distinct=True).values())
+        if distinct < total:
+            drops = [line for line in (broker.root / "mosquitto.log").read_text().splitlines() if "dropped" in line]
+            print(f"{name}: {total - distinct} readings lost; the broker logged: {drops[:3]}", file=sys.stderr)
         return Result(
             name=name,
-            devices=devices,
+            devices=load.devices,
+            offered_per_second=load.per_second,
             published=total,
             publish_seconds=published_at - started,
+            stored_while_publishing=stored_while_publishing,
             stored=last_total,
             distinct=distinct,
             store_seconds=last_change - started,
@@ -260,36 +309,68 @@ def run(
         broker.stop()
 
 
+def role_variable(assignment: str) -> tuple[str, Any]:
+    """``--set name=value``: a role variable for this run, its value read as YAML."""
+    name, separator, value = assignment.partition("=")
+    if not separator or not name.startswith("telegraf_"):
+        raise argparse.ArgumentTypeError(f"expected telegraf_<variable>=<YAML value>, got {assignment!r}")
+    return name, yaml.safe_load(value)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", type=int, default=8, help="simulated devices, one MQTT connection each")
-    parser.add_argument("--readings", type=int, default=5000, help="readings per device with the role's limits")
+    parser.add_argument("--rate", type=float, default=12000, help="readings/s offered in all by the paced run")
+    parser.add_argument("--seconds", type=float, default=30, help="length of the paced run")
+    parser.add_argument("--burst", type=int, default=5000, help="readings per device in the unpaced run")
     parser.add_argument("--default-readings", type=int, default=5, help="per device, with Mosquitto's own limits")
     parser.add_argument("--poll", type=float, default=0.2, help="seconds between InfluxDB polls")
+    parser.add_argument(
+        "--set",
+        type=role_variable,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a telegraf role variable for every run instead of its default, e.g. "
+        "telegraf_mqtt_max_undelivered_messages=5000",
+    )
     args = parser.parse_args()
     if MOSQUITTO is None or INFLUXD is None or MOSQUITTO_PUB is None:
         print("needs Debian's mosquitto, mosquitto-clients and influxdb packages", file=sys.stderr)
         return 2
     binary = telegraf_binary()
+    overrides = dict(args.set)
+    agent = overrides.get("telegraf_agent", AGENT)
+    undelivered = overrides.get("telegraf_mqtt_max_undelivered_messages", UNDELIVERED)
     print(
-        f"Telegraf with the role's agent settings: flush_interval {AGENT['flush_interval']}, metric_batch_size "
-        f"{AGENT['metric_batch_size']}, metric_buffer_limit {AGENT['metric_buffer_limit']}, max_undelivered_messages "
-        f"{UNDELIVERED}; broker with the role's {', '.join(ROLE_BROKER_LIMITS)}"
+        f"Telegraf: flush_interval {agent['flush_interval']}, metric_batch_size {agent['metric_batch_size']}, "
+        f"metric_buffer_limit {agent['metric_buffer_limit']}, max_undelivered_messages {undelivered}; "
+        f"broker: {', '.join(ROLE_BROKER_LIMITS)}" + (f"; overridden: {', '.join(overrides)}" if overrides else "")
     )
+    paced = Load(args.devices, int(args.rate * args.seconds / args.devices), args.rate)
     server = influxdb_server()
     try:
         results = [
-            run("role-defaults", binary, server, args.devices, args.readings, ROLE_BROKER_LIMITS, args.poll),
-            run("mosquitto-defaults", binary, server, args.devices, args.default_readings, (), args.poll),
+            run("paced", binary, server, paced, ROLE_BROKER_LIMITS, args.poll, overrides),
+            run("unpaced", binary, server, Load(args.devices, args.burst), ROLE_BROKER_LIMITS, args.poll, overrides),
+            run(
+                "mosquitto-defaults",
+                binary,
+                server,
+                Load(args.devices, args.default_readings),
+                (),
+                args.poll,
+                overrides,
+            ),
         ]
     finally:
         server.stop()
     for result in results:
         print(result.report())
     RESULTS.mkdir(parents=True, exist_ok=True)
-    report = [asdict(result) | {"lost": result.lost, "duplicates": result.duplicates} for result in results]
+    report = {"benchmark": "pipeline_throughput", "overrides": overrides, "runs": [r.summary() for r in results]}
     (RESULTS / "pipeline_throughput.json").write_text(json.dumps(report, indent=2) + "\n")
-    return 0 if all(result.lost == 0 for result in results) else 1
+    return 0 if all(result.lost == 0 and result.duplicates == 0 for result in results) else 1
 
 
 if __name__ == "__main__":
