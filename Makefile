@@ -93,7 +93,11 @@ molecule: $(addprefix molecule-,$(MOLECULE_SCENARIOS)) ## Every molecule scenari
 $(addprefix molecule-,$(MOLECULE_SCENARIOS)): molecule-%: $(TIER_SETUP)
 	$(BIN)/molecule test -s $*
 
-bench: bench-influxdb bench-mosquitto bench-pipeline bench-cli bench-bundle bench-cluster ## Every benchmark (slow; figures, not pass/fail)
+BENCHMARKS := bench-influxdb bench-mosquitto bench-pipeline bench-cli bench-bundle bench-cluster
+
+bench: setup ## Every benchmark (slow), then one summary line each; JSON reports in benchmarks/results/
+	@status=0; for target in $(BENCHMARKS); do $(MAKE) --no-print-directory $$target || status=1; done; \
+	echo "--- benchmark summaries ---"; $(BIN)/python benchmarks/record.py; exit $$status
 
 bench-influxdb: setup ## One-call InfluxDB schema vs 50 community.general tasks
 	$(BIN)/pip install --quiet -c requirements/constraints.txt -e '.[bench]'

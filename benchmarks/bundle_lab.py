@@ -10,14 +10,18 @@ fresh machine pays. Both are printed with the figure they are compared with, mea
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.record import record  # noqa: E402
+
 SENSORSTACK = ROOT / ".venv/bin/sensorstack"
 CLUSTER = ROOT / "inventories/local"
 
@@ -43,10 +47,11 @@ def main() -> int:
     results["lab_up_s"] = timed([str(SENSORSTACK), "lab", "up", "-i", str(CLUSTER)])
     results["lab_down_s"] = timed([str(SENSORSTACK), "lab", "down", "-i", str(CLUSTER)])
     summary = {key: round(value, 1) for key, value in results.items()}
-    print(json.dumps({"cold" if args.cold else "warm": summary}, indent=2))
-    report = ROOT / "benchmarks/results"
-    report.mkdir(exist_ok=True)
-    (report / f"bundle_lab{'_cold' if args.cold else ''}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    record(
+        f"bundle_lab{'_cold' if args.cold else ''}",
+        ", ".join(f"{key.removesuffix('_s').replace('_', ' ')} {value} s" for key, value in summary.items()),
+        summary,
+    )
     return 0
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.record import record  # noqa: E402
 from tests.integration.ansible_module import local_play, run_local_play  # noqa: E402
 from tests.integration.influxdb_server import InfluxDBServer  # noqa: E402
 
@@ -165,6 +166,18 @@ def main() -> int:
     print(
         f"floor of (a)'s first run: a one-task playbook with nothing to do {ansible_cost:.2f} s + the server creating "
         f"{len(USERS)} users {server_cost:.2f} s = {floor:.2f} s, {floor / task_first:.3f}x of (b)"
+    )
+    record(
+        "influxdb_schema",
+        f"one task vs {len(DATABASES) + len(POLICIES) + len(USERS)} tasks: first run {role_first / task_first:.3f}x, "
+        f"rerun {role_rerun / task_rerun:.3f}x (target <= 0.1); first run {role_first / floor:.2f}x its floor "
+        "(target <= 1.1)",
+        {
+            "role_s": [role_first, role_rerun, role_warm],
+            "tasks_s": [task_first, task_rerun, task_warm],
+            "floor_s": {"ansible": ansible_cost, "server": server_cost},
+            "first_run_over_floor": role_first / floor,
+        },
     )
     return 0
 

@@ -17,7 +17,7 @@ p50/p99, readings lost (published - stored distinct) and duplicated (stored - di
 Mosquitto's own limits (max_inflight_messages 20) shows why the role raises them.
 
 Run: .venv/bin/python benchmarks/pipeline_throughput.py [--devices 8] [--readings 5000] [--default-readings 100]
-JSON report: benchmarks/results/pipeline_throughput.json.
+JSON report: benchmarks/results/pipeline_throughput.json (benchmarks/record.py).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.record import record  # noqa: E402
 from tests.integration.influxdb_server import InfluxDBServer  # noqa: E402
 from tests.integration.telegraf_stack import (  # noqa: E402
     INFLUXD,
@@ -67,7 +68,6 @@ WRITER_PASSWORD = "bench-Telegraf-1"
 # The devices' own in-flight window: a gateway-class client, as mosquitto_pub allows (-M).
 DEVICE_INFLIGHT = 100
 LINES_PER_WRITE = 50
-RESULTS = ROOT / "benchmarks/results"
 
 
 @dataclass(frozen=True)
@@ -367,9 +367,14 @@ def main() -> int:
         server.stop()
     for result in results:
         print(result.report())
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    report = {"benchmark": "pipeline_throughput", "overrides": overrides, "runs": [r.summary() for r in results]}
-    (RESULTS / "pipeline_throughput.json").write_text(json.dumps(report, indent=2) + "\n")
+    paced_result = results[0]
+    record(
+        "pipeline_throughput",
+        f"{paced_result.stored_per_second:.0f} readings/s stored at {paced_result.offered_per_second:.0f}/s offered "
+        f"(target >= 10000), p50 {paced_result.latency_p50_ms:.0f} ms, p99 {paced_result.latency_p99_ms:.0f} ms, "
+        f"lost {sum(r.lost for r in results)}, duplicated {sum(r.duplicates for r in results)}",
+        {"overrides": overrides, "runs": [result.summary() for result in results]},
+    )
     return 0 if all(result.lost == 0 and result.duplicates == 0 for result in results) else 1
 
 

@@ -67,14 +67,16 @@ def _seconds(stamp: str) -> float:
 
 def profile(run_dir: Path) -> Profile:
     """Per task (by play, role and name, in the order they ran): hosts, summed duration and wall time."""
-    tasks: dict[tuple[str, str, str], TaskTime] = {}
+    tasks: dict[tuple[str, str, str, str], TaskTime] = {}
     first, last = float("inf"), 0.0
     for event in job_events(run_dir):
         data: dict[str, Any] = event.get("event_data", {})
         if event.get("event") not in HOST_EVENTS or "start" not in data or "end" not in data:
             continue
-        key = (data.get("play", ""), data.get("role", ""), data.get("task", ""))
-        task = tasks.setdefault(key, TaskTime(*key, action=data.get("task_action", "")))
+        # A role included several times in one play runs tasks of the same name: each inclusion is a task of
+        # its own (its own uuid), not one task spanning from the first inclusion to the last.
+        key = (data.get("play", ""), data.get("role", ""), data.get("task", ""), data.get("task_uuid", ""))
+        task = tasks.setdefault(key, TaskTime(*key[:3], action=data.get("task_action", "")))
         start, end = _seconds(data["start"]), _seconds(data["end"])
         task.hosts += 1
         task.host_seconds += float(data.get("duration") or end - start)

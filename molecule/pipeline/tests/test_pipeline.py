@@ -46,8 +46,9 @@ def seconds(duration: str) -> float:
 
 
 FLUSH = seconds(DEFAULTS["telegraf_agent"]["flush_interval"])
-# "Within a few flush intervals": three, and a margin for the container's scheduling.
-DEADLINE = 3 * FLUSH + 5
+# "Within a few flush intervals": three, and a margin for the container's scheduling and for Telegraf's
+# reconnects after a restart, which take seconds whatever the flush interval.
+DEADLINE = 3 * FLUSH + 20
 
 
 def publisher(client: str, topic: str) -> str:
