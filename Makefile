@@ -19,7 +19,7 @@ MOLECULE_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*
 
 .PHONY: help setup host venv collections images lab-up lab-down lab-status deploy \
         bundle cluster vm test lint unit integration molecule $(addprefix molecule-,$(MOLECULE_SCENARIOS)) \
-        telegraf bench bench-bundle bench-influxdb bench-mosquitto bench-pipeline bench-cli bench-cluster clean wheelhouse
+        telegraf bench bench-bundle bench-influxdb bench-mosquitto bench-pipeline bench-cli bench-rerun bench-cluster clean wheelhouse
 
 help: ## List the targets
 	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -93,7 +93,7 @@ molecule: $(addprefix molecule-,$(MOLECULE_SCENARIOS)) ## Every molecule scenari
 $(addprefix molecule-,$(MOLECULE_SCENARIOS)): molecule-%: $(TIER_SETUP)
 	$(BIN)/molecule test -s $*
 
-BENCHMARKS := bench-influxdb bench-mosquitto bench-pipeline bench-cli bench-bundle bench-cluster
+BENCHMARKS := bench-influxdb bench-mosquitto bench-pipeline bench-cli bench-rerun bench-bundle bench-cluster
 
 bench: setup ## Every benchmark (slow), then one summary line each; JSON reports in benchmarks/results/
 	@status=0; for target in $(BENCHMARKS); do $(MAKE) --no-print-directory $$target || status=1; done; \
@@ -108,6 +108,9 @@ bench-mosquitto: setup ## 500 MQTT users: one users-list task vs one task per us
 
 bench-pipeline: setup ## Data path on one host: messages/s published vs points/s stored
 	$(BIN)/python benchmarks/pipeline_throughput.py
+
+bench-rerun: $(TIER_SETUP) ## The main job on a fresh built-in lab: no-op rerun vs first run, with both profiles (about 12 min)
+	$(BIN)/python benchmarks/lab_rerun.py
 
 bench-bundle: setup ## Warm bundle build and verify, the cluster lab's up and down (--cold: empty caches)
 	$(BIN)/python benchmarks/bundle_lab.py
