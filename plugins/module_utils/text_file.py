@@ -44,7 +44,7 @@ def write_atomically(module: Any, path: str, text: str, new_file_mode: int | Non
             handle.write(text.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
-        module.atomic_move(temporary, path, unsafe_writes=module.params["unsafe_writes"])
+        module.atomic_move(temporary, path, unsafe_writes=module.params.get("unsafe_writes", False))
     except Exception as error:
         if temporary is not None:
             module.cleanup(temporary)
