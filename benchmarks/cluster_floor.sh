@@ -120,7 +120,8 @@ defaults
     option tcplog
     option dontlognull
     retries 3
-    timeout connect 5s
+    option redispatch 1
+    timeout connect 2s
     timeout client 30m
     timeout server 30m
 
