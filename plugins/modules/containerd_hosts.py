@@ -124,6 +124,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         if not isinstance(text, str) or not is_marked(text, marker):
             module.fail_json(msg=f"registries[{registry!r}]: the text must be a string carrying the marker line")
         wanted[str(registry)] = text
+    missing_root = not os.path.isdir(path)
     current = current_files(module, path)
     plan = plan_hosts(current, wanted, marker)
     modes = sorted(
@@ -134,7 +135,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         and os.stat(os.path.join(path, registry, HOSTS_FILE)).st_mode & 0o7777 != FILE_MODE
     )
     result: dict[str, Any] = {
-        "changed": plan.changed or bool(modes),
+        "changed": plan.changed or bool(modes) or missing_root,
         "path": path,
         "written": list(plan.write),
         "removed": list(plan.remove),
@@ -151,6 +152,8 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         ]
     if module.check_mode:
         return result
+    if missing_root:
+        ensure_directory(module, path)
     for registry in plan.write:
         folder = os.path.join(path, registry)
         ensure_directory(module, folder)
@@ -163,9 +166,6 @@ def run(module: AnsibleModule) -> dict[str, Any]:
             os.unlink(file)
         except OSError as error:
             module.fail_json(msg=f"cannot remove {file}: {error}", path=file)
-    if not wanted and not os.path.isdir(path):
-        ensure_directory(module, path)
-        result["changed"] = True
     return result
 
 

@@ -99,3 +99,13 @@ def test_a_text_without_the_marker_is_refused_before_anything_is_written(tmp_pat
     answer = run_module({"path": str(tmp_path / "certs.d"), "marker": MARKER, "registries": {"docker.io": "x"}})
     assert answer["failed"] and "docker.io" in answer["msg"] and "marker" in answer["msg"]
     assert not (tmp_path / "certs.d").exists()
+
+
+def test_an_empty_list_still_creates_the_folder_containerd_is_pointed_at(tmp_path: Path) -> None:
+    arguments = {"path": str(tmp_path / "certs.d"), "marker": MARKER, "registries": {}}
+
+    assert run_module(arguments, check=True)["changed"]
+    assert not (tmp_path / "certs.d").exists()
+    assert run_module(arguments)["changed"]
+    assert (tmp_path / "certs.d").is_dir()
+    assert not run_module(arguments)["changed"]
