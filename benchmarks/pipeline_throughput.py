@@ -12,11 +12,15 @@ QoS 1 the JSON readings the stack's topic scheme expects (``sensors/<device>/met
 the latency covers the device's own queue too. InfluxDB is polled every ``--poll`` seconds: a reading counts as
 stored at the first poll that sees it (the resolution of p50/p99 is the poll interval).
 
-Reported: readings/s published (until every client has its acknowledgements), readings/s stored, end-to-end latency
-p50/p99, readings lost (published - stored distinct) and duplicated (stored - distinct). A second run with
-Mosquitto's own limits (max_inflight_messages 20) shows why the role raises them.
+Three runs: a paced one (the devices offer ``--rate`` readings/s in all for ``--seconds``), an unpaced one (``--burst``
+readings per device as fast as they go: the ceiling), and a few readings with Mosquitto's own limits
+(max_inflight_messages 20), which shows why the role raises them. Reported for each: readings/s published (until
+every client has its acknowledgements), readings/s stored while the devices publish, end-to-end latency p50/p99,
+readings lost (published - stored distinct) and duplicated (stored - distinct). Exit status 1 on any loss or
+duplicate.
 
-Run: .venv/bin/python benchmarks/pipeline_throughput.py [--devices 8] [--readings 5000] [--default-readings 100]
+Run: .venv/bin/python benchmarks/pipeline_throughput.py [--devices 8] [--rate 12000] [--seconds 30] [--burst 5000]
+     [--set telegraf_<variable>=<YAML>]
 JSON report: benchmarks/results/pipeline_throughput.json (benchmarks/record.py).
 """
 
