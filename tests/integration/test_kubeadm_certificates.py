@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ SCRIPT = "/usr/local/sbin/kubeadm-certificates-renew"
 PKI = "/etc/kubernetes/pki"
 ADMIN = "/etc/kubernetes/admin.conf"
 ROOT_KUBECONFIG = "/root/.kube/config"
+JOURNAL_WAIT = 30  # seconds: how long renew() waits for the service's lines to reach the journal
 # A ClusterConfiguration whose certificates live 10 days (kubeadm.k8s.io/v1beta4 certificateValidityPeriod): they
 # fall due under the default threshold of 30 days.
 SHORT_LIVED = """\
@@ -93,11 +95,20 @@ class Node:
         table = self.run("kubeadm", "certs", "check-expiration").stdout.split("CERTIFICATE AUTHORITY   EXPIRES")[0]
         return {int(word[:-1]) for word in table.split() if word.endswith("d") and word[:-1].isdigit()}
 
-    def renew(self) -> str:
-        """Start the renewal service as its timer would, and return what this run of it wrote to the journal."""
+    def renew(self, *awaited: str) -> str:
+        """Start the renewal service as its timer would, and return what this run of it wrote to the journal once
+        every awaited line is there (or after JOURNAL_WAIT seconds).
+
+        journald reads a service's output from a stream of its own: a oneshot service can be over before its lines
+        are in the journal, so a single read right after `systemctl start` may find nothing."""
         started = self.run("systemctl", "start", SERVICE)
         invocation = self.run("systemctl", "show", "--property=InvocationID", "--value", SERVICE).stdout.strip()
-        journal = self.run("journalctl", "--no-pager", "-o", "cat", f"_SYSTEMD_INVOCATION_ID={invocation}").stdout
+        deadline = time.monotonic() + JOURNAL_WAIT
+        while True:
+            journal = self.run("journalctl", "--no-pager", "-o", "cat", f"_SYSTEMD_INVOCATION_ID={invocation}").stdout
+            if all(line in journal for line in awaited) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert started.returncode == 0, started.stderr + journal
         return journal
 
@@ -177,7 +188,7 @@ def test_a_second_run_changes_nothing(node: Node) -> None:
 
 def test_the_service_leaves_certificates_that_are_not_due_alone(node: Node) -> None:
     before = node.fingerprints()
-    journal = node.renew()
+    journal = node.renew("nothing to renew")
     assert "nothing to renew" in journal, journal
     assert node.fingerprints() == before
 
@@ -186,7 +197,7 @@ def test_certificates_that_fall_due_are_renewed_and_roots_kubeconfig_follows(nod
     node.make_pki(short_lived=True)
     assert node.days_left() == {9}
     before = node.fingerprints()
-    journal = node.renew()
+    journal = node.renew("renewing, fewer than 30 days left", "crictl not found")
     assert "renewing, fewer than 30 days left" in journal, journal
     # No crictl on this host: the renewal stands, and the journal says what is left to do.
     assert "crictl not found" in journal, journal
