@@ -53,8 +53,9 @@ def run_local_play(
     """Write ``play`` into ``workdir`` and run it with ansible-playbook on localhost (``environment``: extra vars)."""
     playbook = workdir / "play.yml"
     playbook.write_text(yaml.safe_dump(play, sort_keys=False))
+    inventory = [] if "-i" in options else ["-i", "localhost,"]
     return subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", str(playbook), *options],
+        ["ansible-playbook", *inventory, str(playbook), *options],
         cwd=ROOT,
         env=ansible_environment(**environment),
         capture_output=True,
@@ -64,14 +65,26 @@ def run_local_play(
 
 
 def run_module(
-    module: str, args: dict[str, Any], *, check: bool = False, diff: bool = False, no_log: bool = False
+    module: str,
+    args: dict[str, Any],
+    *,
+    check: bool = False,
+    diff: bool = False,
+    no_log: bool = False,
+    container: str | None = None,
 ) -> dict[str, Any]:
-    """Run ``module`` (FQCN) once with ``args`` on localhost; return the task result (``failed`` when it failed)."""
+    """Run ``module`` (FQCN) once with ``args`` on localhost, or in ``container`` through the docker connection;
+    return the task result (``failed`` when it failed)."""
     task: dict[str, Any] = {"name": "Run the module under test", module: args, "ignore_errors": True}
     if no_log:
         task["no_log"] = True
     play = local_play([task], "Module test")
-    options = (["--check"] if check else []) + (["--diff"] if diff else [])
+    host = "localhost"
+    if container is not None:
+        host = container
+        play[0].update(hosts=container, connection="community.docker.docker")
+        play[0]["vars"] = {"ansible_python_interpreter": "/usr/bin/python3"}
+    options = ["-i", f"{host},"] + (["--check"] if check else []) + (["--diff"] if diff else [])
     with tempfile.TemporaryDirectory(prefix="sensorstack-module-") as workdir:
         completed = run_local_play(
             play,
@@ -86,7 +99,7 @@ def run_module(
         raise AssertionError(
             f"ansible-playbook gave no JSON report:\n{completed.stdout}\n{completed.stderr}"
         ) from error
-    return report["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return report["plays"][0]["tasks"][0]["hosts"][host]
 
 
 def free_port() -> int:

@@ -1,0 +1,65 @@
+"""The action of sensorstack.iot.apt_packages: ask dpkg first, run ansible.builtin.apt only when something is missing.
+
+See plugins/modules/apt_packages.py for the documentation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+from ansible_collections.sensorstack.iot.plugins.module_utils.apt_packages import (
+    ARGUMENT_SPEC,
+    dpkg_query_command,
+    hold_command,
+    parse_dpkg_query,
+    parse_requests,
+    to_hold,
+    unsatisfied,
+)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = True
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        self._supports_check_mode = True
+        result = super().run(tmp, task_vars)
+        _, arguments = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        names: list[str] = arguments.pop("name")
+        hold_pinned: bool = arguments.pop("hold_pinned")
+        try:
+            requests = parse_requests(names)
+            if requests is None:
+                if hold_pinned:
+                    result.update(failed=True, msg="hold_pinned needs every name as 'package' or 'package=version'")
+                    return result
+                result.update(self._apt(names, arguments, task_vars), missing=list(names), held=[])
+                return result
+            listing = self._low_level_execute_command(dpkg_query_command(requests), sudoable=True)
+            installed = parse_dpkg_query(listing.get("stdout", ""))
+            missing = unsatisfied(requests, installed)
+            held = to_hold(requests, installed) if hold_pinned else []
+            result.update(changed=False, apt_ran=False, missing=missing, held=held)
+            if missing:
+                result.update(self._apt(names, arguments, task_vars))
+                if result.get("failed"):
+                    return result
+            if held:
+                result["changed"] = True
+                if not self._task.check_mode:
+                    marked = self._low_level_execute_command(hold_command(held), sudoable=True)
+                    if marked.get("rc") != 0:
+                        result.update(failed=True, msg=f"apt-mark hold failed: {marked.get('stderr', '').strip()}")
+                        return result
+            if not missing:
+                result["msg"] = "dpkg has every requested package installed" + (", now held" if held else "")
+            return result
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+
+    def _apt(self, names: list[str], arguments: dict[str, Any], task_vars: dict[str, Any] | None) -> dict[str, Any]:
+        apt_arguments = {"name": names, "state": "present", **arguments}
+        ran = self._execute_module(module_name="ansible.legacy.apt", module_args=apt_arguments, task_vars=task_vars)
+        return {**ran, "apt_ran": True}
