@@ -147,6 +147,17 @@ def test_the_verify_play_finds_a_reading_published_through_the_broker_node_port(
     assert run.changed() == {cluster.control_plane.name: 0}, run.explain()
 
 
+def test_the_broker_reads_its_own_copies_of_the_secret_files_and_warns_of_none(cluster: Cluster) -> None:
+    """Kubernetes mounts Secret files owned by root; Mosquitto warns that future versions will refuse a password or
+    ACL file it does not own. The init container copies them into the broker's own in-memory volume."""
+    exec_ = ("--namespace", NAMESPACE, "exec", "deployment/mosquitto", "-c", "mosquitto", "--")
+    listing = cluster.kubectl(*exec_, "stat", "-c", "%n %u %a", "/etc/mosquitto/passwd", "/etc/mosquitto/acl")
+    assert sorted(line.split()[1:] for line in listing.splitlines()) == [["1883", "400"], ["1883", "400"]], listing
+    log = cluster.kubectl("--namespace", NAMESPACE, "logs", "deployment/mosquitto", "-c", "mosquitto")
+    assert "mosquitto version" in log, log
+    assert not [line for line in log.splitlines() if "Warning" in line or "refuse" in line], log
+
+
 def probe_pods(image: str) -> str:
     """Pods that stand in for each source: labelled as Telegraf and Grafana, unlabelled, and in another namespace.
     They meet the namespace's restricted Pod Security, and only sleep until the test runs its probes in them."""
