@@ -10,6 +10,8 @@ from typing import Any
 from ansible.plugins.action import ActionBase
 from ansible_collections.sensorstack.iot.plugins.module_utils.apt_packages import (
     ARGUMENT_SPEC,
+    InstalledPackage,
+    PackageRequest,
     dpkg_query_command,
     hold_command,
     parse_dpkg_query,
@@ -37,15 +39,18 @@ class ActionModule(ActionBase):
                     return result
                 result.update(self._apt(names, arguments, task_vars), missing=list(names), held=[])
                 return result
-            listing = self._low_level_execute_command(dpkg_query_command(requests), sudoable=True)
-            installed = parse_dpkg_query(listing.get("stdout", ""))
+            installed = self._installed(requests)
             missing = unsatisfied(requests, installed)
-            held = to_hold(requests, installed) if hold_pinned else []
-            result.update(changed=False, apt_ran=False, missing=missing, held=held)
+            result.update(changed=False, apt_ran=False, missing=missing)
             if missing:
                 result.update(self._apt(names, arguments, task_vars))
                 if result.get("failed"):
                     return result
+                if not self._task.check_mode:
+                    # apt may drop a hold when it moves a held package (allow_change_held_packages): ask again.
+                    installed = self._installed(requests)
+            held = to_hold(requests, installed) if hold_pinned else []
+            result["held"] = held
             if held:
                 result["changed"] = True
                 if not self._task.check_mode:
@@ -58,6 +63,10 @@ class ActionModule(ActionBase):
             return result
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
+
+    def _installed(self, requests: list[PackageRequest]) -> dict[str, InstalledPackage]:
+        listing = self._low_level_execute_command(dpkg_query_command(requests), sudoable=True)
+        return parse_dpkg_query(listing.get("stdout", ""))
 
     def _apt(self, names: list[str], arguments: dict[str, Any], task_vars: dict[str, Any] | None) -> dict[str, Any]:
         apt_arguments = {"name": names, "state": "present", **arguments}

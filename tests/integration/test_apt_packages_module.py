@@ -1,8 +1,8 @@
 """sensorstack.iot.apt_packages in a lab container with the real dpkg and apt: what dpkg has installed spares the
 apt run, what it lacks goes to apt, exactly as ansible.builtin.apt would do it.
 
-The package apt installs comes from a flat repository inside the container (a file: source of one .deb that
-dpkg-deb builds here), the container's only apt source: nothing leaves the machine.
+The package apt installs comes from a flat repository inside the container (a file: source of two versions of one
+.deb that dpkg-deb builds here), the container's only apt source: nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -24,22 +24,27 @@ REPOSITORY = "/srv/sensorstack-probe-repository"
 
 
 def _build_probe_repository(directory: Path) -> Path:
-    """A flat apt repository of sensorstack-probe 1.0-1 (Architecture: all, no files): the .deb and its Packages."""
-    tree = directory / "tree"
-    (tree / "DEBIAN").mkdir(parents=True)
-    (tree / "DEBIAN/control").write_text(
-        f"Package: {PROBE}\nVersion: 1.0-1\nArchitecture: all\nMaintainer: sensorstack <dev@sensorstack.invalid>\n"
-        "Description: an empty package the apt_packages tests install\n"
-    )
+    """A flat apt repository of sensorstack-probe 1.0-1 and 2.0-1 (Architecture: all, no files): the .debs and
+    their Packages index."""
     repository = directory / "repository"
     repository.mkdir()
-    deb = repository / f"{PROBE}_1.0-1_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(tree), str(deb)], check=True, capture_output=True)
-    data = deb.read_bytes()
-    control = (tree / "DEBIAN/control").read_text()
-    (repository / "Packages").write_text(
-        f"{control}Filename: ./{deb.name}\nSize: {len(data)}\nSHA256: {hashlib.sha256(data).hexdigest()}\n\n"
-    )
+    index = []
+    for version in ("1.0-1", "2.0-1"):
+        tree = directory / version
+        (tree / "DEBIAN").mkdir(parents=True)
+        control = (
+            f"Package: {PROBE}\nVersion: {version}\nArchitecture: all\n"
+            "Maintainer: sensorstack <dev@sensorstack.invalid>\n"
+            "Description: an empty package the apt_packages tests install\n"
+        )
+        (tree / "DEBIAN/control").write_text(control)
+        deb = repository / f"{PROBE}_{version}_all.deb"
+        build = ["dpkg-deb", "--root-owner-group", "--build", str(tree), str(deb)]
+        subprocess.run(build, check=True, capture_output=True)
+        data = deb.read_bytes()
+        checksum = hashlib.sha256(data).hexdigest()
+        index.append(f"{control}Filename: ./{deb.name}\nSize: {len(data)}\nSHA256: {checksum}\n")
+    (repository / "Packages").write_text("\n".join(index) + "\n")
     return repository
 
 
@@ -104,12 +109,19 @@ def test_hold_pinned_holds_the_pinned_package_once(host: str) -> None:
     assert (again["changed"], again["apt_ran"], again["held"]) == (False, False, []), again
 
 
-def test_a_version_dpkg_does_not_have_goes_to_apt_which_says_it_has_none(host: str) -> None:
-    result = install(host, name=[f"{PROBE}=2.0-1"])
+def test_a_version_apt_does_not_have_goes_to_apt_which_says_so(host: str) -> None:
+    result = install(host, name=[f"{PROBE}=3.0-1"])
     assert result.get("failed"), result
     assert result["apt_ran"] is True, result
-    assert "2.0-1" in result["msg"], result
+    assert "3.0-1" in result["msg"], result
     assert probe_status(host) == "hi 1.0-1"
+
+
+def test_a_held_package_moved_to_a_new_pin_is_held_again(host: str) -> None:
+    result = install(host, name=[f"{PROBE}=2.0-*"], allow_change_held_packages=True, hold_pinned=True)
+    assert not result.get("failed"), result
+    assert (result["changed"], result["apt_ran"]) == (True, True), result
+    assert probe_status(host) == "hi 2.0-1"
 
 
 def test_a_name_only_apt_reads_goes_to_apt(host: str) -> None:
