@@ -57,6 +57,8 @@ options:
     description:
       - Also hold every package of O(name) that names a version (C(apt-mark hold)), so that C(apt upgrade) does not
         move it past the pin. dpkg's answer says which are held already; the others are held after apt ran.
+      - apt drops the hold of a held package it moves to another version (O(allow_change_held_packages)); dpkg is
+        asked again after apt ran, and such a package is held again.
       - Entries without a version are left as they are. Needs every entry as V(package) or V(package=version).
     type: bool
     default: false
