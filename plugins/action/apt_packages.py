@@ -46,7 +46,7 @@ class ActionModule(ActionBase):
                 result.update(self._apt(names, arguments, task_vars))
                 if result.get("failed"):
                     return result
-                if not self._task.check_mode:
+                if hold_pinned and not self._task.check_mode:
                     # apt may drop a hold when it moves a held package (allow_change_held_packages): ask again.
                     installed = self._installed(requests)
             held = to_hold(requests, installed) if hold_pinned else []
