@@ -48,14 +48,14 @@ def local_play(tasks: list[dict[str, Any]], name: str = "Local play") -> list[di
 
 
 def run_local_play(
-    play: list[dict[str, Any]], workdir: Path, *options: str, **environment: str
+    play: list[dict[str, Any]], workdir: Path, *options: str, inventory: str = "localhost,", **environment: str
 ) -> subprocess.CompletedProcess[str]:
-    """Write ``play`` into ``workdir`` and run it with ansible-playbook on localhost (``environment``: extra vars)."""
+    """Write ``play`` into ``workdir`` and run it with ansible-playbook against ``inventory`` (localhost unless
+    told; ``environment``: extra environment variables)."""
     playbook = workdir / "play.yml"
     playbook.write_text(yaml.safe_dump(play, sort_keys=False))
-    inventory = [] if "-i" in options else ["-i", "localhost,"]
     return subprocess.run(
-        ["ansible-playbook", *inventory, str(playbook), *options],
+        ["ansible-playbook", "-i", inventory, str(playbook), *options],
         cwd=ROOT,
         env=ansible_environment(**environment),
         capture_output=True,
@@ -84,12 +84,13 @@ def run_module(
         host = container
         play[0].update(hosts=container, connection="community.docker.docker")
         play[0]["vars"] = {"ansible_python_interpreter": "/usr/bin/python3"}
-    options = ["-i", f"{host},"] + (["--check"] if check else []) + (["--diff"] if diff else [])
+    options = (["--check"] if check else []) + (["--diff"] if diff else [])
     with tempfile.TemporaryDirectory(prefix="sensorstack-module-") as workdir:
         completed = run_local_play(
             play,
             Path(workdir),
             *options,
+            inventory=f"{host},",
             ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
             ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json",
         )
