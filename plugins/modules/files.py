@@ -81,6 +81,8 @@ notes:
   - A failure (a refused validation, a missing directory) stops at its entry; the entries before it stay placed,
     as with one task per path.
   - The parent directory of a V(file) entry must exist, or be an earlier V(directory) entry.
+  - Attributes the task does not name are left as they are; a new file without a mode gets the one the umask
+    gives, as with M(ansible.builtin.copy).
   - SELinux contexts are not managed (Debian and Ubuntu do not enable SELinux).
 seealso:
   - module: ansible.builtin.template
@@ -182,6 +184,11 @@ def replace_file(module: AnsibleModule, entry: Entry, data: bytes) -> None:
             current = os.stat(entry.path)
             os.chmod(temporary, current.st_mode & 0o7777)
             os.chown(temporary, current.st_uid, current.st_gid)
+        else:
+            # A new file without a mode gets the umask's, as with ansible.builtin.copy (mkstemp made it 0600).
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)
         module.set_fs_attributes_if_different(entry.file_arguments(temporary), False)
         if entry.validate:
             rc, out, err = module.run_command(entry.validate % temporary)

@@ -156,3 +156,18 @@ def test_the_result_shows_a_checksum_in_place_of_a_content(tmp_path: Path) -> No
     assert shown.startswith("(21 bytes, sha1 ")
     assert "s3cr3t" not in str(result)
     assert mode(tmp_path / "token.conf") == 0o600
+
+
+def test_a_new_file_without_a_mode_gets_the_umask_mode_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    place(files=[{"path": str(tmp_path / "plain.conf"), "content": "a\n"}])
+    assert mode(tmp_path / "plain.conf") == 0o666 & ~current_umask()
+    (tmp_path / "plain.conf").chmod(0o604)
+    place(files=[{"path": str(tmp_path / "plain.conf"), "content": "b\n"}])
+    assert (tmp_path / "plain.conf").read_text() == "b\n"
+    assert mode(tmp_path / "plain.conf") == 0o604
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
