@@ -28,6 +28,21 @@ def read_text(module: Any, path: str, undecodable: str | None = None) -> str | N
     return None  # not reached: fail_json exits
 
 
+def write_temporary(path: str, data: bytes) -> str:
+    """Write ``data`` to a new temporary file next to ``path`` (the same directory, so that a rename over ``path`` is
+    atomic), flushed to disk, and return its path. Nothing is left behind when the write fails."""
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return temporary
+
+
 def write_atomically(module: Any, path: str, text: str, new_file_mode: int | None = None) -> None:
     """Write ``text`` to a temporary file next to ``path``, flush it to disk and rename it over ``path``.
 
@@ -39,11 +54,7 @@ def write_atomically(module: Any, path: str, text: str, new_file_mode: int | Non
         if new_file_mode is not None and not os.path.exists(path):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, new_file_mode))
             placeholder = True
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
+        temporary = write_temporary(path, text.encode("utf-8"))
         module.atomic_move(temporary, path, unsafe_writes=module.params.get("unsafe_writes", False))
     except Exception as error:
         if temporary is not None:

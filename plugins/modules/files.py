@@ -140,7 +140,6 @@ results:
 
 import os  # noqa: E402
 import shutil  # noqa: E402
-import tempfile  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -152,6 +151,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.files import (  # 
     content_summary,
     text_diff,
 )
+from ansible_collections.sensorstack.iot.plugins.module_utils.text_file import write_temporary  # noqa: E402
 
 
 def read_bytes(module: AnsibleModule, entry: Entry) -> bytes | None:
@@ -173,12 +173,9 @@ def replace_file(module: AnsibleModule, entry: Entry, data: bytes) -> None:
     folder = os.path.dirname(entry.path)
     if not os.path.isdir(folder):
         module.fail_json(msg=f"{entry.path}: the directory {folder} does not exist", path=entry.path)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(entry.path)}.", dir=folder)
+    temporary = None
     try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        temporary = write_temporary(entry.path, data)
         if os.path.exists(entry.path):
             # The attributes the task leaves alone stay those of the file it replaces.
             current = os.stat(entry.path)
@@ -204,7 +201,7 @@ def replace_file(module: AnsibleModule, entry: Entry, data: bytes) -> None:
     except OSError as error:
         module.fail_json(msg=f"cannot write {entry.path}: {to_native(error)}", path=entry.path)
     finally:
-        if os.path.exists(temporary):
+        if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)
 
 
