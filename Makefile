@@ -90,8 +90,10 @@ vm: $(TIER_SETUP) ## VM tier: the common role on a qemu VM (kernel modules, live
 
 molecule: $(addprefix molecule-,$(MOLECULE_SCENARIOS)) ## Every molecule scenario
 
+# Each scenario's output is also kept in .cache/molecule/NAME.log: scripts/test-suite repeats a failed one's end.
 $(addprefix molecule-,$(MOLECULE_SCENARIOS)): molecule-%: $(TIER_SETUP)
-	$(BIN)/molecule test -s $*
+	@mkdir -p .cache/molecule
+	set -o pipefail; $(BIN)/molecule test -s $* 2>&1 | tee .cache/molecule/$*.log
 
 BENCHMARKS := bench-influxdb bench-mosquitto bench-pipeline bench-cli bench-rerun bench-bundle bench-cluster
 
