@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .role_files import ROLES, SHARED, RoleFiles
+from .role_files import ROLES, ROOT, SHARED, RoleFiles
 
 ROLE = RoleFiles.load("calico")
 KUBEADM_CONTROL_PLANE = RoleFiles.load("kubeadm_control_plane")
@@ -254,12 +254,30 @@ def test_every_object_is_applied_server_side_under_one_field_manager() -> None:
 
 
 def test_a_running_pool_is_patched_only_where_the_settings_allow_and_before_the_manifest_is_placed() -> None:
-    main = [task.get("ansible.builtin.include_tasks") for task in task_files()["main.yml"]]
+    main = [task.get("ansible.builtin.include_tasks") for task in tasks_of(task_files()["main.yml"])]
     assert main.index("pool.yml") < main.index("manifest.yml")
     (patch,) = [task for name, task in module_tasks("kubernetes.core.k8s") if name == "pool.yml"]
     options = patch["kubernetes.core.k8s"]
     assert (options["state"], options["merge_type"]) == ("patched", "merge")
     assert patch["when"] == "calico_pool_changes | length > 0"
+
+
+def test_a_run_applies_calico_once_and_a_second_use_only_waits() -> None:
+    """site.yml uses the role right after kubeadm init without the wait, then after the joins for the wait only."""
+    (apply_once, wait) = task_files()["main.yml"]
+    assert apply_once["when"] == "not (calico_applied_in_this_run | default(false))"
+    steps = [task.get("ansible.builtin.include_tasks") for task in apply_once["block"]]
+    assert [step for step in steps if step] == ["validate.yml", "pool.yml", "manifest.yml", "apply.yml"]
+    assert apply_once["block"][-1]["ansible.builtin.set_fact"] == {"calico_applied_in_this_run": True}
+    assert wait["ansible.builtin.include_tasks"] == "verify.yml"
+    assert "calico_wait" in wait["when"]
+    plays = yaml.safe_load((ROOT / "playbooks/cluster.yml").read_text())
+    names = [play["name"] for play in plays]
+    (early,) = [play for play in plays if [role["role"] for role in play.get("roles", [])] == ["calico"]]
+    assert early["roles"][0]["vars"] == {"calico_wait": False}
+    assert names.index("Initialise the cluster on the first control-plane node") < names.index(early["name"])
+    assert names.index(early["name"]) < names.index("Join the workers to the cluster")
+    assert early["tags"] == ["network"]
 
 
 def test_no_task_shells_out_to_kubectl() -> None:
