@@ -12,6 +12,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.apt_packages impor
     ARGUMENT_SPEC,
     InstalledPackage,
     PackageRequest,
+    absent,
     dpkg_query_command,
     hold_command,
     parse_dpkg_query,
@@ -37,11 +38,11 @@ class ActionModule(ActionBase):
                 if hold_pinned:
                     result.update(failed=True, msg="hold_pinned needs every name as 'package' or 'package=version'")
                     return result
-                result.update(self._apt(names, arguments, task_vars), missing=list(names), held=[])
+                result.update(self._apt(names, arguments, task_vars), missing=list(names), absent=[], held=[])
                 return result
             installed = self._installed(requests)
             missing = unsatisfied(requests, installed)
-            result.update(changed=False, apt_ran=False, missing=missing)
+            result.update(changed=False, apt_ran=False, missing=missing, absent=absent(requests, installed))
             if missing:
                 result.update(self._apt(names, arguments, task_vars))
                 if result.get("failed"):

@@ -95,6 +95,20 @@ def _satisfies(package: InstalledPackage | None, request: PackageRequest) -> boo
     return request.version is None or fnmatch.fnmatchcase(package.version, request.version)
 
 
+def absent(requests: Iterable[PackageRequest], installed: Mapping[str, InstalledPackage]) -> list[str]:
+    """The packages of the requests that dpkg has no version of at all (never installed, or only config files left).
+
+    apt installs them fresh, and a fresh package's maintainer scripts start its service with whatever configuration
+    is already in place: a role that wrote that configuration first has nothing to restart.
+    """
+    packages = []
+    for request in requests:
+        package = installed.get(request.package)
+        if (package is None or package.status[1:2] in ("n", "c")) and request.package not in packages:
+            packages.append(request.package)
+    return packages
+
+
 def to_hold(requests: Iterable[PackageRequest], installed: Mapping[str, InstalledPackage]) -> list[str]:
     """The packages of the requests that name a version and that dpkg does not hold (yet), in request order."""
     packages = []

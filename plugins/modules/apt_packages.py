@@ -96,6 +96,16 @@ missing:
   type: list
   elements: str
   sample: [kubelet=1.35.0-*]
+absent:
+  description:
+    - The packages of O(name) that dpkg had no version of before the task (never installed, or only their
+      configuration files left). apt installs them fresh, and their maintainer scripts start their services with the
+      configuration already in place.
+    - Empty when an entry has a form only apt reads.
+  returned: always
+  type: list
+  elements: str
+  sample: [docker.io]
 held:
   description: Packages this run marked as held (or would, in check mode), with O(hold_pinned).
   returned: always

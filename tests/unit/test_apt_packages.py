@@ -8,6 +8,7 @@ import pytest
 from ansible_collections.sensorstack.iot.plugins.module_utils.apt_packages import (
     InstalledPackage,
     PackageRequest,
+    absent,
     dpkg_query_command,
     hold_command,
     parse_dpkg_query,
@@ -61,6 +62,14 @@ def test_missing_removed_broken_and_other_versions_are_left_to_apt() -> None:
         "chrony",
         "kubelet=1.34.*",
         "haproxy=3.0.1",
+    ]
+
+
+def test_absent_packages_are_those_dpkg_has_no_version_of_not_other_versions_or_broken_ones() -> None:
+    requests = parse_requests(["docker.io", "nftables", "chrony", "kubelet=1.34.*", "haproxy", "chrony=4.*"]) or []
+    assert absent(requests, parse_dpkg_query(LISTING + "not-installed\tun \t\n")) == ["docker.io", "chrony"]
+    assert absent(parse_requests(["not-installed"]) or [], parse_dpkg_query("not-installed\tun \t\n")) == [
+        "not-installed"
     ]
 
 
