@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -449,12 +450,15 @@ def test_the_data_path_recovers_when_the_worker_running_telegraf_stops(cluster: 
     wait_for(f"{node} Ready again", lambda: node_ready(cluster, node), timeout=600, interval=5)
 
 
-def grafana(cluster: Cluster, path: str) -> Any:
+def grafana_request(cluster: Cluster, path: str, password: str) -> urllib.request.Request:
     """A GET of Grafana's API through its node port, as the admin (the lab's stand-in: docs/stack-images.md)."""
     request = urllib.request.Request(f"http://{host_of(cluster, 'grafana')}:{NODE_PORTS['grafana']}{path}")
-    token = base64.b64encode(f"admin:{secret(cluster, 'grafana_admin')}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(request, timeout=10) as answer:
+    request.add_header("Authorization", "Basic " + base64.b64encode(f"admin:{password}".encode()).decode())
+    return request
+
+
+def grafana(cluster: Cluster, path: str) -> Any:
+    with urllib.request.urlopen(grafana_request(cluster, path, secret(cluster, "grafana_admin")), timeout=10) as answer:
         return json.load(answer)
 
 
@@ -485,6 +489,40 @@ def test_grafana_keeps_what_its_api_was_given_when_its_pod_is_replaced(cluster: 
     run = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name)
     assert run.returncode == 0, run.tail()
     assert run.changed() == {cluster.control_plane.name: 0}, run.explain()
+
+
+def grafana_login(cluster: Cluster, password: str) -> int:
+    """The status of GET /api/user as the admin with this password."""
+    try:
+        with urllib.request.urlopen(grafana_request(cluster, "/api/user", password), timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def test_a_changed_admin_password_reaches_the_grafana_that_kept_the_old_one(cluster: Cluster) -> None:
+    """Grafana applies its admin password only when it creates its database, and its pod keeps that database on its
+    volume: a new password in the Secret restarts the pod with the old one still in force, until the role sets it
+    with Grafana's CLI in the pod. The lab's stand-in keeps the password on its volume as Grafana does."""
+    secret_file = cluster.directory / ".secrets" / "grafana_admin"
+    old = secret_file.read_text()
+    new = f"Rotated{uuid.uuid4().hex[:16]}"
+    secret_file.write_text(new)
+    try:
+        run = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name)
+        assert run.returncode == 0, run.tail()
+        reset = [task for task in run.changed_tasks() if "Grafana's CLI in the pod" in task]
+        assert len(reset) == 1, run.explain()
+        assert (grafana_login(cluster, old.strip()), grafana_login(cluster, new)) == (401, 200)
+        assert new not in run.output
+        again = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name)
+        assert again.returncode == 0, again.tail()
+        assert again.changed() == {cluster.control_plane.name: 0}, again.explain()
+    finally:
+        secret_file.write_text(old)
+        back = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name)
+    assert back.returncode == 0, back.tail()
+    assert grafana_login(cluster, old.strip()) == 200
 
 
 def node_ready(cluster: Cluster, name: str) -> bool:

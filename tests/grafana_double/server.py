@@ -18,8 +18,12 @@ Modelled deliberately:
 - Folders: 409 on a duplicate uid or title, 412 on a stale version, paging on ``GET /api/folders``; deleting a folder
   deletes its dashboards.
 - Persistence: ``GrafanaState.snapshot``/``restore`` hold what Grafana's database keeps of the API's objects (the
-  provisioned ones come back from their files); ``GrafanaDouble.on_write`` is called after each change, which the lab's
-  stand-in image uses to keep them on its volume across restarts.
+  provisioned ones come back from their files) and of its users: their passwords as Grafana stores them (PBKDF2 of
+  a per-user salt), so a restored admin keeps the password it had, whatever the configuration now says (Grafana
+  applies ``admin_password`` only when it creates its database). ``GrafanaState.reset_admin_password`` is what
+  ``grafana cli admin reset-admin-password`` does. ``GrafanaDouble.on_write`` is called after each change and
+  ``GrafanaDouble.on_request`` before each request, which the lab's stand-in image uses to keep the state on its
+  volume across restarts and to see a password the CLI changed.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import hashlib
 import json
 import re
 import secrets
@@ -73,12 +78,37 @@ class RecordedRequest:
         return self.method in WRITE_METHODS
 
 
+# Grafana's util.EncodePassword: PBKDF2 with SHA-256, 10,000 rounds, 50 bytes, hex; a 10-character salt per user.
+PASSWORD_ROUNDS = 10_000
+PASSWORD_BYTES = 50
+# Grafana's CLI resets the password of the user it created with the database (pkg/cmd/grafana-cli: AdminUserId).
+ADMIN_USER_ID = 1
+
+
+def encode_password(password: str, salt: str) -> str:
+    return hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), PASSWORD_ROUNDS, PASSWORD_BYTES).hex()
+
+
 @dataclass
 class User:
     id: int
     login: str
-    password: str
+    salt: str
+    password_hash: str
     orgs: list[int]
+
+    @classmethod
+    def with_password(cls, user_id: int, login: str, password: str, orgs: list[int]) -> User:
+        user = cls(user_id, login, "", "", orgs)
+        user.set_password(password)
+        return user
+
+    def set_password(self, password: str) -> None:
+        self.salt = secrets.token_hex(5)
+        self.password_hash = encode_password(password, self.salt)
+
+    def has_password(self, password: str) -> bool:
+        return secrets.compare_digest(encode_password(password, self.salt), self.password_hash)
 
 
 @dataclass(frozen=True)
@@ -183,6 +213,7 @@ class GrafanaState:
                 }
                 for org in self.orgs.values()
             ],
+            "users": [asdict(user) for user in self.users.values()],
         }
 
     def restore(self, snapshot: Json) -> None:
@@ -194,6 +225,17 @@ class GrafanaState:
             org.folders.update((f["uid"], Folder(**f)) for f in item.get("folders") or [])
             org.dashboards.update((d["uid"], Dashboard(**d)) for d in item.get("dashboards") or [])
             org.datasources.update((d["fields"]["uid"], Datasource(**d)) for d in item.get("datasources") or [])
+        if "users" in snapshot:
+            self.users = {user["login"]: User(**user) for user in snapshot["users"]}
+
+    def reset_admin_password(self, password: str) -> None:
+        """``grafana cli admin reset-admin-password``: a new password for the user the database was created with."""
+        admins = [user for user in self.users.values() if user.id == ADMIN_USER_ID]
+        if not admins:
+            raise LookupError("Could not read user from database: user not found")
+        if not password:
+            raise ValueError("New password is too short")
+        admins[0].set_password(password)
 
     # --- Auth -----------------------------------------------------------------------------------------------------
 
@@ -216,7 +258,7 @@ class GrafanaState:
         except (binascii.Error, UnicodeDecodeError) as error:
             raise ApiError(401, "Unauthorized") from error
         user = self.users.get(login)
-        if user is None or not secrets.compare_digest(user.password, password):
+        if user is None or not user.has_password(password):
             raise ApiError(401, "Invalid username or password", messageId="password-auth.failed", statusCode=401)
         return Identity(user.login, user.id, user.orgs[0], is_service_account=False)
 
@@ -599,7 +641,7 @@ class GrafanaDouble:
         unique_titles: bool = True,
     ) -> None:
         self.state = GrafanaState(unique_titles=unique_titles)
-        self.state.users[user] = User(id=1, login=user, password=password, orgs=[1])
+        self.state.users[user] = User.with_password(ADMIN_USER_ID, user, password, orgs=[1])
         if token:
             self.state.tokens[token] = Identity("sa-sensorstack", 2, 1, is_service_account=True)
         self.user, self.password, self.token = user, password, token
@@ -611,6 +653,8 @@ class GrafanaDouble:
         self.routes: list[Route] = self._routes()
         # Called with the state, under the lock, after every request that changed it.
         self.on_write: Callable[[GrafanaState], None] | None = None
+        # Called with the state, under the lock, before every request is answered.
+        self.on_request: Callable[[GrafanaState], None] | None = None
 
     # --- Lifecycle ------------------------------------------------------------------------------------------------
 
@@ -731,6 +775,8 @@ class GrafanaDouble:
         with self.lock:
             self.requests.append(RecordedRequest(method, path, query, _recorded_headers(headers), body))
             try:
+                if self.on_request is not None:
+                    self.on_request(self.state)
                 if path == "/api/health" and method in ("GET", "HEAD"):
                     return self._health()
                 answer = self._dispatch(method, path, query, headers, body, body_error)

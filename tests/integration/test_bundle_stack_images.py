@@ -292,8 +292,8 @@ def test_the_grafana_stand_in_serves_the_api_with_the_admin_password_from_the_en
         "                  get('/api/datasources', 'wrong')]))\n"
     )
 
-    def answers() -> list | None:
-        result = client(network, loaded["grafana"], "-c", script, "grafana-secret", entrypoint="python3")
+    def answers(password: str = "grafana-secret") -> list | None:
+        result = client(network, loaded["grafana"], "-c", script, password, entrypoint="python3")
         return json.loads(result.stdout) if result.returncode == 0 else None
 
     eventually(lambda: answers() is not None, "the Grafana stand-in answering on grafana:3000")
@@ -303,3 +303,18 @@ def test_the_grafana_stand_in_serves_the_api_with_the_admin_password_from_the_en
     assert (datasource[1]["database"], datasource[1]["readOnly"]) == ("sensors", True)
     assert wrong[0] == 401
     assert process_ids(grafana) == ("472", "0")
+
+    # The image's grafana binary, as the grafana role runs it in a pod: the password from stdin, then in force on the
+    # running server, the old one refused.
+    cli = ("grafana", "cli", "--homepath", "/usr/share/grafana", "--config", "/etc/grafana/grafana.ini")
+    reset = subprocess.run(
+        ["docker", "exec", "-i", grafana, *cli, "admin", "reset-admin-password", "--password-from-stdin"],
+        input="rotated-secret\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert reset.returncode == 0, reset.stderr
+    assert "Admin password changed successfully" in reset.stdout
+    rotated, before = answers("rotated-secret") or [], answers() or []
+    assert (rotated[1][0], rotated[2][0], before[1][0]) == (200, 401, 401)

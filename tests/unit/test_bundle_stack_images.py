@@ -109,6 +109,9 @@ def test_grafana_runs_as_472_with_the_official_paths() -> None:
     assert environment["GF_PATHS_PROVISIONING"] == "/etc/grafana/provisioning"
     assert (entries["/var/lib/grafana"].uid, entries["/var/lib/grafana"].gid) == (472, 0)
     assert "/usr/lib/sensorstack/grafana_double/server.py" in entries
+    # The image's grafana binary on its PATH, as `grafana cli admin reset-admin-password` finds it in a pod.
+    assert "/usr/share/grafana/bin" in environment["PATH"].split(":")
+    assert entries["/usr/share/grafana/bin/grafana"].mode == 0o755
 
 
 def test_every_file_a_stand_in_carries_exists() -> None:
@@ -333,14 +336,64 @@ def test_the_data_folder_comes_from_the_image_environment_over_grafana_ini(launc
 def test_what_the_api_wrote_survives_a_restart_in_the_data_folder(launcher: ModuleType, tmp_path: Path) -> None:
     from tests.grafana_double import GrafanaDouble, JsonApi, basic_auth
 
-    state_file = tmp_path / launcher.STATE_FILE
+    database = launcher.StateFile(tmp_path / launcher.STATE_FILE)
     with GrafanaDouble(password="pw", token=None) as first:
-        first.on_write = launcher.state_saver(state_file)
+        first.on_write = database.save
         JsonApi(first.url, basic_auth("admin", "pw"))("POST", "/api/folders", {"uid": "site-a", "title": "Site A"})
 
     with GrafanaDouble(password="pw", token=None) as second:
-        launcher.load_state(second, state_file)
+        assert database.load(second)
         status, folder = JsonApi(second.url, basic_auth("admin", "pw"))("GET", "/api/folders/site-a")
 
     assert (status, folder["title"]) == (200, "Site A")
     assert [path.name for path in tmp_path.iterdir()] == [launcher.STATE_FILE]
+    assert "pw" not in database.path.read_text()  # a salted hash, as in grafana.db
+
+
+def test_a_restart_keeps_the_admin_password_of_the_database_not_the_configured_one(
+    launcher: ModuleType, tmp_path: Path
+) -> None:
+    """Grafana applies admin_password only when it creates its database: a new Secret alone changes nothing."""
+    from tests.grafana_double import GrafanaDouble, JsonApi, basic_auth
+
+    database = launcher.StateFile(tmp_path / launcher.STATE_FILE)
+    with GrafanaDouble(password="first", token=None) as created:
+        assert not database.load(created)
+        database.save(created.state)
+
+    with GrafanaDouble(password="second", token=None) as restarted:
+        assert database.load(restarted)
+        old = JsonApi(restarted.url, basic_auth("admin", "first"))("GET", "/api/user")[0]
+        new = JsonApi(restarted.url, basic_auth("admin", "second"))("GET", "/api/user")[0]
+
+    assert (old, new) == (200, 401)
+
+
+def test_the_cli_resets_the_admin_password_of_a_running_server_from_stdin(
+    launcher: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from tests.grafana_double import GrafanaDouble, JsonApi, basic_auth
+
+    monkeypatch.syspath_prepend(str(Path("tests").resolve()))  # the image puts the double beside the launcher
+    environ = {"GF_PATHS_DATA": str(tmp_path), "GF_PATHS_CONFIG": str(tmp_path / "absent.ini")}
+    database = launcher.StateFile(tmp_path / launcher.STATE_FILE)
+    with GrafanaDouble(password="old", token=None) as server:
+        database.save(server.state)
+        server.on_write, server.on_request = database.save, database.read_users_if_changed
+        arguments = ["--homepath", "/usr/share/grafana", "admin", "reset-admin-password", "--password-from-stdin"]
+        said = launcher.reset_admin_password(environ, arguments, io.StringIO("rotated\n"))
+        old = JsonApi(server.url, basic_auth("admin", "old"))("GET", "/api/user")[0]
+        new = JsonApi(server.url, basic_auth("admin", "rotated"))("GET", "/api/user")[0]
+
+    assert said == "Admin password changed successfully ✔"
+    assert (old, new) == (401, 200)
+
+
+def test_the_cli_refuses_a_data_folder_without_a_database(launcher: ModuleType, tmp_path: Path) -> None:
+    import io
+
+    environ = {"GF_PATHS_DATA": str(tmp_path)}
+    with pytest.raises(SystemExit, match="no database"):
+        launcher.reset_admin_password(environ, ["admin", "reset-admin-password", "x"], io.StringIO())

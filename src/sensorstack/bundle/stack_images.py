@@ -202,6 +202,8 @@ def grafana_spec(name: ImageName, contents: str) -> ImageSpec:
             Entry("/etc/grafana"),
             _file("/etc/grafana/grafana.ini", folder / "grafana.ini"),
             Entry("/usr/share/grafana"),
+            Entry("/usr/share/grafana/bin"),
+            _file("/usr/share/grafana/bin/grafana", folder / "grafana", 0o755),
             _file("/usr/lib/sensorstack/grafana_standin.py", folder / "grafana_standin.py"),
             *grafana_double_entries(),
             *writable,

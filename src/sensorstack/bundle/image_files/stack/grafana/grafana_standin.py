@@ -3,7 +3,9 @@
 This is NOT Grafana: no UI, no queries, no alerting; the HTTP API of folders, dashboards, datasources, users and
 /api/health, with Grafana's rules as the double models them. What the API writes is kept in
 <[paths] data>/sensorstack-double.json (JSON, not SQLite), read back at start, so a pod on its volume keeps its
-folders, dashboards and datasources across restarts as Grafana does with grafana.db.
+folders, dashboards, datasources and users across restarts as Grafana does with grafana.db: the configured admin
+password counts only when that file is created. ``grafana cli admin reset-admin-password`` (this file run with
+``cli``, as the image's ``grafana`` command) changes the admin's password in it, running server or not.
 It reads what the grafana/grafana image reads for that part:
 - GF_PATHS_CONFIG (grafana.ini): [server] http_addr, http_port; [security] admin_user, admin_password; [paths] data;
 - GF_<SECTION>_<KEY> environment variables over the file, e.g. GF_SECURITY_ADMIN_PASSWORD;
@@ -23,7 +25,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,32 +208,56 @@ def _provision(double: Any, settings: Settings, environ: Mapping[str, str]) -> N
         double.add_provisioned_dashboard(item.dashboard, folder_uid=folder_uid, org_id=item.org_id)
 
 
-def load_state(double: Any, path: Path) -> None:
-    """What the API wrote before this start, if anything."""
-    if path.is_file():
+class StateFile:
+    """The stand-in's database on the pod's volume, as grafana.db is Grafana's.
+
+    Written after each change through the API, as a new file renamed over the old one (a killed pod leaves one
+    whole). Another process may change it too: ``grafana cli admin reset-admin-password`` does, while the server
+    runs, and the server reads the users again before the next request, as Grafana reads them from its database at
+    each login.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: int | None = None
+
+    def load(self, double: Any) -> bool:
+        """What the API wrote before this start, if anything; False when there is no database yet."""
+        if not self.path.is_file():
+            return False
         with double.lock:
-            double.state.restore(json.loads(path.read_text()))
+            double.state.restore(json.loads(self.path.read_text()))
+        self._seen = self.path.stat().st_mtime_ns
+        return True
 
-
-def state_saver(path: Path) -> Callable[[Any], None]:
-    """Write the state after each change: a new file renamed over the old one, so a killed pod leaves one whole."""
-
-    def save(state: Any) -> None:
-        temporary = path.with_name(path.name + ".tmp")
+    def save(self, state: Any) -> None:
+        temporary = self.path.with_name(self.path.name + ".tmp")
         temporary.write_text(json.dumps(state.snapshot()))
-        os.replace(temporary, path)
+        os.replace(temporary, self.path)
+        self._seen = self.path.stat().st_mtime_ns
 
-    return save
+    def read_users_if_changed(self, state: Any) -> None:
+        try:
+            changed = self.path.stat().st_mtime_ns != self._seen
+        except FileNotFoundError:
+            return
+        if changed:
+            snapshot = json.loads(self.path.read_text())
+            state.restore({"users": snapshot.get("users") or []} if "users" in snapshot else {})
+            self._seen = self.path.stat().st_mtime_ns
 
 
 def serve(environ: Mapping[str, str]) -> None:
     config = Path(environ.get("GF_PATHS_CONFIG") or DEFAULT_CONFIG)
     settings = read_settings(environ, config.read_text() if config.is_file() else "")
     double = _double(settings)
-    state_file = settings.data / STATE_FILE
-    load_state(double, state_file)
+    database = StateFile(settings.data / STATE_FILE)
+    if not database.load(double):
+        # Grafana creates its database, and its admin with admin_password, at its first start only.
+        database.save(double.state)
     _provision(double, settings, environ)
-    double.on_write = state_saver(state_file)
+    double.on_write = database.save
+    double.on_request = database.read_users_if_changed
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -244,10 +270,48 @@ def serve(environ: Mapping[str, str]) -> None:
     double.stop()
 
 
-def main() -> None:
-    serve(resolve_file_variables(os.environ))
+def reset_admin_password(environ: Mapping[str, str], arguments: list[str], stdin: Any) -> str:
+    """``grafana cli [--homepath H] [--config C] admin reset-admin-password (--password-from-stdin | PASSWORD)``.
+
+    As Grafana's CLI: it changes the database of the configuration it is given, whether the server runs or not.
+    """
+    import argparse
+
+    from grafana_double.server import GrafanaState
+
+    parser = argparse.ArgumentParser(prog="grafana cli")
+    parser.add_argument("--homepath", default="")
+    parser.add_argument("--config", default="")
+    parser.add_argument("command", choices=["admin"])
+    parser.add_argument("subcommand", choices=["reset-admin-password"])
+    parser.add_argument("--password-from-stdin", action="store_true")
+    parser.add_argument("password", nargs="?", default="")
+    options = parser.parse_args(arguments)
+    password = stdin.read().rstrip("\n") if options.password_from_stdin else options.password
+    config = Path(options.config or environ.get("GF_PATHS_CONFIG") or DEFAULT_CONFIG)
+    settings = read_settings(environ, config.read_text() if config.is_file() else "")
+    database = StateFile(settings.data / STATE_FILE)
+    if not database.path.is_file():
+        raise SystemExit(f"Could not read user from database: no database at {database.path}")
+    state = GrafanaState()
+    state.restore(json.loads(database.path.read_text()))
+    try:
+        state.reset_admin_password(password)
+    except (LookupError, ValueError) as error:
+        raise SystemExit(str(error)) from error
+    database.save(state)
+    return "Admin password changed successfully ✔"
+
+
+def main(arguments: list[str]) -> None:
+    """``grafana server ...`` (or no command: /run.sh) serves; ``grafana cli admin reset-admin-password`` resets."""
+    environ = resolve_file_variables(os.environ)
+    if arguments[:1] == ["cli"]:
+        print(reset_admin_password(environ, arguments[1:], sys.stdin), flush=True)
+    else:
+        serve(environ)
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    main()
+    main(sys.argv[1:])
