@@ -226,9 +226,13 @@ class StateFile:
         if not self.path.is_file():
             return False
         with double.lock:
-            double.state.restore(json.loads(self.path.read_text()))
-        self._seen = self.path.stat().st_mtime_ns
+            double.state.restore(self.read())
         return True
+
+    def read(self) -> dict[str, Any]:
+        snapshot: dict[str, Any] = json.loads(self.path.read_text())
+        self._seen = self.path.stat().st_mtime_ns
+        return snapshot
 
     def save(self, state: Any) -> None:
         temporary = self.path.with_name(self.path.name + ".tmp")
@@ -242,14 +246,19 @@ class StateFile:
         except FileNotFoundError:
             return
         if changed:
-            snapshot = json.loads(self.path.read_text())
-            state.restore({"users": snapshot.get("users") or []} if "users" in snapshot else {})
-            self._seen = self.path.stat().st_mtime_ns
+            snapshot = self.read()
+            if "users" in snapshot:
+                state.restore({"users": snapshot["users"]})
+
+
+def load_settings(environ: Mapping[str, str], config_file: str = "") -> Settings:
+    """The settings of the configuration file given (``--config``), else GF_PATHS_CONFIG's, else the default one."""
+    config = Path(config_file or environ.get("GF_PATHS_CONFIG") or DEFAULT_CONFIG)
+    return read_settings(environ, config.read_text() if config.is_file() else "")
 
 
 def serve(environ: Mapping[str, str]) -> None:
-    config = Path(environ.get("GF_PATHS_CONFIG") or DEFAULT_CONFIG)
-    settings = read_settings(environ, config.read_text() if config.is_file() else "")
+    settings = load_settings(environ)
     double = _double(settings)
     database = StateFile(settings.data / STATE_FILE)
     if not database.load(double):
@@ -288,13 +297,11 @@ def reset_admin_password(environ: Mapping[str, str], arguments: list[str], stdin
     parser.add_argument("password", nargs="?", default="")
     options = parser.parse_args(arguments)
     password = stdin.read().rstrip("\n") if options.password_from_stdin else options.password
-    config = Path(options.config or environ.get("GF_PATHS_CONFIG") or DEFAULT_CONFIG)
-    settings = read_settings(environ, config.read_text() if config.is_file() else "")
-    database = StateFile(settings.data / STATE_FILE)
+    database = StateFile(load_settings(environ, options.config).data / STATE_FILE)
     if not database.path.is_file():
         raise SystemExit(f"Could not read user from database: no database at {database.path}")
     state = GrafanaState()
-    state.restore(json.loads(database.path.read_text()))
+    state.restore(database.read())
     try:
         state.reset_admin_password(password)
     except (LookupError, ValueError) as error:
