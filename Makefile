@@ -18,7 +18,7 @@ INTEGRATION_WORKERS ?= 2
 MOLECULE_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
 .PHONY: help setup host venv collections images lab-up lab-down lab-status deploy \
-        bundle cluster vm test lint unit integration molecule $(addprefix molecule-,$(MOLECULE_SCENARIOS)) \
+        bundle cluster vm test test-mitogen lint unit integration molecule $(addprefix molecule-,$(MOLECULE_SCENARIOS)) \
         telegraf bench bench-bundle bench-influxdb bench-mosquitto bench-pipeline bench-cli bench-rerun bench-cluster clean wheelhouse
 
 help: ## List the targets
@@ -32,7 +32,7 @@ host: ## Debian packages and a running Docker Engine (scripts/bootstrap-host)
 $(BIN)/ansible-playbook: pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements/constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet -c requirements/constraints.txt -e '.[test,mitogen]'
 	touch $@
 
 venv: $(BIN)/ansible-playbook ## The Python virtualenv with Ansible, molecule and the test tools
@@ -67,6 +67,9 @@ deploy: lab-up ## The main job: sensorstack deploy (site.yml) against the local 
 
 test: setup ## The whole suite: lint, unit, integration (lab), molecule, cluster, and the VM tier beside them
 	scripts/test-suite
+
+test-mitogen: setup ## The whole suite with every Ansible run on the opt-in Mitogen strategy (docs/mitogen.md)
+	eval "$$($(BIN)/python -m sensorstack.mitogen_strategy)" && SENSORSTACK_MITOGEN=1 scripts/test-suite
 
 lint: venv collections ## ruff, yamllint, ansible-lint (production profile), site.yml syntax check
 	$(BIN)/ruff check .
@@ -111,7 +114,7 @@ bench-mosquitto: setup ## 500 MQTT users: one users-list task vs one task per us
 bench-pipeline: setup ## Data path on one host: messages/s published vs points/s stored
 	$(BIN)/python benchmarks/pipeline_throughput.py
 
-bench-rerun: $(TIER_SETUP) ## The main job on a fresh built-in lab: no-op rerun vs first run, with both profiles (about 12 min)
+bench-rerun: $(TIER_SETUP) ## The main job on a fresh built-in lab: no-op rerun vs first run, Ansible's strategy and Mitogen's (about 20 min)
 	$(BIN)/python benchmarks/lab_rerun.py
 
 bench-bundle: setup ## Warm bundle build and verify, the cluster lab's up and down (--cold: empty caches)

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.record import record  # noqa: E402
 from sensorstack.lab import containers, images  # noqa: E402
+from sensorstack.lab.containers import LAB_CONNECTION  # noqa: E402
 from tests.integration.ansible_module import ansible_environment  # noqa: E402
 
 WRAPPER_TARGET = 1.05
@@ -62,7 +63,7 @@ def inventory_for(names: list[str], directory: Path) -> Path:
             {
                 "all": {
                     "vars": {
-                        "ansible_connection": "community.docker.docker",
+                        "ansible_connection": LAB_CONNECTION,
                         "ansible_python_interpreter": "/usr/bin/python3",
                     },
                     "children": {"sensorstack": {"children": {"workers": {"hosts": hosts}}}},

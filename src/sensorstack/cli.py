@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from sensorstack import __version__, checkout_root, project_root
+from sensorstack import __version__, checkout_root, mitogen_strategy, project_root
 from sensorstack.bundle.__main__ import add_commands as add_bundle_commands
 from sensorstack.bundle.__main__ import run as bundle_run
 from sensorstack.doctor import run_checks
@@ -107,6 +107,12 @@ def _run_options(parser: argparse.ArgumentParser, check_flags: bool = True) -> N
         metavar="N",
         help=f"run logs kept under the state folder, newest first (0: all; default $SENSORSTACK_KEEP_RUNS or "
         f"{DEFAULT_KEEP_RUNS})",
+    )
+    parser.add_argument(
+        "--mitogen",
+        action="store_true",
+        help="run the plays with Mitogen's strategy, one Python a host for the whole run (default "
+        f"${mitogen_strategy.ENVIRONMENT_SWITCH}; needs sensorstack[mitogen]; docs/mitogen.md)",
     )
 
 
@@ -229,6 +235,7 @@ def _request(
         vault_password_file=args.vault_password_file,
         verbosity=max(0, args.verbose - 1),
         keep_runs=args.keep_runs,
+        mitogen=args.mitogen or mitogen_strategy.switched_on(),
     )
 
 

@@ -13,6 +13,7 @@ from packaging.specifiers import SpecifierSet
 
 from sensorstack import collection_pins
 from sensorstack.inventory import connections
+from sensorstack.lab.containers import DOCKER_CONNECTIONS
 from sensorstack.runner import ping_hosts
 
 
@@ -101,7 +102,7 @@ def check_docker(needed: bool) -> Check | None:
 def run_checks(inventory: Path) -> list[Check]:
     checks = [check_ansible(), check_collections(), check_toml_writer(), check_kubernetes_client()]
     hosts = connections(inventory)
-    docker = check_docker(any(conn == "community.docker.docker" for conn in hosts.values()))
+    docker = check_docker(any(conn in DOCKER_CONNECTIONS for conn in hosts.values()))
     if docker:
         checks.append(docker)
     if docker is None or docker.ok:
@@ -115,7 +116,7 @@ def run_checks(inventory: Path) -> list[Check]:
                     ""
                     if reachable
                     else "check the host is up and the connection settings in the inventory"
-                    + (" (sensorstack lab up)" if how == "community.docker.docker" else ""),
+                    + (" (sensorstack lab up)" if how in DOCKER_CONNECTIONS else ""),
                 )
             )
     return checks

@@ -22,7 +22,7 @@ from typing import Any
 
 import ansible_runner
 
-from sensorstack import checkout_root, installed_collection, project_root
+from sensorstack import checkout_root, installed_collection, mitogen_strategy, project_root
 from sensorstack.events import (
     ChangedTask,
     Event,
@@ -101,6 +101,8 @@ class RunRequest:
     artifacts_root: Path | None = None
     # Run folders kept under artifacts_root, newest first; older ones are removed after each run (0 keeps all).
     keep_runs: int = DEFAULT_KEEP_RUNS
+    # Run every play with Mitogen's strategy (sensorstack.mitogen_strategy; needs sensorstack[mitogen]).
+    mitogen: bool = False
 
 
 def _private_dir(path: Path) -> Path:
@@ -109,8 +111,9 @@ def _private_dir(path: Path) -> Path:
     return path
 
 
-def runner_environment(root: Path) -> dict[str, str]:
-    """What every ansible-runner call here needs: the repository's ansible.cfg and this interpreter's tools first.
+def runner_environment(root: Path, mitogen: bool = False) -> dict[str, str]:
+    """What every ansible-runner call here needs: the repository's ansible.cfg and this interpreter's tools first,
+    and Mitogen's strategy when asked for (raises MitogenUnavailable before anything runs if it is not installed).
 
     Outside a checkout (an installed wheel), ansible.cfg's paths relative to the checkout do not exist: the
     collections are found where pip put them (sensorstack.iot beside this package, the others from the ansible
@@ -128,6 +131,8 @@ def runner_environment(root: Path) -> dict[str, str]:
             "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "true",
             "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(Path.home() / ".cache/sensorstack/facts"),
         }
+    if mitogen:
+        environment |= mitogen_strategy.environment()
     return environment
 
 
@@ -237,6 +242,7 @@ class Run:
         request = self.request
         root = project_root()
         playbook = resolve_playbook(request.playbook, root)
+        environment = runner_environment(root, mitogen=request.mitogen)
         artifacts_root = _private_dir(request.artifacts_root or default_artifacts_root())
         ident = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{playbook.stem}"
         private = Path(tempfile.mkdtemp(prefix="sensorstack-run-"))  # 0700 by mkdtemp
@@ -265,7 +271,7 @@ class Run:
                 limit=request.limit,
                 verbosity=request.verbosity or None,
                 cmdline=" ".join(cmdline) or None,
-                envvars=runner_environment(root),
+                envvars=environment,
                 event_handler=self._handle,
                 cancel_callback=self._cancel.is_set,
                 quiet=True,

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from sensorstack.lab.containers import LAB_CONNECTION
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -82,7 +84,7 @@ def run_module(
     host = "localhost"
     if container is not None:
         host = container
-        play[0].update(hosts=container, connection="community.docker.docker")
+        play[0].update(hosts=container, connection=LAB_CONNECTION)
         play[0]["vars"] = {"ansible_python_interpreter": "/usr/bin/python3"}
     options = (["--check"] if check else []) + (["--diff"] if diff else [])
     with tempfile.TemporaryDirectory(prefix="sensorstack-module-") as workdir:

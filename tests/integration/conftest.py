@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from sensorstack.lab import containers, images
+from sensorstack.lab.containers import LAB_CONNECTION
 from tests.tiers import unavailable
 
 from .ansible_module import ROOT, ansible_environment
@@ -91,7 +92,7 @@ def influxdb_edge_inventory(host: str, container: str) -> dict[str, Any]:
     return {
         "all": {
             "vars": {
-                "ansible_connection": "community.docker.docker",
+                "ansible_connection": LAB_CONNECTION,
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "sensorstack_cluster_enabled": False,
                 "sensorstack_stack_components": ["influxdb"],

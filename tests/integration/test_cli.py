@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from sensorstack.events import HostResult, PlayStarted, TaskStarted
+from sensorstack.lab.containers import LAB_CONNECTION
 from sensorstack.runner import RunRequest, run_playbook
 
 from .ansible_module import ROOT, ansible_environment
@@ -169,6 +170,31 @@ def test_check_finds_a_drift_made_by_hand_and_exits_4(first_deploy, lab) -> None
     assert repaired.returncode == 0
 
 
+def test_with_mitogen_check_finds_a_drift_and_deploy_repairs_only_it(first_deploy, lab) -> None:
+    """--mitogen: the same drift found in check mode and repaired, modules run in Mitogen's interpreter on the host,
+    and the vaulted secrets stay off every command line there too."""
+    options = ["--json", "-i", str(lab["inventory"]), "--vault-password-file", str(lab["vault"]), "--mitogen"]
+    subprocess.run(["docker", "exec", lab["container"], "rm", "/etc/modules-load.d/sensorstack.conf"], check=True)
+    with ArgvWatcher() as watcher:
+        check = cli("check", *options, lab=lab)
+        repaired = cli("deploy", *options, lab=lab)
+    assert check.returncode == 4, check.stdout + check.stderr
+    assert [change["task"] for change in json.loads(check.stdout)["changed"]] == [
+        "Ensure the kernel modules load at boot"
+    ]
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    report = json.loads(repaired.stdout)
+    assert [change["task"] for change in report["changed"]] == ["Ensure the kernel modules load at boot"]
+    in_container = subprocess.run(
+        ["docker", "exec", lab["container"], "test", "-s", "/etc/modules-load.d/sensorstack.conf"]
+    )
+    assert in_container.returncode == 0
+    # Mitogen names its interpreter on the host in its command line: python3(mitogen:user@host:pid).
+    assert any("(mitogen:" in argv for argv in watcher.seen), "no Mitogen interpreter ran"
+    for secret in [*SECRETS.values(), VAULT_PASSWORD]:
+        assert not [argv for argv in watcher.seen if secret in argv]
+
+
 def write_playbook(directory: Path, tasks: list[dict]) -> Path:
     path = directory / "play.yml"
     path.write_text(yaml.safe_dump([{"name": "Test play", "hosts": "all", "gather_facts": False, "tasks": tasks}]))
@@ -235,7 +261,7 @@ def test_unreachable_hosts_exit_3_and_point_at_doctor(lab, tmp_path) -> None:
 
 def test_a_stopped_lab_container_is_named_in_the_failure(lab, tmp_path) -> None:
     inventory = tmp_path / "hosts.yml"
-    ghost = {"ansible_connection": "community.docker.docker", "ansible_host": "sensorstack-test-no-such-container"}
+    ghost = {"ansible_connection": LAB_CONNECTION, "ansible_host": "sensorstack-test-no-such-container"}
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"ghost": ghost}}}))
     playbook = write_playbook(tmp_path, [{"name": "Ping", "ansible.builtin.ping": {}}])
     result = cli("run", str(playbook), "--json", "-i", str(inventory), lab=lab)

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from sensorstack.lab.containers import LAB_CONNECTION
+
 from .conftest import PlaybookRun, run_playbook, write_inventory
 
 PORT = 8765
@@ -102,7 +104,7 @@ def apply_docker_role(stand_in: dict[str, str], directory: Path, **variables: An
         "all": {
             "hosts": {"repo-host": {"ansible_host": stand_in["container"]}},
             "vars": {
-                "ansible_connection": "community.docker.docker",
+                "ansible_connection": LAB_CONNECTION,
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "docker_install_source": "repo",
                 "docker_repo_url": f"http://127.0.0.1:{PORT}",

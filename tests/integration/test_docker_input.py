@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from sensorstack.lab.containers import LAB_CONNECTION
+
 from .conftest import PlaybookRun, run_playbook, write_inventory
 
 CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
@@ -81,7 +83,7 @@ def apply_role(role: str, container: str, variables: dict[str, Any], directory: 
     inventory = {
         "all": {
             "vars": {
-                "ansible_connection": "community.docker.docker",
+                "ansible_connection": LAB_CONNECTION,
                 "ansible_python_interpreter": "/usr/bin/python3",
                 **variables,
             },

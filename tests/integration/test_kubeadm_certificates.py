@@ -28,6 +28,7 @@ from sensorstack.bundle.cache import cache_root
 from sensorstack.bundle.components import build_cri_tools
 from sensorstack.bundle.versions import load_versions
 from sensorstack.cli import main
+from sensorstack.lab.containers import LAB_CONNECTION
 
 from .conftest import PlaybookRun, kubernetes_binaries, run_playbook, write_inventory
 
@@ -134,7 +135,7 @@ def node(lab_host_factory: Callable[..., str], tmp_path_factory: pytest.TempPath
         {
             "all": {
                 "vars": {
-                    "ansible_connection": "community.docker.docker",
+                    "ansible_connection": LAB_CONNECTION,
                     "ansible_python_interpreter": "/usr/bin/python3",
                 },
                 "children": {"control_plane": {"hosts": {HOST: {"ansible_host": container}}}},

@@ -28,6 +28,7 @@ from sensorstack.bundle import aptrepo, debs
 from sensorstack.bundle.manifest import Manifest, artifact_for, read_manifest
 from sensorstack.bundle.versions import load_versions
 from sensorstack.lab import containers
+from sensorstack.lab.containers import LAB_CONNECTION
 
 from .conftest import PlaybookRun, kubernetes_binaries, run_playbook, write_inventory
 
@@ -143,7 +144,7 @@ def apply_role(host: str, bundle: ServedBundle, directory: Path, *options: str, 
         "all": {
             "hosts": {HOST: {"ansible_host": host}},
             "vars": {
-                "ansible_connection": "community.docker.docker",
+                "ansible_connection": LAB_CONNECTION,
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "sensorstack_mirror": bundle.url,
                 "sensorstack_kubernetes_apt_key_checksum": bundle.key_checksum,

@@ -20,6 +20,8 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from sensorstack.lab.containers import LAB_CONNECTION
+
 from .conftest import PlaybookRun, run_playbook, write_inventory
 
 PORT = 1883
@@ -82,7 +84,7 @@ def lab(lab_host_factory, tmp_path_factory) -> Iterator[Lab]:
         {
             "all": {
                 "vars": {
-                    "ansible_connection": "community.docker.docker",
+                    "ansible_connection": LAB_CONNECTION,
                     "ansible_python_interpreter": "/usr/bin/python3",
                 },
                 "children": {"sensorstack": {"hosts": {"broker": {"ansible_host": container}}}},

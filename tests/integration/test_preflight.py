@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from sensorstack.lab.containers import LAB_CONNECTION
+
 from .conftest import container_network, run_playbook, write_inventory
 
 
@@ -22,7 +24,7 @@ def inventory_for(container: str, **layout: list[str]) -> dict[str, Any]:
     return {
         "all": {
             "vars": {
-                "ansible_connection": "community.docker.docker",
+                "ansible_connection": LAB_CONNECTION,
                 "ansible_host": container,
                 "ansible_python_interpreter": "/usr/bin/python3",
             },

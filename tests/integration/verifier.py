@@ -11,6 +11,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from sensorstack.lab.containers import LAB_CONNECTION
+
 from .ansible_module import ansible_environment
 
 
@@ -23,7 +25,7 @@ def docker_host_inventory(
     return {
         "all": {
             "vars": {
-                "ansible_connection": "community.docker.docker",
+                "ansible_connection": LAB_CONNECTION,
                 "ansible_python_interpreter": "/usr/bin/python3",
                 **(variables or {}),
             },

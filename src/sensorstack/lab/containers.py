@@ -1,7 +1,7 @@
 """Lab hosts as systemd containers, described by an Ansible inventory (``inventories/local`` by default).
 
 Every host with a ``lab_image`` variable becomes one container named after its ``ansible_host`` (the
-``community.docker.docker`` connection addresses containers by that name), on one bridge network with a fixed
+``docker`` connection addresses containers by that name), on one bridge network with a fixed
 subnet (``lab_subnet``). The image decides how the container runs: base images get the settings that run systemd
 as PID 1 without ``--privileged``, shared with the molecule scenarios; Kubernetes node images (``debian13-node``)
 get what a kubelet and containerd need. A host that sets ``sensorstack_node_ip`` gets that fixed address.
@@ -19,6 +19,11 @@ from pathlib import Path
 from sensorstack.inventory import hostvars
 from sensorstack.lab.images import NODE_PREPARE_UNIT, recipe_for
 from sensorstack.lab.node import CGROUP_ROOT, parse_mountinfo
+
+# The connection the lab's inventories name, by its short name: ansible-core routes it to community.docker.docker,
+# and Mitogen (sensorstack deploy --mitogen) accelerates only the connections it knows by their short names.
+LAB_CONNECTION = "docker"
+DOCKER_CONNECTIONS = frozenset({LAB_CONNECTION, "community.docker.docker"})
 
 LAB_LABEL = "org.sensorstack.lab"
 LAB_NETWORK = "sensorstack-lab"
