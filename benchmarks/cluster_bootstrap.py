@@ -3,18 +3,19 @@
 
 (a) `ansible-playbook site.yml --tags runtime,cluster,network` on one control plane and one worker, with the
     built-in lab's settings (inventories/local/group_vars) over this benchmark's hosts, as the cluster tier runs it;
+(a') the same with the opt-in Mitogen strategy (docs/mitogen.md), when --mitogen asks for it;
 (b) benchmarks/cluster_floor.sh, the floor: the apt, containerd, haproxy, kubeadm and kubectl commands an admin runs
     by hand over `docker exec` for the same cluster, both nodes at once where a script would.
 
-Both ways start from fresh debian13-node containers (sensorstack-test-bench-*, 10.213.0.60-63) and pull from one
+Every way starts from fresh debian13-node containers (sensorstack-test-bench-*, 10.213.0.60-65) and pulls from one
 bundle server of their own on the lab gateway (ports 38080 and 35000). The clock starts once the containers run and
 stops when the way returns: both wait themselves until every node is Ready, calico-node and Calico's controllers
 are rolled out and CoreDNS runs. Afterwards, untimed, the script checks that again and compares what the two built
 (packages, containerd's effective config, mirrors, haproxy, kubeadm's and Calico's settings), printing any
-difference. One control plane and one worker keep a round short; the rounds alternate (a), (b). Target: (a) at most
-1.3x (b). Figures, not pass/fail.
+difference. One control plane and one worker keep a round short; the rounds alternate (a), (a'), (b). Target: (a)
+at most 1.3x (b). Figures, not pass/fail.
 
-    .venv/bin/python benchmarks/cluster_bootstrap.py [--rounds N]    # make bench-cluster; 5-15 min a round
+    .venv/bin/python benchmarks/cluster_bootstrap.py [--rounds N] [--mitogen]   # make bench-cluster; 5-15 min a way
 
 Needs Docker, the lab images and the bundle (make setup). site.yml's task and role timings (profile_tasks,
 profile_roles) and both ways' logs go to benchmarks/results/ beside cluster_bootstrap.json.
@@ -40,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.record import RESULTS, record  # noqa: E402
+from sensorstack import mitogen_strategy  # noqa: E402
 from sensorstack.bundle.cache import default_bundle_dir  # noqa: E402
 from sensorstack.bundle.manifest import read_manifest  # noqa: E402
 from sensorstack.bundle.serve import BundleServer  # noqa: E402
@@ -59,6 +61,7 @@ INOTIFY_NEEDED = 45
 NODES = {
     "site": (("bench-site-cp1", "10.213.0.60"), ("bench-site-worker1", "10.213.0.61")),
     "hand": (("bench-hand-cp1", "10.213.0.62"), ("bench-hand-worker1", "10.213.0.63")),
+    "mitogen": (("bench-mitogen-cp1", "10.213.0.64"), ("bench-mitogen-worker1", "10.213.0.65")),
 }
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 
@@ -208,9 +211,10 @@ def timed(command: list[str], env: dict[str, str], log: Path) -> float:
     return elapsed
 
 
-def run_site(nodes: tuple[Node, Node], directory: Path, log: Path) -> float:
+def run_site(nodes: tuple[Node, Node], directory: Path, log: Path, mitogen: bool = False) -> float:
     inventory = inventory_for(directory, *nodes)
     env = ansible_environment(
+        **(mitogen_strategy.environment() if mitogen else {}),
         # Facts of these throwaway hosts stay in memory, away from the lab's shared fact cache.
         ANSIBLE_CACHE_PLUGIN="memory",
         ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks,ansible.posix.profile_roles",
@@ -313,7 +317,10 @@ def run_way(way: str, number: int, settings: dict[str, str], directory: Path) ->
     try:
         nodes = start_nodes(way)
         load_before = round(os.getloadavg()[0], 1)
-        seconds = run_site(nodes, directory, log) if way == "site" else run_floor(nodes, settings, log)
+        if way == "hand":
+            seconds = run_floor(nodes, settings, log)
+        else:
+            seconds = run_site(nodes, directory, log, mitogen=way == "mitogen")
         load_after = round(os.getloadavg()[0], 1)
         built = probe(nodes)
     finally:
@@ -324,7 +331,9 @@ def run_way(way: str, number: int, settings: dict[str, str], directory: Path) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=1, help="rounds of (a) then (b) (default 1)")
+    parser.add_argument("--mitogen", action="store_true", help="also (a') site.yml on Mitogen, between (a) and (b)")
     args = parser.parse_args()
+    ways = ("site", "mitogen", "hand") if args.mitogen else ("site", "hand")
     bundle = default_bundle_dir()
     if not (bundle / "bundle.json").is_file():
         raise SystemExit(f"no bundle at {bundle}: run `make bundle`")
@@ -340,7 +349,7 @@ def main() -> int:
     ):
         for number in range(1, args.rounds + 1):
             found = {}
-            for way in ("site", "hand"):
+            for way in ways:
                 run, found[way] = run_way(way, number, settings, Path(directory))
                 runs.append(run)
                 print(
@@ -348,9 +357,10 @@ def main() -> int:
                     f"{run['load'][1]:.1f}",
                     flush=True,
                 )
-            for label, diff in differences(found["site"], found["hand"]).items():
-                changed[label] = diff
-                print(f"differs, {label}:\n{diff}", flush=True)
+            for way in ways[:-1]:
+                for label, diff in differences(found[way], found["hand"]).items():
+                    changed[f"{way}: {label}"] = diff
+                    print(f"differs ({way}), {label}:\n{diff}", flush=True)
     site = [run["seconds"] for run in runs if run["way"] == "site"]
     hand = [run["seconds"] for run in runs if run["way"] == "hand"]
     ratio = sum(site) / sum(hand)
@@ -361,14 +371,18 @@ def main() -> int:
     for name, seconds in tasks[:12]:
         print(f"  {seconds:7.1f} s  {name}")
     print("site.yml by role (last round): " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in roles))
+    on_mitogen = [run["seconds"] for run in runs if run["way"] == "mitogen"]
+    mitogen_ratio = sum(on_mitogen) / sum(hand) if on_mitogen else None
     summary_line = (
-        f"site.yml {sum(site) / len(site):.1f} s, by hand {sum(hand) / len(hand):.1f} s, "
-        f"ratio {ratio:.2f} (target <= {TARGET}); load average {min(loads):.1f}-{max(loads):.1f}"
+        f"site.yml {sum(site) / len(site):.1f} s, by hand {sum(hand) / len(hand):.1f} s, ratio {ratio:.2f}"
+        + (f"; on Mitogen {sum(on_mitogen) / len(on_mitogen):.1f} s, ratio {mitogen_ratio:.2f}" if on_mitogen else "")
+        + f" (target <= {TARGET}); load average {min(loads):.1f}-{max(loads):.1f}"
     )
     summary = {
         "site_s": round(sum(site) / len(site), 1),
         "hand_s": round(sum(hand) / len(hand), 1),
         "ratio": round(ratio, 3),
+        "mitogen_ratio": round(mitogen_ratio, 3) if mitogen_ratio else None,
         "target": TARGET,
         "runs": runs,
         "differences": sorted(changed),

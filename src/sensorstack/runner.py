@@ -13,7 +13,6 @@ import re
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from sensorstack.events import (
     RunStatus,
     TaskStarted,
 )
+from sensorstack.leftovers import RUN_MARKER, stop_marked_processes
 
 EventCallback = Callable[[Event], None]
 
@@ -169,7 +169,9 @@ class Run:
     def __init__(self, request: RunRequest, on_event: EventCallback | None = None) -> None:
         self.request = request
         self.on_event = on_event or (lambda _event: None)
-        self._cancel = threading.Event()
+        # A plain flag, not a threading.Event: cancel() runs in the CLI's SIGINT handler, and Event.set() takes a
+        # lock that a second Ctrl-C, interrupting the first handler, waited on forever.
+        self._cancel_requested = False
         self._play = ""
         self._task = ""
         self._changed: list[ChangedTask] = []
@@ -177,11 +179,11 @@ class Run:
         self._recap: dict[str, HostRecap] = {}
 
     def cancel(self) -> None:
-        self._cancel.set()
+        self._cancel_requested = True
 
     @property
     def cancelled(self) -> bool:
-        return self._cancel.is_set()
+        return self._cancel_requested
 
     def _handle(self, raw: dict[str, Any]) -> bool:
         kind = raw.get("event", "")
@@ -245,6 +247,7 @@ class Run:
         environment = runner_environment(root, mitogen=request.mitogen)
         artifacts_root = _private_dir(request.artifacts_root or default_artifacts_root())
         ident = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{playbook.stem}"
+        environment[RUN_MARKER] = ident
         private = Path(tempfile.mkdtemp(prefix="sensorstack-run-"))  # 0700 by mkdtemp
         try:
             cmdline = []
@@ -273,11 +276,13 @@ class Run:
                 cmdline=" ".join(cmdline) or None,
                 envvars=environment,
                 event_handler=self._handle,
-                cancel_callback=self._cancel.is_set,
+                cancel_callback=lambda: self.cancelled,
                 quiet=True,
             )
         finally:
             shutil.rmtree(private, ignore_errors=True)
+            if self.cancelled:
+                stop_marked_processes(ident)
         artifact_dir = artifacts_root / ident
         if artifact_dir.exists():
             for path in [artifact_dir, *artifact_dir.rglob("*")]:

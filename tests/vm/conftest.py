@@ -86,6 +86,8 @@ def vm_inventory(directory: Path, ssh_port: int, segment_port: int) -> dict[str,
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "ansible_ssh_private_key_file": str(vm.state_folder(directory) / vm.KEY_NAME),
                 "ansible_ssh_common_args": "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no",
+                # The ssh connection's own setting too, which Mitogen's ssh reads instead of the options above.
+                "ansible_host_key_checking": False,
                 "sensorstack_host_cidrs": ["192.168.56.0/24"],
                 # The VM reaches no mirror: its apt lists, as debootstrap left them, must count as fresh.
                 "common_apt_cache_valid_time": 10 * 365 * 24 * 3600,
