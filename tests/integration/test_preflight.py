@@ -120,6 +120,22 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {
         {"docker_daemon_options": "a=b"},
         ["docker_daemon_options"],
     ),
+    # The three checks below read the inventory's settings by name (preflight's vars/main.yml).
+    "firewall rule with a port out of range": (
+        {},
+        {"firewall_extra_rules": [{"name": "web", "ports": [70000], "sources": ["10.0.0.0/8"]}]},
+        ["firewall_extra_rules[0].ports: 70000 is not a port (1-65535)"],
+    ),
+    "control-plane Kubernetes version the pinned kubeadm cannot deploy": (
+        {},
+        {"kubeadm_control_plane_kubernetes_version": "1.20.0"},
+        ["kubeadm_control_plane_kubernetes_version 1.20.0 is not one kubeadm"],
+    ),
+    "containerd registry listed twice": (
+        {},
+        {"containerd_registry_mirrors": [{"registry": "docker.io", "mirrors": [{"url": "http://10.0.0.9:5000"}]}] * 2},
+        ["containerd_registry_mirrors: registry 'docker.io' is listed twice"],
+    ),
     "malformed node address": (
         {},
         {"sensorstack_node_ip": "10.0.0.300"},
