@@ -7,8 +7,8 @@ task and host. It accelerates only the connections it knows by their short names
 run is in docs/mitogen.md; the measurements are in benchmarks/README.md.
 
 ``python -m sensorstack.mitogen_strategy`` prints the two ``export`` lines that turn it on for any Ansible command
-run from that shell (``eval "$(python -m sensorstack.mitogen_strategy)"``): plain ``ansible-playbook``, molecule, the
-test suite (make test-mitogen).
+run from that shell (``eval "$(python -m sensorstack.mitogen_strategy)"``): plain ``ansible-playbook``, the test
+suite (make test-mitogen, which keeps molecule on Ansible's strategy).
 """
 
 from __future__ import annotations
