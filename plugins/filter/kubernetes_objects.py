@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -164,12 +165,55 @@ def to_yaml_documents(objects: list[dict[str, Any]]) -> str:
     )
 
 
+def _omitted_when_empty(value: Any) -> bool:
+    # The API server's Go types leave out a field at its zero value (``omitempty``): a CRD's
+    # ``preserveUnknownFields: false`` is not in what the server returns.
+    return value is None or value is False or (not isinstance(value, bool) and value in (0, "", [], {}))
+
+
+def holds(live: Any, wanted: Any) -> bool:
+    """Whether ``live`` (an object as the API server returns it) has every field of ``wanted`` at the same value.
+    The server adds fields of its own (status, managedFields, defaults), and an apply of ``wanted`` would leave
+    those; it leaves out fields at their zero value; a list must match item by item, as an apply replaces it."""
+    if wanted is None:  # generators write creationTimestamp: null; the server keeps its own value
+        return True
+    if isinstance(wanted, Mapping):
+        return isinstance(live, Mapping) and all(
+            holds(live[key], value) if key in live else _omitted_when_empty(value) for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return isinstance(live, list) and len(live) == len(wanted) and all(map(holds, live, wanted))
+    if isinstance(wanted, bool) or isinstance(live, bool):
+        return live is wanted
+    return live == wanted
+
+
+# What an apply of an object does not write: the listing's items carry no kind or apiVersion, and status goes through
+# its own subresource (controller-gen's CRDs ship an empty one).
+NOT_APPLIED = ("apiVersion", "kind", "status")
+
+
+def not_held_by(wanted: list[dict[str, Any]], live: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The objects of ``wanted`` that ``live``, a k8s_info listing of their one kind, does not hold as they are
+    (found by name): those an apply would change or create."""
+    by_name = {item.get("metadata", {}).get("name"): item for item in live}
+    return [
+        manifest
+        for manifest in wanted
+        if not holds(
+            by_name.get(manifest.get("metadata", {}).get("name")),
+            {key: value for key, value in manifest.items() if key not in NOT_APPLIED},
+        )
+    ]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "claim_selector": claim_selector,
             "config_checksum": config_checksum,
             "local_volume": local_volume,
+            "not_held_by": not_held_by,
             "redact_secrets": redact_secrets,
             "relative_path": relative_path,
             "secret_key": secret_key,

@@ -200,6 +200,19 @@ def test_check_mode_before_the_stack_exists_says_what_a_run_would_deploy(cluster
     assert "sensorstack-not-yet" not in namespaces
 
 
+def test_a_calico_resource_definition_edited_by_hand_is_applied_again(cluster: Cluster) -> None:
+    """The calico role applies only the CRDs the cluster does not hold as the release has them: a hand edit of one
+    must still be found and undone, by the apply of that definition alone."""
+    crd, annotation = "ippools.crd.projectcalico.org", "controller-gen.kubebuilder.io/version"
+    released = cluster.kubectl_json("get", "crd", crd)["metadata"]["annotations"][annotation]
+    cluster.kubectl("annotate", "--overwrite", "crd", crd, f"{annotation}=edited-by-hand")
+    run = cluster.run_playbook(project_root() / "playbooks/network.yml")
+    assert run.returncode == 0, run.tail()
+    task = "calico : Ensure Calico's resource definitions are those of the release"
+    assert run.changed_tasks() == [f"{task}: changed: [{cluster.control_plane.name} -> localhost]"], run.explain()
+    assert cluster.kubectl_json("get", "crd", crd)["metadata"]["annotations"][annotation] == released
+
+
 def _vxlan_mode(cluster: Cluster) -> str:
     return cluster.kubectl_json("get", "ippools.crd.projectcalico.org", "default-ipv4-ippool")["spec"]["vxlanMode"]
 

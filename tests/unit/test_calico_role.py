@@ -9,6 +9,7 @@ to a real cluster.
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -245,12 +246,56 @@ def test_every_object_is_applied_server_side_under_one_field_manager() -> None:
         options = task["kubernetes.core.k8s"]
         assert options["apply"] is True
         assert render(options["server_side_apply"]) == {"field_manager": "sensorstack", "force_conflicts": True}
-        # The CRDs in one call, the other objects in another.
-        applied.append(render(options["definition"], calico_manifest_text=MANIFEST))
+        # The CRDs in one call (those a new cluster lacks: all of them), the other objects in another.
+        definition = task.get("vars", {}).get("calico_crds_to_apply", options["definition"])
+        applied.append(render(definition, calico_manifest_text=MANIFEST, calico_crds_held={"resources": []}))
     crds, others = applied
     assert {item["kind"] for item in crds} == {"CustomResourceDefinition"}
     assert "CustomResourceDefinition" not in {item["kind"] for item in others}
     assert len(crds) + len(others) == len(objects())
+
+
+def test_the_manifest_is_parsed_once_from_the_file_read_from_the_node() -> None:
+    (task,) = [
+        task
+        for name, task in module_tasks("ansible.builtin.set_fact")
+        if name == "apply.yml" and "calico_manifest_parsed" in task["ansible.builtin.set_fact"]
+    ]
+    slurped = {"content": base64.b64encode(MANIFEST.encode()).decode()}
+    parsed = render(
+        task["ansible.builtin.set_fact"]["calico_manifest_parsed"],
+        calico_manifest_text=render(task["vars"]["calico_manifest_text"], calico_manifest_read=slurped),
+    )
+    assert render("{{ calico_objects }}", calico_manifest_parsed=parsed) == objects()
+    assert render("{{ calico_objects }}", calico_manifest_parsed=parsed, calico_manifest_text="") == objects()
+    stale = render(
+        task["ansible.builtin.set_fact"]["calico_manifest_parsed"],
+        calico_manifest_parsed=[],
+        calico_manifest_text=MANIFEST,
+    )
+    assert stale == parsed, "a second read parses the manifest again"
+
+
+def test_only_the_resource_definitions_the_cluster_lacks_or_holds_otherwise_are_applied() -> None:
+    (task,) = [
+        task for _, task in module_tasks("kubernetes.core.k8s") if "calico_crds_to_apply" in task.get("vars", {})
+    ]
+    crds = [item for item in objects() if item["kind"] == "CustomResourceDefinition"]
+    # As the API server lists them: no kind or apiVersion per item, and fields of its own added.
+    held = [
+        {key: value for key, value in crd.items() if key not in ("kind", "apiVersion")}
+        | {
+            "status": {"acceptedNames": crd["spec"]["names"]},
+            "spec": crd["spec"] | {"conversion": {"strategy": "None"}},
+        }
+        for crd in crds
+    ]
+    template = task["vars"]["calico_crds_to_apply"]
+    assert render(template, calico_manifest_text=MANIFEST, calico_crds_held={"resources": held}) == []
+    held[0] = held[0] | {"spec": held[0]["spec"] | {"group": "edited.example.org"}}
+    changed = render(template, calico_manifest_text=MANIFEST, calico_crds_held={"resources": held[1:] + held[:1]})
+    assert [item["metadata"]["name"] for item in changed] == [crds[0]["metadata"]["name"]]
+    assert render(template, calico_manifest_text=MANIFEST, calico_crds_held={"resources": held[1:]}) == crds[:1]
 
 
 def test_a_running_pool_is_patched_only_where_the_settings_allow_and_before_the_manifest_is_placed() -> None:

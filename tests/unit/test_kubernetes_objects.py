@@ -12,7 +12,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.sensorstack.iot.plugins.filter.kubernetes_objects import (
     REDACTED,
     config_checksum,
+    holds,
     local_volume,
+    not_held_by,
     redact_secrets,
     relative_path,
     secret_key,
@@ -93,3 +95,37 @@ def test_the_config_checksum_follows_the_values_and_is_not_a_plain_hash_of_them(
     assert checksum != config_checksum(files | {"admin_password": "weak2"})
     plain = json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
     assert len(checksum) == 64 and checksum != hashlib.sha256(plain).hexdigest()
+
+
+def test_an_object_with_fields_the_server_added_is_held() -> None:
+    wanted = {"metadata": {"name": "a"}, "spec": {"versions": [{"name": "v1", "served": True}]}}
+    live = {"metadata": {"name": "a", "uid": "1"}, "spec": {"versions": [{"name": "v1", "served": True, "x": 1}]}}
+    assert holds(live, wanted)
+    assert holds(live, wanted | {"spec": wanted["spec"] | {"preserveUnknownFields": False, "x": [], "y": ""}})
+    assert not holds(live, wanted | {"spec": wanted["spec"] | {"preserveUnknownFields": True}})
+    assert holds(live, wanted | {"metadata": {"name": "a", "creationTimestamp": None}})
+
+
+@pytest.mark.parametrize(
+    "live_spec",
+    [
+        {"versions": [{"name": "v1", "served": False}]},
+        {"versions": [{"name": "v1", "served": 1}]},
+        {"versions": [{"name": "v1", "served": True}, {"name": "v2", "served": True}]},
+        {"versions": []},
+        {},
+    ],
+)
+def test_a_changed_missing_or_extra_item_is_not_held(live_spec: dict) -> None:
+    wanted = {"metadata": {"name": "a"}, "spec": {"versions": [{"name": "v1", "served": True}]}}
+    assert not holds({"metadata": {"name": "a"}, "spec": live_spec}, wanted)
+
+
+def test_objects_the_listing_lacks_or_holds_otherwise_are_to_be_applied() -> None:
+    wanted = [
+        {"apiVersion": "v1", "kind": "X", "metadata": {"name": name}, "spec": {"n": index}}
+        for index, name in enumerate("abc")
+    ]
+    live = [{"metadata": {"name": "a"}, "spec": {"n": 0}}, {"metadata": {"name": "b"}, "spec": {"n": 9}}]
+    wanted[0]["status"] = {"acceptedNames": {"kind": ""}, "storedVersions": None}
+    assert [item["metadata"]["name"] for item in not_held_by(wanted, live)] == ["b", "c"]
