@@ -60,6 +60,18 @@ class Profile:
             roles[task.role or "(play)"] += task.wall
         return dict(sorted(roles.items(), key=lambda item: -item[1]))
 
+    def by_action(self) -> dict[str, tuple[int, float]]:
+        """Per module or action (short name): how many tasks ran it and their wall time, the costliest first.
+        Controller-side actions (assert, set_fact, include_tasks, validate_argument_spec) show what a task costs
+        where no host is reached."""
+        actions: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+        for task in self.tasks:
+            entry = actions[task.action.rsplit(".", 1)[-1] or "(none)"]
+            entry[0] += 1
+            entry[1] += task.wall
+        ranked = sorted(actions.items(), key=lambda item: -item[1][1])
+        return {action: (int(count), seconds) for action, (count, seconds) in ranked}
+
 
 def _seconds(stamp: str) -> float:
     return datetime.fromisoformat(stamp).timestamp()
@@ -102,6 +114,12 @@ def report(result: Profile, top: int) -> str:
         "  per role (wall s): "
         + ", ".join(f"{role} {seconds:.1f}" for role, seconds in list(result.by_role().items())[:12])
     )
+    lines.append(
+        "  per action (tasks, wall s): "
+        + ", ".join(
+            f"{action} {count} {seconds:.1f}" for action, (count, seconds) in list(result.by_action().items())[:14]
+        )
+    )
     return "\n".join(lines)
 
 
@@ -117,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     for run_dir in runs:
         result = profile(run_dir)
         print(report(result, args.top))
-        document = asdict(result) | {"by_role": result.by_role()}
+        document = asdict(result) | {"by_role": result.by_role(), "by_action": result.by_action()}
         (RESULTS / f"profile-{result.run}.json").write_text(json.dumps(document, indent=1) + "\n")
     return 0
 
