@@ -41,7 +41,8 @@ options:
   now:
     description:
       - Names of O(settings) to set in the running kernel. A name that the kernel does not have, or cannot be
-        written, fails the task unless O(now_where_writable) is set.
+        written, fails the task unless O(now_where_writable) is set; in check mode a name the kernel does not have
+        yet is reported as one that would be set.
     type: list
     elements: str
     default: []
@@ -156,7 +157,8 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         if params["now_where_writable"] and (live[name] is None or not os.access(proc_path(name), os.W_OK))
     ]
     missing = [name for name in now if live[name] is None and name not in left]
-    if missing:
+    # In check mode the kernel module that brings a sysctl (br_netfilter) was not loaded: it would be set.
+    if missing and not module.check_mode:
         module.fail_json(msg=f"the running kernel has no {', '.join(missing)} (is its module loaded?)")
     set_now = [name for name in differing({name: settings[name] for name in now}, live) if name not in left]
 

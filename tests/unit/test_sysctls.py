@@ -99,6 +99,8 @@ def test_a_read_only_or_missing_sysctl_is_left_only_where_asked(tmp_path: Path) 
 
     failed = run_module(arguments)
     assert failed["failed"] and "net.sensorstack.none" in failed["msg"]
+    checked = run_module(arguments | {"now": ["net.sensorstack.none"]}, check=True)
+    assert checked["set_now"] == ["net.sensorstack.none"], "check mode: its kernel module is not loaded yet"
     not_written = run_module(arguments | {"now": ["kernel.ostype"]})
     assert not_written["failed"] and "kernel.ostype" in not_written["msg"]
     assert Path("/proc/sys/kernel/ostype").read_text().strip() != "Other"
