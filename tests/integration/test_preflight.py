@@ -27,6 +27,8 @@ def inventory_for(container: str, **layout: list[str]) -> dict[str, Any]:
                 "ansible_connection": LAB_CONNECTION,
                 "ansible_host": container,
                 "ansible_python_interpreter": "/usr/bin/python3",
+                # A cluster needs its apt key pinned (kubernetes_packages): any well-formed checksum passes preflight.
+                "sensorstack_kubernetes_apt_key_checksum": "sha256:" + "0" * 64,
             },
             "children": {
                 "sensorstack": {
@@ -140,6 +142,60 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {
         {},
         {"sensorstack_node_ip": "10.0.0.300"},
         ["sensorstack_node_ip of host", "'10.0.0.300'"],
+    ),
+    # The cases below are the checks of the roles that run after preflight (their tasks/validate.yml), which
+    # preflight runs on the hosts that run each role: without it they stopped the run only once the packages were
+    # in or the cluster was up.
+    "firewall SSH port out of range": (
+        {},
+        {"firewall_ssh_port": 70000},
+        ["70000 is not a port (1-65535)"],
+    ),
+    "Docker user that does not exist": (
+        {},
+        {"docker_users": ["no-such-operator"]},
+        ["docker_users: no-such-operator do not exist on cp1"],
+    ),
+    "Kubernetes signing key with a malformed checksum": (
+        {},
+        {"kubernetes_packages_repo_key_checksum": "md5:0123"},
+        ["kubernetes_packages_repo_key_checksum must be sha256:<64 hex digits>"],
+    ),
+    "Kubernetes signing key not pinned": (
+        {},
+        {"sensorstack_kubernetes_apt_key_checksum": ""},
+        ["kubernetes_packages_repo_key_checksum is empty (its default is sensorstack_kubernetes_apt_key_checksum)"],
+    ),
+    "API load balancer on the API servers' port": (
+        {},
+        {"apiserver_lb_port": 6443},
+        ["apiserver_lb_port (default sensorstack_api_load_balancer_port) must be a port other than 6443"],
+    ),
+    "every kubeadm preflight error ignored on the first control plane": (
+        {},
+        {"kubeadm_control_plane_ignore_preflight_errors": ["all"]},
+        ['kubeadm_control_plane_ignore_preflight_errors contains "all"'],
+    ),
+    "Calico address blocks wider than an IPv4 address": (
+        {},
+        {"calico_pool_block_size": 33},
+        ["calico_pool_block_size must be between 20 and 32 (IPv4), got 33"],
+    ),
+    "join token lifetime that is not a duration": (
+        {},
+        {"kubeadm_join_token_ttl": "forever"},
+        ["kubeadm_join_token_ttl, kubeadm_join_tls_bootstrap_timeout and kubeadm_join_control_plane_timeout must be"],
+    ),
+    "certificate renewal threshold under a day": (
+        {},
+        {"kubeadm_certificates_renew_days_before": 0},
+        ["kubeadm_certificates_renew_days_before must be at least 1 (days before expiry), got 0"],
+    ),
+    # systemd on the node itself reads the expression, in preflight as in the role.
+    "certificate renewal calendar that systemd cannot read": (
+        {},
+        {"kubeadm_certificates_renewal_on_calendar": "every full moon"},
+        ["systemd does not read kubeadm_certificates_renewal_on_calendar"],
     ),
 }
 
