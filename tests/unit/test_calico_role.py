@@ -308,7 +308,8 @@ def test_a_running_pool_is_patched_only_where_the_settings_allow_and_before_the_
 
 
 def test_a_run_applies_calico_once_and_a_second_use_only_waits() -> None:
-    """site.yml uses the role right after kubeadm init without the wait, then after the joins for the wait only."""
+    """site.yml uses the role once every node has joined without the wait, then after the certificate play for the
+    wait only."""
     (apply_once, wait) = task_files()["main.yml"]
     assert apply_once["when"] == "not (calico_applied_in_this_run | default(false))"
     steps = [task.get("ansible.builtin.include_tasks") for task in apply_once["block"]]
@@ -318,11 +319,12 @@ def test_a_run_applies_calico_once_and_a_second_use_only_waits() -> None:
     assert "calico_wait" in wait["when"]
     plays = yaml.safe_load((ROOT / "playbooks/cluster.yml").read_text())
     names = [play["name"] for play in plays]
-    (early,) = [play for play in plays if [role["role"] for role in play.get("roles", [])] == ["calico"]]
-    assert early["roles"][0]["vars"] == {"calico_wait": False}
-    assert names.index("Initialise the cluster on the first control-plane node") < names.index(early["name"])
-    assert names.index(early["name"]) < names.index("Join the workers to the cluster")
-    assert early["tags"] == ["network"]
+    (apply_play,) = [play for play in plays if [role["role"] for role in play.get("roles", [])] == ["calico"]]
+    assert apply_play["roles"][0]["vars"] == {"calico_wait": False}
+    assert names.index("Join the other control-plane nodes, one at a time") < names.index(apply_play["name"])
+    assert names.index("Join the workers to the cluster") < names.index(apply_play["name"])
+    assert names.index(apply_play["name"]) < names.index("Renew the control-plane certificates before they expire")
+    assert apply_play["tags"] == ["network"]
 
 
 def test_no_task_shells_out_to_kubectl() -> None:
