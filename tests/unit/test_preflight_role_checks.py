@@ -12,7 +12,10 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-STACK_SERVICES = {"mosquitto", "influxdb", "telegraf", "grafana"}
+# The services preflight's loop checks, from the one list the playbooks and preflight read.
+STACK_SERVICES = set(
+    yaml.safe_load((ROOT / "roles/sensorstack/defaults/main/main.yml").read_text())["sensorstack_stack_components"]
+)
 
 
 def roles_of_site_playbooks() -> set[str]:
