@@ -43,22 +43,45 @@ def write_temporary(path: str, data: bytes) -> str:
     return temporary
 
 
-def write_atomically(module: Any, path: str, text: str, new_file_mode: int | None = None) -> None:
-    """Write ``text`` to a temporary file next to ``path``, flush it to disk and rename it over ``path``.
-
-    With ``new_file_mode``, a file that does not exist yet is created with that mode first: atomic_move gives a new
-    file the umask's mode, and a placeholder makes it keep this one instead.
+def write_replacement(path: str, data: bytes, mode: int | None = None, new_file_mode: int | None = None) -> str:
+    """``data`` in a new temporary file next to ``path`` (write_temporary), with the owner and mode ``path`` is to
+    have once the caller renames it over ``path`` (os.replace): the owner of the file it replaces, and ``mode`` when
+    given, otherwise that file's mode, or for a new file ``new_file_mode`` or, without one, the umask's (as
+    ansible.builtin.copy gives a new file: mkstemp made it 0600). A reader of ``path`` then sees the old file or the
+    whole new one, never a partial, an empty or a more open one. Nothing is left behind when this fails.
     """
-    temporary, placeholder = None, False
+    temporary = write_temporary(path, data)
     try:
-        if new_file_mode is not None and not os.path.exists(path):
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, new_file_mode))
-            placeholder = True
-        temporary = write_temporary(path, text.encode("utf-8"))
-        module.atomic_move(temporary, path, unsafe_writes=module.params.get("unsafe_writes", False))
-    except Exception as error:
-        if temporary is not None:
-            module.cleanup(temporary)
-        if placeholder and os.path.isfile(path) and os.path.getsize(path) == 0:
-            os.unlink(path)
+        if os.path.exists(path):
+            current = os.stat(path)
+            os.chown(temporary, current.st_uid, current.st_gid)
+            os.chmod(temporary, mode if mode is not None else current.st_mode & 0o7777)
+        else:
+            for_new_file = mode if mode is not None else new_file_mode
+            os.chmod(temporary, for_new_file if for_new_file is not None else 0o666 & ~_umask())
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return temporary
+
+
+def write_atomically(
+    module: Any, path: str, text: str, mode: int | None = None, new_file_mode: int | None = None
+) -> None:
+    """Replace ``path`` with ``text`` in one rename, with the mode and owner write_replacement gives it."""
+    temporary = None
+    try:
+        temporary = write_replacement(path, text.encode("utf-8"), mode, new_file_mode)
+        os.replace(temporary, path)
+    except OSError as error:
         module.fail_json(msg=f"cannot write {path}: {to_native(error)}", path=path)
+    finally:
+        if temporary is not None and os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set straight back)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask

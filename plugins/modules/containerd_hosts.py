@@ -157,8 +157,8 @@ def run(module: AnsibleModule) -> dict[str, Any]:
     for registry in plan.write:
         folder = os.path.join(path, registry)
         ensure_directory(module, folder)
-        write_atomically(module, os.path.join(folder, HOSTS_FILE), wanted[registry], new_file_mode=FILE_MODE)
-    for registry in (*plan.write, *modes):
+        write_atomically(module, os.path.join(folder, HOSTS_FILE), wanted[registry], mode=FILE_MODE)
+    for registry in modes:
         os.chmod(os.path.join(path, registry, HOSTS_FILE), FILE_MODE)
     for registry in plan.remove:
         file = os.path.join(path, registry, HOSTS_FILE)

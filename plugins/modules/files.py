@@ -151,7 +151,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.files import (  # 
     content_summary,
     text_diff,
 )
-from ansible_collections.sensorstack.iot.plugins.module_utils.text_file import write_temporary  # noqa: E402
+from ansible_collections.sensorstack.iot.plugins.module_utils.text_file import write_replacement  # noqa: E402
 
 
 def read_bytes(module: AnsibleModule, entry: Entry) -> bytes | None:
@@ -175,17 +175,8 @@ def replace_file(module: AnsibleModule, entry: Entry, data: bytes) -> None:
         module.fail_json(msg=f"{entry.path}: the directory {folder} does not exist", path=entry.path)
     temporary = None
     try:
-        temporary = write_temporary(entry.path, data)
-        if os.path.exists(entry.path):
-            # The attributes the task leaves alone stay those of the file it replaces.
-            current = os.stat(entry.path)
-            os.chmod(temporary, current.st_mode & 0o7777)
-            os.chown(temporary, current.st_uid, current.st_gid)
-        else:
-            # A new file without a mode gets the umask's, as with ansible.builtin.copy (mkstemp made it 0600).
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temporary, 0o666 & ~umask)
+        # The attributes the task leaves alone stay those of the file it replaces (a new file: the umask's).
+        temporary = write_replacement(entry.path, data)
         module.set_fs_attributes_if_different(entry.file_arguments(temporary), False)
         if entry.validate:
             rc, out, err = module.run_command(entry.validate % temporary)

@@ -280,7 +280,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
     if module._diff:
         result["diff"] = diff_of(path, entries or [], plan)
     if write and not module.check_mode:
-        write_atomically(module, path, plan.content, new_file_mode=None if exists else NEW_FILE_MODE)
+        write_atomically(module, path, plan.content, new_file_mode=NEW_FILE_MODE)
     if os.path.exists(path):
         file_args = module.load_file_common_arguments(params, path=path)
         result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])

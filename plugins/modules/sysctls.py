@@ -179,8 +179,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
             os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         except OSError as error:
             module.fail_json(msg=f"cannot create the folder of {path}: {error}", path=path)
-        write_atomically(module, path, wanted, new_file_mode=FILE_MODE)
-        os.chmod(path, FILE_MODE)
+        write_atomically(module, path, wanted, mode=FILE_MODE)
     for name in set_now:
         set_live(module, name, settings[name])
     return result
