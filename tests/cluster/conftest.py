@@ -55,6 +55,9 @@ REGISTRY_PORT = 25000
 # name -> fixed address of this tier's nodes, on the lab subnet beside the built-in lab's (.11-.31).
 CONTROL_PLANE = ("cpc-cp1", "10.213.0.53")
 WORKERS = (("cpc-worker1", "10.213.0.54"), ("cpc-worker2", "10.213.0.55"))
+# The two control planes test_ha.py joins (three_control_planes), which test_reset.py resets one of.
+EXTRA_CONTROL_PLANES = (("cpc-cp2", "10.213.0.56"), ("cpc-cp3", "10.213.0.57"))
+CONTROL_PLANES = (CONTROL_PLANE, *EXTRA_CONTROL_PLANES)
 KUBECTL = ("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf")
 # Every step may pull images or packages through the mirror on a loaded two-core machine.
 PLAYBOOK_TIMEOUT = 3600
@@ -281,8 +284,26 @@ def cluster(mirror: BundleServer, host_sysctls_before: dict[str, str]) -> Iterat
                     containers.remove(container)
 
 
+@pytest.fixture(scope="session")
+def three_control_planes(cluster: Cluster) -> list[Node]:
+    """Two more control-plane nodes joined to the cluster by site.yml: 3 + 2 nodes from here on."""
+    for name, address in EXTRA_CONTROL_PLANES:
+        cluster.containers.append(node_container(name, address).container)
+    cluster.inventory = cluster_inventory(cluster.directory, CONTROL_PLANES, WORKERS)
+    # The control planes' story; the stack on the cluster, which this changes nothing for, is test_stack.py's.
+    run = cluster.site("--skip-tags", "stack,verify")
+    cluster.timings["control-plane joins"] = run.seconds
+    print(f"\ntwo control-plane nodes joined by site.yml in {run.seconds:.0f} s")
+    assert run.returncode == 0, run.tail()
+    return [
+        cluster.control_plane,
+        *(Node(name, f"{containers.TEST_CONTAINER_PREFIX}{name}") for name, _ in EXTRA_CONTROL_PLANES),
+    ]
+
+
 # test_upgrade.py first: it checks the upgrade the cluster fixture ran, on the 1 + 2 nodes as upgraded. test_ha.py
-# (more control planes, the first one stopped) and test_reset.py (a worker reset) last, in that order.
+# (more control planes, the first one stopped) and test_reset.py (a worker reset, then a control plane's) last, in
+# that order.
 TEST_ORDER = {"test_upgrade.py": 0, "test_ha.py": 2, "test_reset.py": 3}
 
 

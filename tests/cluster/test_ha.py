@@ -18,12 +18,9 @@ import yaml
 
 from sensorstack.bundle.versions import load_versions
 
-from .conftest import CONTROL_PLANE, KUBECTL, WORKERS, Cluster, Node, cluster_inventory, node_container
+from .conftest import CONTROL_PLANES, EXTRA_CONTROL_PLANES, KUBECTL, WORKERS, Cluster, Node
 
 pytestmark = pytest.mark.cluster
-
-EXTRA_CONTROL_PLANES = (("cpc-cp2", "10.213.0.56"), ("cpc-cp3", "10.213.0.57"))
-CONTROL_PLANES = (CONTROL_PLANE, *EXTRA_CONTROL_PLANES)
 
 
 def kubectl_json(node: Node, *arguments: str) -> Any:
@@ -50,19 +47,6 @@ def wait_for(description: str, check: Any, timeout: float = 600, interval: float
             last = error
         time.sleep(interval)
     raise AssertionError(f"{description} not within {timeout:.0f} s (last: {last})")
-
-
-@pytest.fixture(scope="module")
-def three_control_planes(cluster: Cluster) -> list[Node]:
-    for name, address in EXTRA_CONTROL_PLANES:
-        cluster.containers.append(node_container(name, address).container)
-    cluster.inventory = cluster_inventory(cluster.directory, CONTROL_PLANES, WORKERS)
-    # The control planes' story; the stack on the cluster, which this changes nothing for, is test_stack.py's.
-    run = cluster.site("--skip-tags", "stack,verify")
-    cluster.timings["control-plane joins"] = run.seconds
-    print(f"\ntwo control-plane nodes joined by site.yml in {run.seconds:.0f} s")
-    assert run.returncode == 0, run.tail()
-    return [cluster.control_plane, *(Node(name, f"sensorstack-test-{name}") for name, _ in EXTRA_CONTROL_PLANES)]
 
 
 def test_three_control_planes_run_stacked_etcd_behind_every_nodes_balancer(

@@ -2,13 +2,16 @@
 ``reset_confirm=yes`` and without a terminal it stops before anything changes; confirmed, the worker leaves the
 cluster and keeps nothing of it (its kubelet.conf, Calico's VXLAN device and veths, the iptables chains of Calico and
 kube-proxy) but the operator's resolv.conf; a second reset changes nothing; the cluster play joins it again, Ready.
+Then the third control plane of the HA cluster (test_ha.py's): its reset takes its etcd member out of the cluster,
+and the cluster play joins it again as a control plane with a member of its own.
 
-The tests run in this file's order and build on each other: refusal, reset, second reset, join again. The last one
-leaves the cluster as it found it, every node Ready, for the modules after this one.
+The tests run in this file's order and build on each other: refusal, reset, second reset, join again, then the
+control plane's reset and join. Each join leaves the cluster as it found it, every node Ready.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -16,7 +19,7 @@ import pytest
 
 from sensorstack import project_root
 
-from .conftest import Cluster, Node, PlaybookRun
+from .conftest import CONTROL_PLANES, KUBECTL, Cluster, Node, PlaybookRun
 
 pytestmark = pytest.mark.cluster
 
@@ -28,6 +31,15 @@ READY_TIMEOUT = 600
 CALICO_LINK = re.compile(r"^\d+: (vxlan\.calico|cali[0-9a-f]{11})[@:]", re.MULTILINE)
 THEIR_CHAIN = re.compile(r"^:(cali-|KUBE-)\S*", re.MULTILINE)
 THEIR_JUMP = re.compile(r" -[jg] (cali-|KUBE-)")
+CONFIRMED = ("--extra-vars", '{"reset_confirm": "yes", "kubeadm_reset_drain_force": true}')
+# etcdctl in the first control plane's etcd pod, with the peer certificates kubeadm gives etcd.
+ETCDCTL = (
+    "/usr/local/bin/etcdctl",
+    "--endpoints=https://127.0.0.1:2379",
+    "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+    "--cert=/etc/kubernetes/pki/etcd/server.crt",
+    "--key=/etc/kubernetes/pki/etcd/server.key",
+)
 
 
 def reset_worker(cluster: Cluster, *extra: str) -> PlaybookRun:
@@ -65,7 +77,7 @@ def first_reset(cluster: Cluster) -> PlaybookRun:
     nodes_before = node_names(cluster)
     # Other modules of the session leave pods without a controller on the workers, which kubectl drain refuses to
     # delete unless forced.
-    run = reset_worker(cluster, "--extra-vars", '{"reset_confirm": "yes", "kubeadm_reset_drain_force": true}')
+    run = reset_worker(cluster, *CONFIRMED)
     assert run.returncode == 0, run.tail()
     assert nodes_before - node_names(cluster) == {worker(cluster).name}
     return run
@@ -98,11 +110,55 @@ def test_a_second_reset_changes_nothing(cluster: Cluster, first_reset: PlaybookR
     assert run.changed() == {worker(cluster).name: 0}, run.explain()
 
 
-def test_the_reset_worker_joins_again_and_becomes_ready(cluster: Cluster, first_reset: PlaybookRun) -> None:
-    run = cluster.run_playbook(CLUSTER_PLAYS, "--limit", worker(cluster).name)
+def join_again(cluster: Cluster, name: str) -> None:
+    """playbooks/cluster.yml limited to the node, then wait until the node is Ready."""
+    run = cluster.run_playbook(CLUSTER_PLAYS, "--limit", name)
     assert run.returncode == 0, run.tail()
     deadline = time.monotonic() + READY_TIMEOUT
-    while not ready(cluster, worker(cluster).name):
-        assert time.monotonic() < deadline, f"{worker(cluster).name} is not Ready {READY_TIMEOUT} s after the join"
+    while not ready(cluster, name):
+        assert time.monotonic() < deadline, f"{name} is not Ready {READY_TIMEOUT} s after the join"
         time.sleep(10)
-    assert worker(cluster).name in node_names(cluster)
+    assert name in node_names(cluster)
+
+
+def test_the_reset_worker_joins_again_and_becomes_ready(cluster: Cluster, first_reset: PlaybookRun) -> None:
+    join_again(cluster, worker(cluster).name)
+
+
+def etcd_members(cluster: Cluster) -> list[str]:
+    """The names of etcd's members (kubeadm names each after its node), from the first control plane's etcd."""
+    pod = f"etcd-{cluster.control_plane.name}"
+    answer = cluster.control_plane.run(
+        *KUBECTL, "--namespace=kube-system", "exec", pod, "--", *ETCDCTL, "member", "list", "--write-out=json"
+    )
+    return sorted(member.get("name", "") for member in json.loads(answer)["members"])
+
+
+THIRD_CONTROL_PLANE = CONTROL_PLANES[-1][0]
+
+
+@pytest.fixture(scope="module")
+def control_plane_reset(cluster: Cluster, three_control_planes: list[Node]) -> PlaybookRun:
+    assert etcd_members(cluster) == sorted(name for name, _ in CONTROL_PLANES)
+    run = cluster.run_playbook(RESET, "--limit", THIRD_CONTROL_PLANE, *CONFIRMED)
+    assert run.returncode == 0, run.tail()
+    return run
+
+
+def test_a_reset_control_plane_takes_its_etcd_member_out_of_the_cluster(
+    cluster: Cluster, three_control_planes: list[Node], control_plane_reset: PlaybookRun
+) -> None:
+    # kubeadm reset finds the member through the node's Node object: deleted before it, the member stayed, dead.
+    assert etcd_members(cluster) == sorted(name for name, _ in CONTROL_PLANES[:-1])
+    assert THIRD_CONTROL_PLANE not in node_names(cluster)
+    reset = next(node for node in three_control_planes if node.name == THIRD_CONTROL_PLANE)
+    reset.sh("test ! -e /etc/kubernetes/admin.conf && test ! -e /etc/kubernetes/manifests/etcd.yaml")
+    # The two left keep a quorum: the API answers through the reset node's former peers.
+    assert cluster.control_plane.run(*KUBECTL, "get", "--raw", "/readyz").strip() == "ok"
+
+
+def test_the_reset_control_plane_joins_again_with_an_etcd_member(
+    cluster: Cluster, control_plane_reset: PlaybookRun
+) -> None:
+    join_again(cluster, THIRD_CONTROL_PLANE)
+    assert etcd_members(cluster) == sorted(name for name, _ in CONTROL_PLANES)
