@@ -156,6 +156,24 @@ def cluster_problems(
     return problems
 
 
+def first_control_plane_problems(
+    group: str, control_planes: Sequence[str], initialised: Mapping[str, Any]
+) -> list[str]:
+    """site.yml initialises the cluster on the group's first host and joins the others to it. ``initialised`` maps a
+    control-plane host to whether it runs a cluster (has /etc/kubernetes/admin.conf): a first host without one while
+    others have one (it was reset, or the group was reordered) would start a second cluster beside theirs."""
+    running = [host for host in control_planes if initialised.get(host)]
+    if not control_planes or not running or control_planes[0] in running:
+        return []
+    first = control_planes[0]
+    return [
+        f"sensorstack_control_plane_group: {first}, the first host of group {group!r}, is where site.yml initialises "
+        f"the cluster, but it runs none while {', '.join(running)} run one (they have /etc/kubernetes/admin.conf): "
+        f"kubeadm init on {first} would start a second cluster beside theirs. List {running[0]} first in the group, "
+        f"and {first} joins their cluster as another control plane"
+    ]
+
+
 def node_addresses(hosts: Sequence[str], hostvars: Mapping[str, Any]) -> list[str]:
     """Each host's address as the cluster roles advertise it: sensorstack_node_ip, else its default IPv4 address
     from gathered facts, else "" (which the callers' checks then name)."""
@@ -178,6 +196,7 @@ class FilterModule:
             # The same check with the value first, for map(): backends | map('...endpoint_problems_of', 'variable').
             "endpoint_problems_of": lambda endpoint, variable: endpoint_problems(variable, endpoint),
             "encapsulation_problems": encapsulation_problems,
+            "first_control_plane_problems": first_control_plane_problems,
             "kubernetes_version_problems": kubernetes_version_problems,
             "node_addresses": node_addresses,
         }

@@ -8,6 +8,7 @@ from ansible_collections.sensorstack.iot.plugins.filter.cluster_checks import (
     control_plane_count_problems,
     encapsulation_problems,
     endpoint_problems,
+    first_control_plane_problems,
     kubernetes_version_problems,
     node_addresses,
     parse_version,
@@ -165,3 +166,26 @@ def test_node_addresses_prefer_the_advertised_address_then_facts() -> None:
         "w2": {},
     }
     assert node_addresses(["cp1", "w1", "w2"], hostvars) == ["10.213.0.11", "192.0.2.21", ""]
+
+
+CONTROL_PLANES = ["cp1", "cp2", "cp3"]
+
+
+@pytest.mark.parametrize(
+    "initialised",
+    [{}, {"cp1": True}, {"cp1": True, "cp2": True, "cp3": True}, {"cp1": True, "cp2": False}],
+    ids=["a new cluster", "one control plane so far", "all three", "a reset extra control plane"],
+)
+def test_a_first_control_plane_that_runs_the_cluster_or_a_new_cluster_passes(initialised: dict[str, bool]) -> None:
+    assert first_control_plane_problems("control_plane", CONTROL_PLANES, initialised) == []
+
+
+def test_a_first_control_plane_without_the_cluster_the_others_run_is_refused() -> None:
+    [problem] = first_control_plane_problems("control_plane", CONTROL_PLANES, {"cp1": False, "cp2": True, "cp3": True})
+    assert problem.startswith("sensorstack_control_plane_group: cp1, the first host of group 'control_plane'")
+    assert "while cp2, cp3 run one" in problem
+    assert "List cp2 first in the group, and cp1 joins their cluster" in problem
+
+
+def test_no_control_plane_means_nothing_to_compare() -> None:
+    assert first_control_plane_problems("control_plane", [], {"cp1": True}) == []
