@@ -4,11 +4,14 @@ The tier's cluster (conftest.py) is built by `site.yml` at the release the bundl
 (``sensorstack_kubernetes_upgrade_from_version``), with a Deployment of two replicas and a PodDisruptionBudget of one
 on it; then `playbooks/upgrade.yml` runs with the pinned version while a watcher reads the Deployment through the
 Kubernetes API every second: it must never see fewer than one Ready replica. Afterwards every node reports the
-pinned version, the packages are held there, and a rerun of the upgrade changes nothing. That `site.yml` then
+pinned version, the packages are held there, and a rerun of the upgrade changes nothing, but finishes a node that a
+stopped run left cordoned (and leaves alone a node the operator cordoned). That `site.yml` then
 changes nothing either is test_cluster.py's second run, on this same upgraded cluster.
 """
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import yaml
@@ -60,3 +63,28 @@ def test_a_second_upgrade_run_changes_nothing(cluster: Cluster, upgrade: Upgrade
     run = cluster.run_playbook(UPGRADE)
     assert run.returncode == 0, run.tail()
     assert set(run.changed().values()) == {0}, run.explain()
+
+
+# What the kubernetes_upgrade role sets on a node while it has it cordoned (its vars/main.yml).
+CORDON_MARK = "sensorstack.io/upgrade-cordoned"
+
+
+def test_a_rerun_puts_back_a_node_a_stopped_run_left_cordoned_and_no_other(
+    cluster: Cluster, upgrade: UpgradeRecord
+) -> None:
+    # As a run leaves a node whose kubelet reached the new version but that was not Ready in time.
+    stopped, by_hand = (worker.name for worker in cluster.workers)
+    left_by_a_run = {"spec": {"unschedulable": True}, "metadata": {"annotations": {CORDON_MARK: f"v{TARGET}"}}}
+    cluster.kubectl("patch", "node", stopped, "--type=merge", f"--patch={json.dumps(left_by_a_run)}")
+    cluster.kubectl("cordon", by_hand)
+    try:
+        run = cluster.run_playbook(UPGRADE)
+        assert run.returncode == 0, run.tail()
+        nodes = {item["metadata"]["name"]: item for item in cluster.kubectl_json("get", "nodes")["items"]}
+        assert not nodes[stopped]["spec"].get("unschedulable"), "the node the stopped run left is still cordoned"
+        assert CORDON_MARK not in nodes[stopped]["metadata"].get("annotations", {})
+        assert nodes[by_hand]["spec"].get("unschedulable"), "the rerun uncordoned a node the operator cordoned"
+        assert run.changed()[stopped] > 0 and run.changed()[by_hand] == 0, run.explain()
+    finally:
+        cluster.kubectl("uncordon", by_hand)
+        cluster.kubectl("uncordon", stopped)

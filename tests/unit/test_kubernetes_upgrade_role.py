@@ -6,6 +6,7 @@ The cluster tier (tests/cluster/test_upgrade.py) upgrades a real cluster from th
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -28,8 +29,10 @@ def names(tasks: list[dict]) -> list[str]:
 
 def test_the_node_is_drained_first_and_uncordoned_only_after_it_is_ready_at_the_new_version() -> None:
     order = names(TASKS)
-    assert order.index("Cordon the node and drain its pods") < order.index(
-        "Move kubeadm to the new version, from the new minor's repository"
+    assert (
+        order.index("Cordon the node, marked as cordoned by the upgrade")
+        < order.index("Drain the node's pods")
+        < order.index("Move kubeadm to the new version, from the new minor's repository")
     )
     assert (
         order.index("Move kubeadm to the new version, from the new minor's repository")
@@ -40,7 +43,7 @@ def test_the_node_is_drained_first_and_uncordoned_only_after_it_is_ready_at_the_
     assert order.index("Wait until the node is Ready at the new version") < order.index(
         "Put the node back into service"
     )
-    drain = TASKS[0]["block"][0]["ansible.builtin.command"]["argv"]
+    drain = TASKS[0]["block"][1]["ansible.builtin.command"]["argv"]
     assert "--ignore-daemonsets" in drain and "--delete-emptydir-data" in drain and "--timeout=" in drain
 
 
@@ -68,3 +71,57 @@ def test_kubeadm_upgrade_apply_runs_on_the_first_control_plane_only() -> None:
 def test_the_playbook_exists_beside_site_yml_but_is_not_part_of_it() -> None:
     assert "upgrade.yml" not in (ROOT / "site.yml").read_text()
     assert Path(ROOT / "playbooks/upgrade.yml").is_file()
+
+
+def node(version: str, annotations: dict[str, str] | None = None) -> dict:
+    """What the role's first task registers: kubectl's JSON of the node."""
+    document = {"metadata": {"annotations": annotations or {}}, "status": {"nodeInfo": {"kubeletVersion": version}}}
+    return {"stdout": json.dumps(document)}
+
+
+def decision(current: dict) -> tuple[bool, bool]:
+    """(upgrade due, left cordoned by an earlier run) for the pinned version 1.35.4."""
+    variables = {"kubernetes_upgrade_current": current, "sensorstack_kubernetes_version": "1.35.4"}
+    due = ROLE.render("{{ kubernetes_upgrade_due | bool }}", **variables)
+    left = ROLE.render("{{ kubernetes_upgrade_left_cordoned | bool }}", **variables)
+    return due, left
+
+
+def test_a_node_at_the_old_version_is_upgraded() -> None:
+    assert decision(node("v1.34.7")) == (True, False)
+
+
+def test_a_node_a_stopped_run_left_cordoned_at_the_new_version_is_finished_not_skipped() -> None:
+    assert decision(node("v1.35.4", {"sensorstack.io/upgrade-cordoned": "v1.35.4"})) == (False, True)
+
+
+def test_a_node_at_the_new_version_without_the_mark_is_left_alone_even_if_cordoned_by_hand() -> None:
+    assert decision(node("v1.35.4", {"other": "x"})) == (False, False)
+    assert decision(
+        {"stdout": json.dumps({"metadata": {}, "status": {"nodeInfo": {"kubeletVersion": "v1.35.4"}}})}
+    ) == (
+        False,
+        False,
+    )
+
+
+def test_the_cordon_marks_the_node_and_putting_it_back_removes_the_mark() -> None:
+    variables = {"sensorstack_kubernetes_version": "1.35.4"}
+    assert ROLE.render("{{ kubernetes_upgrade_cordon_patch | to_json }}", **variables) == json.dumps(
+        {"spec": {"unschedulable": True}, "metadata": {"annotations": {"sensorstack.io/upgrade-cordoned": "v1.35.4"}}}
+    )
+    assert ROLE.render("{{ kubernetes_upgrade_uncordon_patch | to_json }}", **variables) == json.dumps(
+        {"spec": {"unschedulable": False}, "metadata": {"annotations": {"sensorstack.io/upgrade-cordoned": None}}}
+    )
+
+
+def test_the_target_is_the_release_the_packages_install() -> None:
+    assert ROLE.render("{{ kubernetes_upgrade_version }}", sensorstack_kubernetes_version="1.35.4") == "1.35.4"
+    assert (
+        ROLE.render(
+            "{{ kubernetes_upgrade_version }}",
+            sensorstack_kubernetes_version="1.35.4",
+            kubernetes_packages_version="1.35.5-1.1",
+        )
+        == "1.35.5"
+    )
