@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -161,6 +162,44 @@ def host_role_problems(
     return problems
 
 
+# The group-name variables in the order preflight.yml's first play names their groups.
+GROUP_VARIABLES = (
+    "sensorstack_hosts_group",
+    "sensorstack_control_plane_group",
+    "sensorstack_worker_group",
+    "sensorstack_edge_group",
+)
+# That play's name once Ansible has templated it: "... groups sensorstack, control_plane, workers, edge".
+PLAY_GROUPS = re.compile(r"groups (\S+), (\S+), (\S+), (\S+)$")
+
+
+def play_group_problems(play_name: str, hostvars: Mapping[str, Any], hosts: Iterable[str]) -> list[str]:
+    """A play's ``hosts:`` line is templated before any host is known, from extra vars and the playbook alone, so a
+    group name set in the inventory reaches the roles but not the plays: whole plays would match no host, silently.
+    ``play_name`` is the templated name of preflight.yml's first play, which names the groups the plays use; each
+    host's own value of the variable (``hostvars``) must be that name."""
+    match = PLAY_GROUPS.search(" ".join(play_name.split()))
+    if not match:
+        return [f"cannot read the plays' group names from the play name {play_name!r}"]
+    problems = []
+    for variable, play_group in zip(GROUP_VARIABLES, match.groups(), strict=True):
+        differing = sorted(
+            {
+                str(hostvars[host][variable])
+                for host in hosts
+                if str(hostvars[host].get(variable, play_group)) != play_group
+            }
+        )
+        if differing:
+            problems.append(
+                f"{variable} is {', '.join(repr(value) for value in differing)} in the inventory, but the plays run on "
+                f"group {play_group!r}: a play's hosts: line cannot read inventory variables. Set it on the command "
+                f"line instead (-e {variable}={differing[0]}, or -e @file.yml for all four), and remove it from the "
+                "inventory"
+            )
+    return problems
+
+
 def os_problems(host: str, distribution: str, major_version: str, supported: Mapping[str, list[Any]]) -> list[str]:
     """Return a message when the host's OS is not in ``preflight_supported_distributions``."""
     versions = [str(version) for version in supported.get(distribution, [])]
@@ -182,4 +221,5 @@ class FilterModule:
             "host_addressing": host_addressing,
             "host_role_problems": host_role_problems,
             "os_problems": os_problems,
+            "play_group_problems": play_group_problems,
         }

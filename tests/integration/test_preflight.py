@@ -57,6 +57,13 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {
         {},
         ["host w1 has no known host role", "did you mean 'workers'?"],
     ),
+    # Without this check the plays' hosts: lines, which read no inventory variable, matched no control plane and
+    # skipped kubeadm init while preflight passed.
+    "control-plane group renamed in the inventory instead of on the command line": (
+        {"masters": ["cp1"], "workers": ["w1"]},
+        {"sensorstack_control_plane_group": "masters"},
+        ["sensorstack_control_plane_group is 'masters' in the inventory", "-e sensorstack_control_plane_group=masters"],
+    ),
     "host in two role groups": (
         {"control_plane": ["cp1"], "workers": ["cp1", "w1"]},
         {},
@@ -287,3 +294,14 @@ def test_a_valid_inventory_passes_preflight(layout: str, container: str, tmp_pat
     run = run_playbook("playbooks/preflight.yml", write_inventory(tmp_path, inventory))
     assert run.returncode == 0, run.output
     assert all(counters["changed"] == 0 and counters["failed"] == 0 for counters in run.recap().values())
+
+
+def test_group_names_given_on_the_command_line_pass_preflight(container: str, tmp_path: Path) -> None:
+    """The renamed group of the case above, named where the plays read it."""
+    networks = [container_network(container)]
+    cluster_stack = STACK | {"sensorstack_stack_device_cidrs": networks, "sensorstack_stack_admin_cidrs": networks}
+    layout = inventory_for(container, masters=["cp1"], workers=["w1"])
+    inventory = write_inventory(tmp_path, with_vars(layout, **cluster_stack))
+    run = run_playbook("playbooks/preflight.yml", inventory, "-e", "sensorstack_control_plane_group=masters")
+    assert run.returncode == 0, run.output
+    assert "PLAY [Validate the inventory layout of groups sensorstack, masters, workers, edge]" in run.output

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import jinja2
 import pytest
+import yaml
 from ansible_collections.sensorstack.iot.plugins.filter.preflight import (
     host_addressing,
     host_role_problems,
     network_problems,
     os_problems,
     parse_cidr,
+    play_group_problems,
 )
 
 ROLE_GROUPS = {
@@ -155,3 +160,31 @@ def test_an_unsupported_operating_system_names_the_facts_and_the_setting() -> No
     [problem] = os_problems("h", "Debian", "11", {"Debian": [12, 13]})
     assert "host h runs Debian 11 (ansible_distribution, ansible_distribution_major_version)" in problem
     assert "preflight_supported_distributions allows: Debian 12, 13" in problem
+
+
+PREFLIGHT_PLAYS = Path(__file__).resolve().parents[2] / "playbooks/preflight.yml"
+
+
+def first_play_name(**extra_vars: str) -> str:
+    """preflight.yml's first play name as Ansible templates it: extra vars only, no host (plain Jinja does the same
+    for its default filters)."""
+    template = yaml.safe_load(PREFLIGHT_PLAYS.read_text())[0]["name"]
+    return jinja2.Template(template).render(**extra_vars)
+
+
+def test_the_plays_group_names_are_read_back_from_the_first_plays_name() -> None:
+    hostvars = {"cp1": {}, "localhost": {}}
+    assert play_group_problems(first_play_name(), hostvars, hostvars) == []
+    named = first_play_name(sensorstack_control_plane_group="masters")
+    assert play_group_problems(named, {"cp1": {"sensorstack_control_plane_group": "masters"}}, ["cp1"]) == []
+
+
+def test_a_group_name_set_in_the_inventory_only_is_refused_with_the_command_line_to_use() -> None:
+    hostvars = {"cp1": {"sensorstack_control_plane_group": "masters"}, "w1": {}, "localhost": {}}
+    [problem] = play_group_problems(first_play_name(), hostvars, list(hostvars))
+    assert problem.startswith("sensorstack_control_plane_group is 'masters' in the inventory, but the plays run on ")
+    assert "group 'control_plane'" in problem and "-e sensorstack_control_plane_group=masters" in problem
+
+
+def test_an_unreadable_play_name_is_reported_rather_than_passed() -> None:
+    assert play_group_problems("Validate the inventory layout", {}, []) != []
