@@ -160,10 +160,11 @@ def first_control_plane_problems(
     group: str, control_planes: Sequence[str], initialised: Mapping[str, Any]
 ) -> list[str]:
     """site.yml initialises the cluster on the group's first host and joins the others to it. ``initialised`` maps a
-    control-plane host to whether it runs a cluster (has /etc/kubernetes/admin.conf): a first host without one while
-    others have one (it was reset, or the group was reordered) would start a second cluster beside theirs."""
+    control-plane host to whether it runs a cluster (has /etc/kubernetes/admin.conf), leaving out the hosts that did
+    not answer: a first host without one while others have one (it was reset, or the group was reordered) would start
+    a second cluster beside theirs. A first host whose answer is unknown is not judged."""
     running = [host for host in control_planes if initialised.get(host)]
-    if not control_planes or not running or control_planes[0] in running:
+    if not control_planes or not running or initialised.get(control_planes[0], True):
         return []
     first = control_planes[0]
     return [

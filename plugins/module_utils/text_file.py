@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
 from typing import Any
@@ -54,7 +56,7 @@ def write_replacement(path: str, data: bytes, mode: int | None = None, new_file_
     try:
         if os.path.exists(path):
             current = os.stat(path)
-            os.chown(temporary, current.st_uid, current.st_gid)
+            _chown_if_allowed(temporary, current.st_uid, current.st_gid)
             os.chmod(temporary, mode if mode is not None else current.st_mode & 0o7777)
         else:
             for_new_file = mode if mode is not None else new_file_mode
@@ -68,16 +70,32 @@ def write_replacement(path: str, data: bytes, mode: int | None = None, new_file_
 def write_atomically(
     module: Any, path: str, text: str, mode: int | None = None, new_file_mode: int | None = None
 ) -> None:
-    """Replace ``path`` with ``text`` in one rename, with the mode and owner write_replacement gives it."""
+    """Replace ``path`` with ``text`` in one rename, with the mode and owner write_replacement gives it. Where the file
+    cannot be renamed over (a bind-mounted file: EBUSY, EXDEV), a module run with ``unsafe_writes`` writes it in
+    place, as Ansible's atomic_move does. SELinux contexts are not carried over: the supported systems (Debian,
+    Ubuntu) confine with AppArmor, which labels paths, not files."""
     temporary = None
+    data = text.encode("utf-8")
     try:
-        temporary = write_replacement(path, text.encode("utf-8"), mode, new_file_mode)
-        os.replace(temporary, path)
+        temporary = write_replacement(path, data, mode, new_file_mode)
+        try:
+            os.replace(temporary, path)
+        except OSError as error:
+            if error.errno not in (errno.EBUSY, errno.EXDEV) or not module.params.get("unsafe_writes"):
+                raise
+            with open(path, "wb") as handle:
+                handle.write(data)
     except OSError as error:
         module.fail_json(msg=f"cannot write {path}: {to_native(error)}", path=path)
     finally:
         if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def _chown_if_allowed(path: str, uid: int, gid: int) -> None:
+    """Give ``path`` this owner; a user who may not (not root) leaves it their own, as Ansible's atomic_move does."""
+    with contextlib.suppress(PermissionError):
+        os.chown(path, uid, gid)
 
 
 def _umask() -> int:

@@ -187,5 +187,9 @@ def test_a_first_control_plane_without_the_cluster_the_others_run_is_refused() -
     assert "List cp2 first in the group, and cp1 joins their cluster" in problem
 
 
+def test_a_first_control_plane_that_did_not_answer_is_not_judged() -> None:
+    assert first_control_plane_problems("control_plane", CONTROL_PLANES, {"cp2": True, "cp3": True}) == []
+
+
 def test_no_control_plane_means_nothing_to_compare() -> None:
     assert first_control_plane_problems("control_plane", [], {"cp1": True}) == []

@@ -17,6 +17,9 @@ class Failed(Exception):
 class FakeModule:
     """The part of AnsibleModule that write_atomically uses: fail_json ends the module."""
 
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+
     def fail_json(self, **result: Any) -> None:
         raise Failed(result["msg"])
 
@@ -83,3 +86,18 @@ def test_a_missing_folder_fails_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "missing" / "a.conf"
     with pytest.raises(Failed, match=f"cannot write {path}"):
         write_atomically(FakeModule(), str(path), "x\n")
+
+
+def test_a_file_that_cannot_be_renamed_over_is_written_in_place_only_with_unsafe_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "bind-mounted.conf"
+    path.write_text("old\n")
+
+    def busy(source: str, target: str) -> None:
+        raise OSError(16, "Device or resource busy")
+
+    monkeypatch.setattr(os, "replace", busy)
+    write_atomically(FakeModule(unsafe_writes=True), str(path), "new\n")
+    assert path.read_text() == "new\n"
+    assert leftovers(tmp_path) == []
