@@ -66,9 +66,9 @@ def test_a_new_file_without_a_mode_gets_the_umasks(tmp_path: Path) -> None:
     assert (tmp_path / "a.conf").stat().st_mode & 0o7777 == 0o640
 
 
-def test_a_failed_rename_leaves_the_old_file_whole_and_no_temporary_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def busy_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A file that cannot be renamed over, as a bind-mounted one (EBUSY)."""
     path = tmp_path / "a.conf"
     path.write_text("old\n")
 
@@ -76,28 +76,23 @@ def test_a_failed_rename_leaves_the_old_file_whole_and_no_temporary_file(
         raise OSError(16, "Device or resource busy")
 
     monkeypatch.setattr(os, "replace", refuse)
-    with pytest.raises(Failed, match=f"cannot write {path}: .*busy"):
-        write_atomically(FakeModule(), str(path), "new\n")
-    assert path.read_text() == "old\n"
-    assert leftovers(tmp_path) == []
+    return path
+
+
+def test_a_failed_rename_leaves_the_old_file_whole_and_no_temporary_file(busy_file: Path) -> None:
+    with pytest.raises(Failed, match=f"cannot write {busy_file}: .*busy"):
+        write_atomically(FakeModule(), str(busy_file), "new\n")
+    assert busy_file.read_text() == "old\n"
+    assert leftovers(busy_file.parent) == []
+
+
+def test_a_file_that_cannot_be_renamed_over_is_written_in_place_only_with_unsafe_writes(busy_file: Path) -> None:
+    write_atomically(FakeModule(unsafe_writes=True), str(busy_file), "new\n")
+    assert busy_file.read_text() == "new\n"
+    assert leftovers(busy_file.parent) == []
 
 
 def test_a_missing_folder_fails_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "missing" / "a.conf"
     with pytest.raises(Failed, match=f"cannot write {path}"):
         write_atomically(FakeModule(), str(path), "x\n")
-
-
-def test_a_file_that_cannot_be_renamed_over_is_written_in_place_only_with_unsafe_writes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "bind-mounted.conf"
-    path.write_text("old\n")
-
-    def busy(source: str, target: str) -> None:
-        raise OSError(16, "Device or resource busy")
-
-    monkeypatch.setattr(os, "replace", busy)
-    write_atomically(FakeModule(unsafe_writes=True), str(path), "new\n")
-    assert path.read_text() == "new\n"
-    assert leftovers(tmp_path) == []
