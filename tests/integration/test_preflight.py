@@ -74,10 +74,10 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {
         {},
         ["sensorstack_control_plane_group: group 'control_plane'"],
     ),
-    "hosts group missing": (
+    "hosts group named in the inventory instead of on the command line": (
         {},
         {"sensorstack_hosts_group": "iot"},
-        ["sensorstack_hosts_group: inventory group 'iot' is missing or has no hosts"],
+        ["sensorstack_hosts_group is 'iot' in the inventory", "-e sensorstack_hosts_group=iot"],
     ),
     "pod CIDR prefix out of range": (
         {},
@@ -271,6 +271,16 @@ def test_preflight_rejects_bad_input_before_any_change(case: str, container: str
     assert run.returncode != 0, run.output
     for fragment in fragments:
         assert fragment in run.output, f"{fragment!r} missing from:\n{run.output}"
+    assert "PLAY [Prepare every host" not in run.output, "the run went past preflight"
+    assert all(counters["changed"] == 0 for counters in run.recap().values()), run.recap()
+
+
+def test_a_hosts_group_the_inventory_lacks_is_named_before_any_change(container: str, tmp_path: Path) -> None:
+    run = run_playbook(
+        "site.yml", write_inventory(tmp_path, inventory_for(container)), "-e", "sensorstack_hosts_group=iot"
+    )
+    assert run.returncode != 0, run.output
+    assert "sensorstack_hosts_group: inventory group 'iot' is missing or has no hosts" in run.output, run.output
     assert "PLAY [Prepare every host" not in run.output, "the run went past preflight"
     assert all(counters["changed"] == 0 for counters in run.recap().values()), run.recap()
 
