@@ -101,12 +101,15 @@ class Node:
         every awaited line is there (or after JOURNAL_WAIT seconds).
 
         journald reads a service's output from a stream of its own: a oneshot service can be over before its lines
-        are in the journal, so a single read right after `systemctl start` may find nothing."""
+        are in the journal, so a single read right after `systemctl start` may find nothing. The lines are those of
+        the service after the journal's last entry before the start: the unit's InvocationID, read once the oneshot
+        has ended, was found empty in CI (an empty journal)."""
+        last = self.run("journalctl", "--no-pager", "--lines=1", "--output=json").stdout.strip()
+        after = [f"--after-cursor={json.loads(last)['__CURSOR']}"] if last else []
         started = self.run("systemctl", "start", SERVICE)
-        invocation = self.run("systemctl", "show", "--property=InvocationID", "--value", SERVICE).stdout.strip()
         deadline = time.monotonic() + JOURNAL_WAIT
         while True:
-            journal = self.run("journalctl", "--no-pager", "-o", "cat", f"_SYSTEMD_INVOCATION_ID={invocation}").stdout
+            journal = self.run("journalctl", "--no-pager", "-o", "cat", f"--unit={SERVICE}", *after).stdout
             if all(line in journal for line in awaited) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
