@@ -3,7 +3,8 @@
 The preflight play runs them for every cluster node before any host changes; the kubeadm and Calico roles run the
 same functions for direct use. Each returns a list of messages naming the variable to fix, empty when all is well.
 ``node_addresses(hosts, hostvars)`` is each node's address as the cluster roles advertise it (apiserver_lb's back
-ends, the firewall's cluster sources).
+ends, the firewall's cluster sources), and ``host_port(address, port)`` the host:port form of an address (an IPv6
+address in brackets) that the endpoint check accepts.
 """
 
 from __future__ import annotations
@@ -187,6 +188,12 @@ def node_addresses(hosts: Sequence[str], hostvars: Mapping[str, Any]) -> list[st
     return addresses
 
 
+def host_port(address: Any, port: Any) -> str:
+    """``10.0.0.1``, 6443 -> ``10.0.0.1:6443``; an IPv6 address goes in brackets: ``[fd00::1]:6443``."""
+    host = str(address)
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
 class FilterModule:
     """Cluster checks, exposed as sensorstack.iot.* filters."""
 
@@ -198,6 +205,7 @@ class FilterModule:
             "endpoint_problems_of": lambda endpoint, variable: endpoint_problems(variable, endpoint),
             "encapsulation_problems": encapsulation_problems,
             "first_control_plane_problems": first_control_plane_problems,
+            "host_port": host_port,
             "kubernetes_version_problems": kubernetes_version_problems,
             "node_addresses": node_addresses,
         }

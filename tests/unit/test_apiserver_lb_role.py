@@ -31,6 +31,13 @@ def test_the_back_ends_are_every_control_plane_node_at_its_advertised_address() 
     assert render("{{ apiserver_lb_port }}") == 6444
 
 
+def test_an_ipv6_back_end_goes_in_brackets_and_passes_the_role_s_own_check() -> None:
+    hostvars = {"cp1": {"sensorstack_node_ip": "fd00::11"}, "cp2": {"sensorstack_node_ip": "10.213.0.12"}, "cp3": {}}
+    assert render("{{ apiserver_lb_backends[:2] }}", hostvars=hostvars) == ["[fd00::11]:6443", "10.213.0.12:6443"]
+    checked = "{{ apiserver_lb_backends[:2] | map('sensorstack.iot.endpoint_problems_of', 'apiserver_lb_backends') }}"
+    assert render(checked, hostvars=hostvars) == [[], []]
+
+
 def test_haproxy_listens_on_loopback_only_and_checks_each_api_server_over_tls() -> None:
     config = render(TEMPLATE)
     assert "bind 127.0.0.1:6444" in config

@@ -9,6 +9,7 @@ from ansible_collections.sensorstack.iot.plugins.filter.cluster_checks import (
     encapsulation_problems,
     endpoint_problems,
     first_control_plane_problems,
+    host_port,
     kubernetes_version_problems,
     node_addresses,
     parse_version,
@@ -166,6 +167,15 @@ def test_node_addresses_prefer_the_advertised_address_then_facts() -> None:
         "w2": {},
     }
     assert node_addresses(["cp1", "w1", "w2"], hostvars) == ["10.213.0.11", "192.0.2.21", ""]
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [("10.213.0.11", "10.213.0.11:6443"), ("cp1.lab", "cp1.lab:6443"), ("fd00::11", "[fd00::11]:6443")],
+)
+def test_host_port_puts_an_ipv6_address_in_brackets_and_passes_the_endpoint_check(address: str, expected: str) -> None:
+    assert host_port(address, 6443) == expected
+    assert endpoint_problems("apiserver_lb_backends", expected) == []
 
 
 CONTROL_PLANES = ["cp1", "cp2", "cp3"]
