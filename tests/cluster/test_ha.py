@@ -1,15 +1,19 @@
 """Three control planes: two more control-plane nodes join the tier's running cluster through `site.yml` (the local
 API load balancer on every node makes that possible without new certificates or kubeconfigs), then the first
 control-plane node is stopped and the cluster goes on: the API answers, every other node stays Ready, and a new pod
-is scheduled and runs. The stopped node is started again afterwards and the cluster is whole again.
+is scheduled and runs. The stopped node is started again afterwards and the cluster is whole again. Then the
+certificate renewal of role kubeadm_certificates runs on two control planes at once, as two timers that meet would:
+every component of both restarts Ready with its new certificates, and no more than one etcd member is ever down.
 
 Runs after test_cluster.py (which checks the 1 + 2 cluster as built) and leaves 3 + 2 nodes for the tests after it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -125,4 +129,83 @@ def test_the_cluster_goes_on_without_its_first_control_plane(
         "every node Ready again",
         lambda: ready_nodes(second) == {name for name, _ in (*CONTROL_PLANES, *WORKERS)},
         timeout=600,
+    )
+
+
+RENEWAL = ("/usr/local/sbin/kubeadm-certificates-renew", "400")  # a threshold above a year: renews now
+RESTARTED = [
+    f"{component}: restarted with the new certificates, Ready"
+    for component in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+]
+
+
+def etcd_members_not_ready(node: Node) -> set[str]:
+    pods = kubectl_json(node, "--namespace=kube-system", "get", "pods", "--selector=component=etcd")["items"]
+    return {
+        pod["metadata"]["name"]
+        for pod in pods
+        if {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}.get("Ready") != "True"
+    }
+
+
+def apiserver_serials(node: Node) -> tuple[str, str]:
+    """The serial of the API server's certificate on disk, and of the one it serves."""
+    on_disk = node.run("openssl", "x509", "-in", "/etc/kubernetes/pki/apiserver.crt", "-noout", "-serial")
+    served = node.sh("openssl s_client -connect 127.0.0.1:6443 </dev/null 2>/dev/null | openssl x509 -noout -serial")
+    return on_disk.strip(), served.strip()
+
+
+def test_renewals_that_meet_on_two_control_planes_restart_one_etcd_member_at_a_time(
+    cluster: Cluster, three_control_planes: list[Node]
+) -> None:
+    first, second, third = three_control_planes
+    before = {node.name: apiserver_serials(node) for node in (second, third)}
+    not_ready: list[set[str]] = []
+    watching = threading.Event()
+    watching.set()
+
+    def watch() -> None:
+        while watching.is_set():
+            # An answer missed is not a member down.
+            with contextlib.suppress(AssertionError, subprocess.SubprocessError, ValueError):
+                not_ready.append(etcd_members_not_ready(first))
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    renewals: dict[str, subprocess.Popen[str]] = {}
+    try:
+        renewals[second.name] = subprocess.Popen(
+            ["docker", "exec", second.container, *RENEWAL], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        # The second renewal starts while the first one's etcd member is down: the moment the two must not meet.
+        wait_for(
+            "the first renewal's etcd member restarting",
+            lambda: bool(not_ready and not_ready[-1]) or renewals[second.name].poll() is not None,
+            timeout=300,
+            interval=0.5,
+        )
+        assert renewals[second.name].poll() is None, "the first renewal ended before its etcd member was seen down"
+        renewals[third.name] = subprocess.Popen(
+            ["docker", "exec", third.container, *RENEWAL], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        outputs = {name: renewal.communicate(timeout=1200)[0] for name, renewal in renewals.items()}
+    finally:
+        for renewal in renewals.values():
+            if renewal.poll() is None:
+                renewal.kill()
+        watching.clear()
+        watcher.join()
+    for name, renewal in renewals.items():
+        assert renewal.returncode == 0, f"{name}: {outputs[name]}"
+        assert [line for line in outputs[name].splitlines() if line.endswith(", Ready")] == RESTARTED, outputs[name]
+    assert max(len(members) for members in not_ready) == 1, [members for members in not_ready if members]
+    # Each API server serves its new certificate.
+    for node in (second, third):
+        on_disk, served = apiserver_serials(node)
+        assert on_disk == served != before[node.name][1], node.name
+    wait_for(
+        "every node Ready after the renewals",
+        lambda: ready_nodes(first) == {name for name, _ in (*CONTROL_PLANES, *WORKERS)},
+        timeout=300,
     )
