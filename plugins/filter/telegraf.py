@@ -22,6 +22,8 @@ VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Characters systemd unescapes after a backslash inside a double-quoted EnvironmentFile= value.
 ENVIRONMENT_ESCAPES = {"\\": "\\\\", '"': '\\"', "`": "\\`", "$": "\\$"}
 VERSION = re.compile(r"\b[Tt]elegraf\s+v?(\d+)\.(\d+)\.(\d+)")
+# The version in an image reference's tag: registry:5000/telegraf:1.37.2-alpine -> 1.37.2.
+IMAGE_TAG_VERSION = re.compile(r":v?(\d+\.\d+\.\d+)[^:/]*$")
 
 
 def telegraf_document(
@@ -116,6 +118,12 @@ def telegraf_version(output: str) -> str:
     return ".".join(match.groups())
 
 
+def image_version(image: str, pinned: str) -> str:
+    """The ``X.Y.Z`` of an image reference's tag; ``pinned`` when it has none (a digest, ``latest``)."""
+    match = IMAGE_TAG_VERSION.search(str(image).split("@", 1)[0])
+    return match[1] if match else str(pinned)
+
+
 def telegraf_environment_references(document: Any) -> list[str]:
     """Names of the ``${VAR}`` references in every string of the configuration data, sorted."""
     found: set[str] = set()
@@ -198,4 +206,5 @@ class FilterModule:
             "telegraf_systemd_environment": systemd_environment,
             "telegraf_environment_strings": environment_strings,
             "telegraf_version": telegraf_version,
+            "image_version": image_version,
         }
