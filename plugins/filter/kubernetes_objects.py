@@ -1,8 +1,10 @@
-"""Filters for the stack's Kubernetes objects: how they are written for review (``sensorstack render``)."""
+"""Filters for the stack's Kubernetes objects: their volumes, checksums and address rules, and how they are written
+for review (``sensorstack render``)."""
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +25,18 @@ def config_checksum(value: Any) -> str:
     values give equal checksums, so a rerun rolls nothing and a changed file or password rolls the pod."""
     data = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.pbkdf2_hmac("sha256", data, CHECKSUM_SALT, CHECKSUM_ROUNDS).hex()
+
+
+def ip_block(cidr: str, pod_cidr: str) -> dict[str, Any]:
+    """A NetworkPolicy peer for the network ``cidr`` that never admits a pod by its address: Calico matches ipBlock
+    against pod addresses too, so a network that holds the pod network (10.0.0.0/8 over 10.244.0.0/16) leaves it out,
+    and pods are admitted by their labels alone. Preflight refuses a network inside the pod network, which no
+    ``except`` can express."""
+    network, pods = ipaddress.ip_network(cidr), ipaddress.ip_network(pod_cidr)
+    block: dict[str, Any] = {"cidr": str(network)}
+    if network.version == pods.version and network != pods and pods.subnet_of(network):  # type: ignore[arg-type]
+        block["except"] = [str(pods)]
+    return {"ipBlock": block}
 
 
 def redact_secrets(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -212,6 +226,7 @@ class FilterModule:
         return {
             "claim_selector": claim_selector,
             "config_checksum": config_checksum,
+            "ip_block": ip_block,
             "local_volume": local_volume,
             "not_held_by": not_held_by,
             "redact_secrets": redact_secrets,

@@ -69,6 +69,30 @@ def _networks(value: Any, variable: str, problems: list[str]) -> list[ipaddress.
     return networks
 
 
+def _pod_network_problems(
+    pod_cidr: Any,
+    devices: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    admins: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> list[str]:
+    """Device and operator networks inside the pod network: the stack's policies would admit pods of any namespace
+    by their addresses (a network around the pod network is fine: the policies leave the pod network out of it)."""
+    try:
+        pods = ipaddress.ip_network(str(pod_cidr))
+    except ValueError:
+        return []  # the cluster checks name a bad sensorstack_pod_cidr
+    return [
+        f"{variable}: {network} lies in the pod network (sensorstack_pod_cidr {pods}), so the stack's network "
+        "policies would let in pods of every namespace by their addresses: list the networks devices and operators "
+        "connect from (the stack's own pods are let in by their labels)"
+        for variable, networks in (
+            ("sensorstack_stack_device_cidrs", devices),
+            ("sensorstack_stack_admin_cidrs", admins),
+        )
+        for network in networks
+        if network.version == pods.version and network.subnet_of(pods)  # type: ignore[arg-type]
+    ]
+
+
 def stack_cluster_problems(settings: Mapping[str, Any], first_control_plane: str, address: str | None) -> list[str]:
     """What would stop the stack on the cluster half-way, found before any host changes: the namespace, the networks
     of devices and operators (the first control-plane node, ``address``, configures InfluxDB and Grafana and runs
@@ -80,6 +104,7 @@ def stack_cluster_problems(settings: Mapping[str, Any], first_control_plane: str
         problems.append(f"sensorstack_stack_namespace must be a DNS label (a-z, 0-9, '-'), got {namespace!r}")
     devices = _networks(settings.get("sensorstack_stack_device_cidrs", []), "sensorstack_stack_device_cidrs", problems)
     admins = _networks(settings.get("sensorstack_stack_admin_cidrs", []), "sensorstack_stack_admin_cidrs", problems)
+    problems += _pod_network_problems(settings.get("sensorstack_pod_cidr"), devices, admins)
     node = ipaddress.ip_address(address) if address else None
     verified = {"mosquitto", "telegraf", "influxdb"} <= set(components)
     # Configured through a URL of one's own, or else through the node port; the verify play reads InfluxDB back

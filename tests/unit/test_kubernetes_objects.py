@@ -13,6 +13,7 @@ from ansible_collections.sensorstack.iot.plugins.filter.kubernetes_objects impor
     REDACTED,
     config_checksum,
     holds,
+    ip_block,
     local_volume,
     not_held_by,
     redact_secrets,
@@ -129,3 +130,16 @@ def test_objects_the_listing_lacks_or_holds_otherwise_are_to_be_applied() -> Non
     live = [{"metadata": {"name": "a"}, "spec": {"n": 0}}, {"metadata": {"name": "b"}, "spec": {"n": 9}}]
     wanted[0]["status"] = {"acceptedNames": {"kind": ""}, "storedVersions": None}
     assert [item["metadata"]["name"] for item in not_held_by(wanted, live)] == ["b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("cidr", "expected"),
+    [
+        ("10.0.0.0/8", {"cidr": "10.0.0.0/8", "except": ["10.244.0.0/16"]}),
+        ("10.213.0.0/24", {"cidr": "10.213.0.0/24"}),
+        ("0.0.0.0/0", {"cidr": "0.0.0.0/0", "except": ["10.244.0.0/16"]}),
+        ("fd00::/8", {"cidr": "fd00::/8"}),
+    ],
+)
+def test_a_network_peer_never_admits_a_pod_by_its_address(cidr: str, expected: dict) -> None:
+    assert ip_block(cidr, "10.244.0.0/16") == {"ipBlock": expected}

@@ -17,6 +17,7 @@ VALID: dict[str, Any] = {
     "sensorstack_stack_storage_node": "worker1",
     "sensorstack_stack_storage_path": "/var/lib/sensorstack/volumes",
     "cluster_nodes": ["cp1", "worker1"],
+    "sensorstack_pod_cidr": "10.244.0.0/16",
 }
 
 
@@ -40,6 +41,14 @@ def test_the_lab_settings_pass() -> None:
         ({"sensorstack_stack_storage_node": "edge1"}, "sensorstack_stack_storage_node must name a cluster node"),
         ({"sensorstack_stack_storage_node": "cp1", "cluster_nodes": ["worker1"]}, "that runs workloads"),
         ({"sensorstack_stack_storage_path": "volumes"}, "sensorstack_stack_storage_path must be an absolute path"),
+        (
+            {"sensorstack_stack_admin_cidrs": ["10.213.0.0/24", "10.244.3.0/24"]},
+            "sensorstack_stack_admin_cidrs: 10.244.3.0/24 lies in the pod network (sensorstack_pod_cidr 10.244.0.0/16)",
+        ),
+        (
+            {"sensorstack_stack_device_cidrs": ["10.213.0.0/24", "10.244.0.0/16"]},
+            "sensorstack_stack_device_cidrs: 10.244.0.0/16 lies in the pod network",
+        ),
     ],
     ids=[
         "namespace",
@@ -51,10 +60,17 @@ def test_the_lab_settings_pass() -> None:
         "storage-node",
         "tainted-storage-node",
         "path",
+        "admin-network-of-pods",
+        "device-network-of-pods",
     ],
 )
 def test_a_bad_setting_is_named(changes: dict[str, Any], expected: str) -> None:
     assert any(expected in problem for problem in problems(**changes)), problems(**changes)
+
+
+def test_a_network_around_the_pod_network_passes() -> None:
+    # The policies leave the pod network out of it (kubernetes_objects.ip_block).
+    assert problems(sensorstack_stack_admin_cidrs=["10.0.0.0/8"], sensorstack_stack_device_cidrs=["10.0.0.0/8"]) == []
 
 
 def test_a_service_reached_through_its_own_url_needs_no_admin_network() -> None:
