@@ -598,3 +598,26 @@ def test_render_writes_the_objects_the_roles_applied(cluster: Cluster, tmp_path:
                 f"{path.name} {rendered['kind']} {metadata['name']}{problem}" for problem in contained(rendered, live)
             ]
     assert problems == []
+
+
+def test_an_influxdb_that_a_bad_setting_broke_comes_back_when_the_setting_is_fixed(cluster: Cluster) -> None:
+    """A setting that stops influxd leaves its pod crash-looping and the run failed. Fixing the setting must be enough:
+    with the StatefulSet's default OrderedReady policy, Kubernetes waits for the broken pod to become Ready before it
+    replaces it, forever (the "forced rollback" its documentation leaves to a manual pod delete)."""
+    limit = ("--limit", cluster.control_plane.name)
+    stored = len(influx_seq(cluster, "time > 0"))
+    broken = {
+        "influxdb_config_overrides": {"meta": {"dir": "/proc/sensorstack-no-such-directory/meta"}},
+        "sensorstack_stack_wait_timeout": 60,
+    }
+    run = cluster.run_playbook(STACK, *limit, "--extra-vars", json.dumps(broken))
+    try:
+        assert run.returncode != 0, "influxd started with a meta directory it cannot create"
+        statefulset = cluster.kubectl_json(f"--namespace={NAMESPACE}", "get", "statefulset", "influxdb")
+        assert statefulset["status"].get("readyReplicas", 0) == 0, statefulset["status"]
+    finally:
+        fixed = cluster.run_playbook(STACK, *limit, "--extra-vars", json.dumps({"sensorstack_stack_wait_timeout": 300}))
+    assert fixed.returncode == 0, fixed.tail()
+    ready(cluster, "statefulset", "influxdb", timeout=60)
+    # The volume kept what the database held before.
+    assert len(influx_seq(cluster, "time > 0")) >= stored > 0
