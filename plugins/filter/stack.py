@@ -56,6 +56,13 @@ QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
 STATEFUL = ("mosquitto", "influxdb", "grafana")
 
 
+def dns_label_problems(value: Any, variable: str) -> list[str]:
+    """A Kubernetes name that must be a DNS label (RFC 1123: a namespace, a pod's hostname)."""
+    if DNS_LABEL.match(str(value)):
+        return []
+    return [f"{variable} must be a DNS label (a-z, 0-9 and '-', at most 63 characters), got {str(value)!r}"]
+
+
 def _networks(value: Any, variable: str, problems: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     if not isinstance(value, Sequence) or isinstance(value, str):
         problems.append(f"{variable} must be a list of networks (CIDR), got {value!r}")
@@ -99,9 +106,7 @@ def stack_cluster_problems(settings: Mapping[str, Any], first_control_plane: str
     the verify play through the node ports, so it must be in them), and where the volumes live."""
     problems: list[str] = []
     components = list(settings.get("sensorstack_stack_components") or [])
-    namespace = str(settings.get("sensorstack_stack_namespace") or "")
-    if not DNS_LABEL.match(namespace):
-        problems.append(f"sensorstack_stack_namespace must be a DNS label (a-z, 0-9, '-'), got {namespace!r}")
+    problems += dns_label_problems(settings.get("sensorstack_stack_namespace") or "", "sensorstack_stack_namespace")
     devices = _networks(settings.get("sensorstack_stack_device_cidrs", []), "sensorstack_stack_device_cidrs", problems)
     admins = _networks(settings.get("sensorstack_stack_admin_cidrs", []), "sensorstack_stack_admin_cidrs", problems)
     problems += _pod_network_problems(settings.get("sensorstack_pod_cidr"), devices, admins)
@@ -184,6 +189,7 @@ def loopback_binds(value: Any, variable: str) -> list[str]:
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
+            "dns_label_problems": dns_label_problems,
             "stack_user_password": stack_user_password,
             "stack_first_database": stack_first_database,
             "stack_cluster_problems": stack_cluster_problems,

@@ -88,18 +88,23 @@ def host_of(cluster: Cluster, service: str) -> str:
     return pods(cluster)[service]["status"]["hostIP"]
 
 
-def influx_seq(cluster: Cluster, where: str) -> list[int]:
-    """The seq field of every point matching ``where`` in the telemetry database, through InfluxDB's node port from
-    the controller (which is on the lab network, one of the lab's admin networks)."""
+def influx_query(cluster: Cluster, query: str) -> list[dict[str, Any]]:
+    """The series ``query`` returns from the telemetry database, through InfluxDB's node port from the controller
+    (which is on the lab network, one of the lab's admin networks)."""
     url = f"http://{host_of(cluster, 'influxdb')}:{NODE_PORTS['influxdb']}/query?" + urllib.parse.urlencode(
-        {"db": "telemetry", "q": f'SELECT "seq" FROM /.*/ WHERE {where}'}
+        {"db": "telemetry", "q": query}
     )
     request = urllib.request.Request(url, method="POST")
     token = base64.b64encode(f"admin:{secret(cluster, 'influxdb_admin')}".encode()).decode()
     request.add_header("Authorization", f"Basic {token}")
     with urllib.request.urlopen(request, timeout=10) as answer:
-        results = json.load(answer)["results"][0]
-    return sorted(int(row[1]) for series in results.get("series", []) for row in series["values"])
+        return list(json.load(answer)["results"][0].get("series", []))
+
+
+def influx_seq(cluster: Cluster, where: str) -> list[int]:
+    """The seq field of every point matching ``where`` in the telemetry database."""
+    series = influx_query(cluster, f'SELECT "seq" FROM /.*/ WHERE {where}')
+    return sorted(int(row[1]) for one in series for row in one["values"])
 
 
 def influx_count(cluster: Cluster, device: str) -> list[int]:
@@ -548,6 +553,14 @@ def test_a_new_telegraf_processor_rolls_telegraf_alone(cluster: Cluster) -> None
     finally:
         back = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name)
     assert back.returncode == 0, back.tail()
+
+
+def test_every_telegraf_pod_wrote_the_same_host_tag(cluster: Cluster) -> None:
+    """Telegraf pods come and go (the rollouts and the lost worker above): the readings keep one host tag, the pods'
+    fixed hostname, so each device's readings stay one series."""
+    series = influx_query(cluster, 'SHOW TAG VALUES WITH KEY = "host"')
+    assert series, "no reading in the telemetry database"
+    assert {row[1] for one in series for row in one["values"]} == {"telegraf"}
 
 
 def contained(rendered: Any, live: Any, path: str = "") -> list[str]:

@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ansible_collections.sensorstack.iot.plugins.filter.stack import loopback_binds, stack_cluster_problems
+from ansible_collections.sensorstack.iot.plugins.filter.stack import (
+    dns_label_problems,
+    loopback_binds,
+    stack_cluster_problems,
+)
 
 VALID: dict[str, Any] = {
     "sensorstack_stack_components": ["mosquitto", "telegraf", "influxdb", "grafana"],
@@ -117,3 +121,14 @@ def test_listeners_on_every_interface_or_a_named_address_pass_and_a_loopback_one
 
     assert problem.startswith("mosquitto_listeners[2].address (127.0.0.1) is a loopback address")
     assert loopback_binds("", "grafana_http_addr") == loopback_binds("10.0.0.5:3000", "grafana_http_addr") == []
+
+
+@pytest.mark.parametrize("value", ["telegraf", "t", "edge-1", "a" * 63])
+def test_a_dns_label_passes(value: str) -> None:
+    assert dns_label_problems(value, "telegraf_kubernetes_hostname") == []
+
+
+@pytest.mark.parametrize("value", ["Telegraf", "-telegraf", "telegraf.lab", "a" * 64, ""])
+def test_a_name_that_is_no_dns_label_is_named(value: str) -> None:
+    [problem] = dns_label_problems(value, "telegraf_kubernetes_hostname")
+    assert problem.startswith("telegraf_kubernetes_hostname must be a DNS label")

@@ -1,5 +1,6 @@
-"""Telegraf's command-line flags are one setting for both platforms: the systemd unit's and the pod's command carry
-the same ones, picked from the version that runs the configuration (the installed binary, or the image's tag)."""
+"""Telegraf as it runs: its command-line flags are one setting for both platforms (the systemd unit's and the pod's
+command carry the same ones, picked from the version that runs the configuration: the installed binary, or the
+image's tag), and every pod on the cluster has the one hostname the metrics' host tag takes."""
 
 from __future__ import annotations
 
@@ -56,3 +57,16 @@ def test_the_pod_runs_telegraf_with_the_flags_the_unit_runs_it_with() -> None:
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"][-1:] == exec_start.split()[-1:] == STRICT
     assert container["command"][1:3] == exec_start.split()[1:3] == ["--config", "/etc/telegraf/telegraf.conf"]
+
+
+def test_every_telegraf_pod_has_the_one_hostname_the_host_tag_takes() -> None:
+    objects = yaml.safe_load(
+        render(
+            OBJECTS,
+            telegraf_platform="kubernetes",
+            telegraf_rendered_config="[agent]\n",
+            telegraf_environment_values={},
+        )
+    )
+    [deployment] = [item for item in objects if item["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"]["hostname"] == "telegraf"
