@@ -634,3 +634,20 @@ def test_an_influxdb_that_a_bad_setting_broke_comes_back_when_the_setting_is_fix
     ready(cluster, "statefulset", "influxdb", timeout=60)
     # The volume kept what the database held before.
     assert len(influx_seq(cluster, "time > 0")) >= stored > 0
+
+
+def test_check_mode_with_a_service_new_to_the_stack_says_what_a_run_would_do(cluster: Cluster) -> None:
+    """Check mode creates nothing, so a service new to a running stack has no node port to configure it through yet:
+    the check run says so and leaves its configuration to the run, which then starts and configures it."""
+    limit = ("--limit", cluster.control_plane.name)
+    cluster.kubectl(f"--namespace={NAMESPACE}", "delete", "deployment/grafana", "service/grafana", "--wait=true")
+    try:
+        check = cluster.run_playbook(STACK, *limit, "--check")
+        assert check.returncode == 0, check.tail()
+        reported = [task for task in check.changed_tasks() if "cannot reach before a run: grafana" in task]
+        assert reported and "grafana does not run in namespace" in check.output, check.explain()
+    finally:
+        run = cluster.run_playbook(STACK, *limit)
+    assert run.returncode == 0, run.tail()
+    ready(cluster, "deployment", "grafana")
+    assert grafana_login(cluster, secret(cluster, "grafana_admin")) == 200
