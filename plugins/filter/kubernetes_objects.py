@@ -117,6 +117,30 @@ def local_volume(
     }
 
 
+def _volume_nodes(volume: Mapping[str, Any]) -> list[str]:
+    terms = (((volume.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {}).get("nodeSelectorTerms")
+    return [
+        value for term in terms or [] for e in term.get("matchExpressions") or [] for value in e.get("values") or []
+    ]
+
+
+def moved_volumes(existing: list[Mapping[str, Any]], wanted: list[Mapping[str, Any]]) -> list[str]:
+    """The local volumes the cluster holds on another node than ``wanted`` places them, as "name (on node)": the
+    API refuses to change a volume's node, and the data is on the node it has."""
+    held = {
+        volume["metadata"]["name"]: _volume_nodes(volume)
+        for volume in existing
+        if volume.get("kind", "") in ("", "PersistentVolume")
+    }
+    return [
+        f"{volume['metadata']['name']} (on {', '.join(held[volume['metadata']['name']])})"
+        for volume in wanted
+        if volume.get("kind") == "PersistentVolume"
+        and volume["metadata"]["name"] in held
+        and held[volume["metadata"]["name"]] != _volume_nodes(volume)
+    ]
+
+
 def volume_claim(
     component: str, namespace: str, storage_class: str, local_class: str, sizes: dict[str, str], part_of: str
 ) -> dict[str, Any]:
@@ -228,6 +252,7 @@ class FilterModule:
             "config_checksum": config_checksum,
             "ip_block": ip_block,
             "local_volume": local_volume,
+            "moved_volumes": moved_volumes,
             "not_held_by": not_held_by,
             "redact_secrets": redact_secrets,
             "relative_path": relative_path,

@@ -28,7 +28,7 @@ import yaml
 
 from sensorstack import project_root
 
-from .conftest import Cluster
+from .conftest import WORKERS, Cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -651,3 +651,15 @@ def test_check_mode_with_a_service_new_to_the_stack_says_what_a_run_would_do(clu
     assert run.returncode == 0, run.tail()
     ready(cluster, "deployment", "grafana")
     assert grafana_login(cluster, secret(cluster, "grafana_admin")) == 200
+
+
+def test_a_storage_node_that_moved_away_from_the_volumes_data_stops_before_any_change(cluster: Cluster) -> None:
+    """The local volumes live on the first worker (the default storage node). Naming the other worker, as reordering
+    the worker group does, must stop with the variable named, not with the API's refusal half-way through a run."""
+    before = pod_uids(cluster)
+    moved = {"sensorstack_stack_storage_node": WORKERS[1][0]}
+    run = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name, "--extra-vars", json.dumps(moved))
+    assert run.returncode != 0
+    assert "sensorstack_stack_storage_node is cpc-worker2" in run.output, run.tail()
+    assert run.changed() == {cluster.control_plane.name: 0}, run.explain()
+    assert pod_uids(cluster) == before

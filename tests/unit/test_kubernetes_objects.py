@@ -15,6 +15,7 @@ from ansible_collections.sensorstack.iot.plugins.filter.kubernetes_objects impor
     holds,
     ip_block,
     local_volume,
+    moved_volumes,
     not_held_by,
     redact_secrets,
     relative_path,
@@ -143,3 +144,19 @@ def test_objects_the_listing_lacks_or_holds_otherwise_are_to_be_applied() -> Non
 )
 def test_a_network_peer_never_admits_a_pod_by_its_address(cidr: str, expected: dict) -> None:
     assert ip_block(cidr, "10.244.0.0/16") == {"ipBlock": expected}
+
+
+def test_a_volume_the_cluster_holds_on_another_node_is_named() -> None:
+    def volume(component: str, node: str) -> dict:
+        return local_volume(component, "stack", "sensorstack-local", node, "/srv/volumes", SIZES, "sensorstack")
+
+    held = [volume("influxdb", "worker1"), volume("mosquitto", "worker1")]
+    # As the API lists them: items without their kind.
+    listed = [{key: value for key, value in item.items() if key != "kind"} for item in held]
+    assert moved_volumes(listed, [volume("influxdb", "worker1"), volume("mosquitto", "worker1")]) == []
+    assert moved_volumes(listed, [volume("influxdb", "worker2"), volume("mosquitto", "worker2")]) == [
+        "stack-influxdb-data (on worker1)",
+        "stack-mosquitto-data (on worker1)",
+    ]
+    # A volume the cluster does not hold yet goes anywhere.
+    assert moved_volumes([], [volume("influxdb", "worker2")]) == []
