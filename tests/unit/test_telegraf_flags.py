@@ -70,3 +70,5 @@ def test_every_telegraf_pod_has_the_one_hostname_the_host_tag_takes() -> None:
     )
     [deployment] = [item for item in objects if item["kind"] == "Deployment"]
     assert deployment["spec"]["template"]["spec"]["hostname"] == "telegraf"
+    # No readiness endpoint: the rollout waits until the pod has run long enough to have started every plugin.
+    assert deployment["spec"]["minReadySeconds"] == 10
