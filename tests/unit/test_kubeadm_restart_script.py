@@ -1,13 +1,13 @@
-"""The control-plane restart helper of role kubeadm_certificates, run by bash against doubles of crictl and kubectl.
+"""The control-plane restart helper of role kubeadm_certificates, run by bash against doubles of crictl and curl.
 
-The rendered script runs as the renewal would run it; only its PATH line is pointed at a folder of doubles (crictl
-and kubectl, which control_plane_double.py plays, and a sleep that returns at once, so that a 2 s poll costs nothing)
-and of the text tools it uses, so that no kubectl or crictl of the machine is found. The doubles play a control plane
-from a JSON state: the containers running per component, the Ready answers of each component's pods, after how many
-reads a restarted container is Ready, whether the API answers. They log what the script asked and did, in order,
-which is what these tests read: no component stops before every pod of it in the cluster is Ready, and none before
-the one restarted ahead of it is Ready again. The cluster tier runs the real thing on three control planes
-(tests/cluster/test_ha.py).
+The rendered script runs as the renewal would run it; only its PATH line is pointed at a folder of doubles (crictl,
+with the etcdctl it execs in the etcd container, and curl, which control_plane_double.py plays, and a sleep that
+returns at once, so that a 2 s poll costs nothing) and of the text tools it uses, so that nothing of the machine is
+found. The doubles play a control plane from a JSON state: the containers running per component, etcd's answers
+about its members, after how many asks a restarted component answers on its health URL. They log what the script
+asked and did, in order, which is what these tests read: etcd stops only once etcd reports every member healthy, and
+no component stops before the one restarted ahead of it answers again. The cluster tier runs the real thing on three
+control planes (tests/cluster/test_ha.py).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from .role_files import ROOT, RoleFiles
 ROLE = RoleFiles.load("kubeadm_certificates")
 DOUBLE = Path(__file__).with_name("control_plane_double.py")
 TEMPLATE = (ROOT / "roles/kubeadm_certificates/templates/kubeadm-restart-components.sh.j2").read_text()
-# What the script runs besides crictl, kubectl and sleep.
-SCRIPT_TOOLS = ("grep", "cut", "paste")
+# What the script runs besides crictl, curl and sleep.
+SCRIPT_TOOLS = ("grep", "tr")
 TIMEOUT = 20  # seconds: restart_timeout, 10 polls of 2 s (the doubles' sleep returns at once)
 
 
@@ -39,15 +39,14 @@ class ControlPlane:
 
     folder: Path
     running: dict[str, list[str]] = field(default_factory=dict)
-    pods: dict[str, list[dict[str, str]]] = field(default_factory=dict)
-    ready_after: dict[str, int | None] = field(default_factory=dict)
-    api_down: bool = False
-    kubectl: bool = True
+    members: list[list[str]] | None = field(default_factory=lambda: [[]])
+    answer_after: dict[str, int | None] = field(default_factory=dict)
+    curl: bool = True
 
     def restart(self, *components: str) -> subprocess.CompletedProcess[str]:
         doubles = self.folder / "bin"
         doubles.mkdir(exist_ok=True)
-        for name in ("crictl", "kubectl") if self.kubectl else ("crictl",):
+        for name in ("crictl", "curl") if self.curl else ("crictl",):
             (doubles / name).write_text(f'#!/bin/sh\nexec {sys.executable} {DOUBLE} {doubles} {name} "$@"\n')
             (doubles / name).chmod(0o755)
         for tool in SCRIPT_TOOLS:
@@ -56,21 +55,9 @@ class ControlPlane:
             (doubles / tool).symlink_to(found)
         (doubles / "sleep").write_text("#!/bin/sh\nexit 0\n")
         (doubles / "sleep").chmod(0o755)
-        state: dict[str, Any] = {
-            "running": self.running,
-            "pods": self.pods,
-            "ready_after": self.ready_after,
-            "api_down": self.api_down,
-        }
+        state: dict[str, Any] = {"running": self.running, "members": self.members, "answer_after": self.answer_after}
         (doubles / "state.json").write_text(json.dumps(state))
-        admin = self.folder / "admin.conf"
-        admin.write_text("kubeconfig\n")
-        script = ROLE.render(
-            TEMPLATE,
-            ansible_managed="managed",
-            kubeadm_certificates_admin_kubeconfig=str(admin),
-            kubeadm_certificates_restart_timeout=TIMEOUT,
-        )
+        script = ROLE.render(TEMPLATE, ansible_managed="managed", kubeadm_certificates_restart_timeout=TIMEOUT)
         assert "export PATH=/usr/local/sbin:" in script
         script = "\n".join(
             f"export PATH={doubles}" if line.startswith("export PATH=") else line for line in script.splitlines()
@@ -87,65 +74,71 @@ class ControlPlane:
         return log.read_text().splitlines() if log.exists() else []
 
 
-WHOLE = {"etcd": [{"etcd-cp1": "True", "etcd-cp2": "True", "etcd-cp3": "True"}]}
-
-
 @pytest.fixture
 def control_plane(tmp_path: Path) -> ControlPlane:
     return ControlPlane(
         tmp_path,
         running={"etcd": ["old-etcd"], "kube-apiserver": ["old-kube-apiserver"]},
-        pods={**WHOLE, "kube-apiserver": [{"kube-apiserver-cp1": "True"}]},
-        ready_after={"etcd": 3, "kube-apiserver": 2},
+        answer_after={"etcd": 3, "kube-apiserver": 2},
     )
 
 
-def test_each_component_is_ready_again_before_the_next_one_stops(control_plane: ControlPlane) -> None:
+def test_each_component_answers_again_before_the_next_one_stops(control_plane: ControlPlane) -> None:
     result = control_plane.restart("etcd", "kube-apiserver")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "etcd: restarted with the new certificates, Ready",
-        "kube-apiserver: restarted with the new certificates, Ready",
+        "etcd: restarted with the new certificates, answering at http://127.0.0.1:2381/readyz",
+        "kube-apiserver: restarted with the new certificates, answering at https://127.0.0.1:6443/readyz",
     ]
-    log = control_plane.log()
-    assert [line for line in log if line.startswith("stop")] == ["stop etcd", "stop kube-apiserver"]
-    # The new etcd container was polled until the kubelet called it Ready, and only then did the API server stop.
-    etcd_polls = [line for line in log if line.startswith("ready etcd new-etcd")]
-    assert etcd_polls == ["ready etcd new-etcd false"] * 2 + ["ready etcd new-etcd true"]
-    assert log.index("ready etcd new-etcd true") < log.index("stop kube-apiserver")
+    assert control_plane.log() == [
+        "members in old-etcd: healthy",
+        "stop etcd",
+        "asked etcd silent",
+        "asked etcd silent",
+        "asked etcd answers",
+        "stop kube-apiserver",
+        "asked kube-apiserver silent",
+        "asked kube-apiserver answers",
+    ]
 
 
-def test_a_component_waits_until_its_pods_on_the_other_nodes_are_ready(control_plane: ControlPlane) -> None:
-    # Another control-plane node is restarting its etcd: its pod is not Ready for the first two reads.
-    recovering = {"etcd-cp1": "True", "etcd-cp2": "False", "etcd-cp3": "True"}
-    control_plane.pods["etcd"] = [recovering, recovering, WHOLE["etcd"][0]]
+def test_etcd_waits_until_the_member_another_node_restarts_is_healthy(control_plane: ControlPlane) -> None:
+    # Another control-plane node restarts its member: etcd reports it unhealthy for the first two asks.
+    control_plane.members = [["10.213.0.56"], ["10.213.0.56"], []]
     result = control_plane.restart("etcd")
     assert result.returncode == 0, result.stderr
-    log = control_plane.log()
-    assert [line for line in log if line.startswith("pods etcd")][:3] == [
-        "pods etcd etcd-cp1=True etcd-cp2=False etcd-cp3=True",
-        "pods etcd etcd-cp1=True etcd-cp2=False etcd-cp3=True",
-        "pods etcd etcd-cp1=True etcd-cp2=True etcd-cp3=True",
+    assert control_plane.log()[:4] == [
+        "members in old-etcd: 10.213.0.56",
+        "members in old-etcd: 10.213.0.56",
+        "members in old-etcd: healthy",
+        "stop etcd",
     ]
-    assert log.index("stop etcd") > 2
     assert "WARNING" not in result.stderr
 
 
-def test_a_pod_that_stays_not_ready_delays_the_restart_but_does_not_prevent_it(control_plane: ControlPlane) -> None:
-    # A control-plane node is down for good: its certificates must still be loaded here before they expire.
-    control_plane.pods["etcd"] = [{"etcd-cp1": "True", "etcd-cp2": "False"}]
+def test_a_member_that_stays_unhealthy_delays_the_restart_but_does_not_prevent_it(control_plane: ControlPlane) -> None:
+    # A control-plane node is down for good: the certificates must still be loaded here before they expire.
+    control_plane.members = [["10.213.0.57"]]
     result = control_plane.restart("etcd")
     assert result.returncode == 0, result.stderr
-    assert f"WARNING: not Ready after {TIMEOUT}s: etcd-cp2; restarting etcd anyway" in result.stderr
+    assert f"WARNING: etcd has a member that is not healthy after {TIMEOUT}s" in result.stderr
+    assert "https://10.213.0.57:2379 is unhealthy" in result.stderr
     assert "stop etcd" in control_plane.log()
 
 
-def test_a_component_that_is_not_ready_again_stops_the_run_before_the_next(control_plane: ControlPlane) -> None:
-    control_plane.ready_after["etcd"] = None
+def test_an_etcd_image_without_etcdctl_restarts_at_once_with_a_warning(control_plane: ControlPlane) -> None:
+    control_plane.members = None
+    result = control_plane.restart("etcd")
+    assert result.returncode == 0, result.stderr
+    assert "WARNING: no /usr/local/bin/etcdctl in the etcd container" in result.stderr
+    assert control_plane.log()[0] == "stop etcd"
+
+
+def test_a_component_that_does_not_answer_again_stops_the_run_before_the_next(control_plane: ControlPlane) -> None:
+    control_plane.answer_after["etcd"] = None
     result = control_plane.restart("etcd", "kube-apiserver")
     assert result.returncode == 1
-    assert f"etcd runs again but is not Ready within {TIMEOUT}s after its restart" in result.stderr
-    assert "describe pods --selector=component=etcd" in result.stderr
+    assert f"etcd runs again but does not answer at http://127.0.0.1:2381/readyz within {TIMEOUT}s" in result.stderr
     assert "stop kube-apiserver" not in control_plane.log()
 
 
@@ -158,22 +151,11 @@ def test_a_component_that_does_not_run_again_stops_the_run(control_plane: Contro
     assert "stop kube-apiserver" not in control_plane.log()
 
 
-def test_without_an_answering_api_the_components_restart_and_are_checked_for_running(
-    control_plane: ControlPlane,
-) -> None:
-    control_plane.api_down = True
+def test_without_curl_the_components_restart_and_are_checked_for_running(control_plane: ControlPlane) -> None:
+    control_plane.curl = False
     result = control_plane.restart("etcd", "kube-apiserver")
     assert result.returncode == 0, result.stderr
-    assert [line for line in control_plane.log() if line.startswith("stop")] == ["stop etcd", "stop kube-apiserver"]
-    assert "WARNING: the API does not answer: etcd restarts without knowing" in result.stderr
-    assert f"WARNING: etcd runs again, but the API did not answer within {TIMEOUT}s: not known Ready" in result.stderr
-
-
-def test_without_kubectl_the_components_restart_and_are_checked_for_running(control_plane: ControlPlane) -> None:
-    control_plane.kubectl = False
-    result = control_plane.restart("etcd", "kube-apiserver")
-    assert result.returncode == 0, result.stderr
-    assert "checked for running, not for Ready" in result.stderr
+    assert "checked for running, not for answering" in result.stderr
     assert result.stdout.splitlines() == [
         "etcd: restarted with the new certificates",
         "kube-apiserver: restarted with the new certificates",
