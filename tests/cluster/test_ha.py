@@ -2,8 +2,8 @@
 API load balancer on every node makes that possible without new certificates or kubeconfigs), then the first
 control-plane node is stopped and the cluster goes on: the API answers, every other node stays Ready, and a new pod
 is scheduled and runs. The stopped node is started again afterwards and the cluster is whole again. Then the
-certificate renewal of role kubeadm_certificates runs on one control plane while another one's etcd member is down:
-it restarts etcd only once that member is back, then every component with its new certificates.
+certificate renewal of role kubeadm_certificates on one control plane: postponed while another one's etcd member is
+down (its restart helper waits for that member), then every component restarted with its new certificates.
 
 Runs after test_cluster.py (which checks the 1 + 2 cluster as built) and leaves 3 + 2 nodes for the tests after it.
 """
@@ -131,6 +131,7 @@ def test_the_cluster_goes_on_without_its_first_control_plane(
 
 
 RENEWAL = ("/usr/local/sbin/kubeadm-certificates-renew", "400")  # a threshold above a year: renews now
+RESTART = "/usr/local/sbin/kubeadm-restart-components"
 RESTARTED = (
     "etcd: restarted with the new certificates, answering at http://127.0.0.1:2381/readyz",
     "kube-apiserver: restarted with the new certificates, answering at https://127.0.0.1:6443/readyz",
@@ -138,8 +139,8 @@ RESTARTED = (
     "kube-scheduler: restarted with the new certificates, answering at https://127.0.0.1:10259/healthz",
 )
 CRICTL = ("crictl", "--runtime-endpoint", "unix:///run/containerd/containerd.sock")
-# How long the test keeps a member down while the renewal waits: well above what the renewal takes to reach the
-# restart of etcd, well below the time the cluster gives a silent node before it marks it NotReady.
+# How long the test keeps a member down while the restart of etcd waits: well above what the helper takes to reach
+# it, below the time the cluster gives a silent node before it marks it NotReady.
 MEMBER_DOWN = 35
 
 
@@ -154,41 +155,65 @@ def apiserver_serials(node: Node) -> tuple[str, str]:
     return on_disk.strip(), served.strip()
 
 
-def test_a_renewal_restarts_etcd_only_once_every_other_member_is_healthy(
+def test_while_an_etcd_member_is_down_the_renewal_waits_and_the_restart_of_etcd_too(
     cluster: Cluster, three_control_planes: list[Node]
 ) -> None:
-    """The certificate renewal of role kubeadm_certificates on the third control plane while the second one's etcd
-    member is down (its node paused), as when two renewal timers meet: the renewal waits with this node's etcd
-    running, so two of three members are never down; once the member is back, every component restarts with its
-    new certificate and answers again."""
+    """Another control plane's etcd member down (its node paused), as when its own renewal restarts it: the renewal
+    on the third postpones itself (its certificates have months left) and changes nothing, and the restart helper,
+    which a renewal close to expiry or a role run reaches, waits with this node's member running until the other one
+    is back, then restarts it."""
     _, second, third = three_control_planes
-    etcd_before, serial_before = etcd_container(third), apiserver_serials(third)[1]
+    etcd_before, certificate_before = etcd_container(third), apiserver_serials(third)[0]
+    restart: subprocess.Popen[str] | None = None
     subprocess.run(["docker", "pause", second.container], check=True, capture_output=True)
     try:
-        # The balancers' health checks take the paused API server out first (3 failed checks, 2 s apart), so that the
-        # renewal's own requests to the API are not held by it.
-        time.sleep(10)
-        renewal = subprocess.Popen(
-            ["docker", "exec", third.container, *RENEWAL], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        renewal = third.sh(f"{' '.join(RENEWAL)} 2>&1 && echo exit 0 || echo exit $?", timeout=300)
+        assert "renewal postponed: etcd has a member that is not healthy" in renewal, renewal
+        assert renewal.rstrip().endswith("exit 1"), renewal
+        assert apiserver_serials(third)[0] == certificate_before
+        restart = subprocess.Popen(
+            ["docker", "exec", third.container, RESTART, "etcd"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         time.sleep(MEMBER_DOWN)
-        waiting = renewal.poll() is None
+        waiting = restart.poll() is None
         etcd_while_down = etcd_container(third)
     finally:
         subprocess.run(["docker", "unpause", second.container], check=True, capture_output=True)
+    assert restart is not None
     try:
-        output = renewal.communicate(timeout=1200)[0]
+        output = restart.communicate(timeout=600)[0]
     finally:
-        if renewal.poll() is None:
-            renewal.kill()
-    assert waiting, output
-    assert etcd_while_down == etcd_before, "etcd restarted while another member was down:\n" + output
-    assert renewal.returncode == 0, output
-    assert tuple(line for line in output.splitlines() if line.endswith(("readyz", "healthz"))) == RESTARTED, output
+        if restart.poll() is None:
+            restart.kill()
+    assert waiting and etcd_while_down == etcd_before, "etcd restarted while another member was down:\n" + output
+    assert "etcd: waiting until every member is healthy" in output, output
+    assert restart.returncode == 0, output
+    assert RESTARTED[0] in output.splitlines(), output
     assert etcd_container(third) not in ("", etcd_before)
+
+
+def test_a_renewal_restarts_every_component_with_its_new_certificate(
+    cluster: Cluster, three_control_planes: list[Node]
+) -> None:
+    third = three_control_planes[2]
+    wait_for(
+        "every node Ready before the renewal",
+        lambda: ready_nodes(cluster.control_plane) == {name for name, _ in (*CONTROL_PLANES, *WORKERS)},
+        timeout=300,
+    )
+    served_before = apiserver_serials(third)[1]
+    result = subprocess.run(
+        ["docker", "exec", third.container, *RENEWAL], capture_output=True, text=True, timeout=1200, check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert tuple(line for line in output.splitlines() if line.endswith(("readyz", "healthz"))) == RESTARTED, output
     # The API server serves its new certificate.
     on_disk, served = apiserver_serials(third)
-    assert on_disk == served != serial_before
+    assert on_disk == served != served_before
     wait_for(
         "every node Ready after the renewal",
         lambda: ready_nodes(cluster.control_plane) == {name for name, _ in (*CONTROL_PLANES, *WORKERS)},

@@ -29,7 +29,8 @@ ROLE = RoleFiles.load("kubeadm_certificates")
 DOUBLE = Path(__file__).with_name("control_plane_double.py")
 TEMPLATE = (ROOT / "roles/kubeadm_certificates/templates/kubeadm-restart-components.sh.j2").read_text()
 # What the script runs besides crictl, curl and sleep.
-SCRIPT_TOOLS = ("grep", "tr")
+SCRIPT_TOOLS = ("grep", "tr", "head")
+IPV4_NODE: dict[str, Any] = {"inventory_hostname": "cp1", "hostvars": {"cp1": {"sensorstack_node_ip": "10.213.0.53"}}}
 TIMEOUT = 20  # seconds: restart_timeout, 10 polls of 2 s (the doubles' sleep returns at once)
 
 
@@ -57,7 +58,9 @@ class ControlPlane:
         (doubles / "sleep").chmod(0o755)
         state: dict[str, Any] = {"running": self.running, "members": self.members, "answer_after": self.answer_after}
         (doubles / "state.json").write_text(json.dumps(state))
-        script = ROLE.render(TEMPLATE, ansible_managed="managed", kubeadm_certificates_restart_timeout=TIMEOUT)
+        script = ROLE.render(
+            TEMPLATE, **IPV4_NODE, ansible_managed="managed", kubeadm_certificates_restart_timeout=TIMEOUT
+        )
         assert "export PATH=/usr/local/sbin:" in script
         script = "\n".join(
             f"export PATH={doubles}" if line.startswith("export PATH=") else line for line in script.splitlines()
@@ -114,6 +117,25 @@ def test_etcd_waits_until_the_member_another_node_restarts_is_healthy(control_pl
         "stop etcd",
     ]
     assert "WARNING" not in result.stderr
+    assert result.stdout.splitlines()[0] == (
+        "etcd: waiting until every member is healthy: https://10.213.0.56:2379 is unhealthy: failed to commit "
+        "proposal: context deadline exceeded "
+    )
+
+
+@pytest.mark.parametrize(
+    ("members", "status", "said"),
+    [([[]], 0, ""), ([["10.213.0.57"]], 1, "https://10.213.0.57:2379 is unhealthy"), (None, 0, "")],
+    ids=["healthy", "a member down", "no etcdctl"],
+)
+def test_the_renewal_can_ask_whether_every_member_is_healthy(
+    control_plane: ControlPlane, members: list[list[str]] | None, status: int, said: str
+) -> None:
+    control_plane.members = members
+    result = control_plane.restart("--etcd-whole")
+    assert result.returncode == status, result.stderr
+    assert result.stdout.startswith(said) and bool(result.stdout) == bool(said)
+    assert not any(line.startswith("stop") for line in control_plane.log())
 
 
 def test_a_member_that_stays_unhealthy_delays_the_restart_but_does_not_prevent_it(control_plane: ControlPlane) -> None:
@@ -167,3 +189,16 @@ def test_a_component_not_running_on_this_node_is_left_alone(control_plane: Contr
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "kube-scheduler: no running container on this node, nothing to restart"
     assert control_plane.log() == []
+
+
+def test_on_an_ipv6_node_the_checks_ask_where_kubeadm_binds_there() -> None:
+    # kubeadm binds etcd's client and metrics listeners and the controllers to ::1 on a node whose address is IPv6.
+    ipv6 = {"inventory_hostname": "cp1", "hostvars": {"cp1": {"sensorstack_node_ip": "fd00::53"}}}
+    assert ROLE.render("{{ kubeadm_certificates_component_health }}", **ipv6) == {
+        "etcd": "http://[::1]:2381/readyz",
+        "kube-apiserver": "https://[::1]:6443/readyz",
+        "kube-controller-manager": "https://[::1]:10257/healthz",
+        "kube-scheduler": "https://[::1]:10259/healthz",
+    }
+    assert "--endpoints=https://[::1]:2379" in ROLE.render("{{ kubeadm_certificates_etcdctl }}", **ipv6)
+    assert ROLE.render("{{ kubeadm_certificates_etcdctl[1] }}", **IPV4_NODE) == "--endpoints=https://127.0.0.1:2379"

@@ -38,7 +38,7 @@ def main_container(role: str, **overrides: Any) -> dict[str, Any]:
     return dict(container)
 
 
-@pytest.mark.parametrize(("role", "timeout"), [("influxdb", 900), ("grafana", 300), ("mosquitto", 300)])
+@pytest.mark.parametrize(("role", "timeout"), [("influxdb", 600), ("grafana", 300), ("mosquitto", 300)])
 def test_the_startup_probe_lasts_the_startup_timeout_then_the_liveness_probe_takes_over(
     role: str, timeout: int
 ) -> None:
