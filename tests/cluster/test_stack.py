@@ -20,11 +20,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from base64 import b64decode
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from ansible_collections.sensorstack.iot.plugins.module_utils.mosquitto_passwd import hash_password
 
 from sensorstack import project_root
 
@@ -664,3 +666,30 @@ def test_a_storage_node_that_moved_away_from_the_volumes_data_stops_before_any_c
     assert "sensorstack_stack_storage_node is cpc-worker2" in " ".join(run.output.split()), run.tail()
     assert run.changed() == {cluster.control_plane.name: 0}, run.explain()
     assert pod_uids(cluster) == before
+
+
+def test_a_user_added_to_the_secret_by_hand_is_removed_and_the_broker_restarted_without_it(cluster: Cluster) -> None:
+    """mosquitto_users_exclusive (the default) keeps the password file to the declared users; the broker reads the
+    file at its start only, so the run that removes a user added by hand must also restart the broker."""
+    namespace = f"--namespace={NAMESPACE}"
+    data = cluster.kubectl_json(namespace, "get", "secret", "mosquitto")["data"]
+    [key] = [name for name in data if name.endswith("passwd")]
+    stray = f"stray-user:{hash_password('stray password', iterations=101).encode()}\n"
+    held = b64decode(data[key]).decode()
+    patch = {"data": {key: base64.b64encode((held + stray).encode()).decode()}}
+    cluster.kubectl(namespace, "patch", "secret", "mosquitto", "--type=merge", f"--patch={json.dumps(patch)}")
+    # The broker loads the file with the stray user, as after a restart by hand.
+    cluster.kubectl(namespace, "rollout", "restart", "deployment/mosquitto")
+    ready(cluster, "deployment", "mosquitto")
+    before = pod_uids(cluster)
+    run = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name)
+    assert run.returncode == 0, run.tail()
+    restarted = [task for task in run.changed_tasks() if "forgets the users the password file no longer holds" in task]
+    assert restarted, run.explain()
+    after = pod_uids(cluster)
+    assert sorted(name for name in WORKLOADS if after.get(name) != before.get(name)) == ["mosquitto"], (before, after)
+    now_held = b64decode(cluster.kubectl_json(namespace, "get", "secret", "mosquitto")["data"][key]).decode()
+    assert "stray-user:" not in now_held
+    again = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name)
+    assert again.returncode == 0, again.tail()
+    assert again.changed() == {cluster.control_plane.name: 0}, again.explain()
