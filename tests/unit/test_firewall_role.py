@@ -91,9 +91,8 @@ def test_the_stack_ports_follow_the_inventory_and_skip_loopback_listeners() -> N
         mosquitto_listeners=[{"port": 1883}, {"port": 8883, "tls": True}],
         influxdb_http_address="127.0.0.1",
         grafana_http_port=3001,
-        ansible_port=2222,
     )
-    assert ports(rules) == {"ssh": [2222], "mqtt": [1883, 8883], "grafana": [3001]}
+    assert ports(rules) == {"ssh": [22], "mqtt": [1883, 8883], "grafana": [3001]}
 
 
 @pytest.mark.parametrize(
@@ -125,3 +124,28 @@ def test_the_rules_file_drops_by_default_and_accepts_only_the_named_ports() -> N
     # The table replaces itself in one transaction, and nothing but the input hook is filtered.
     assert text.index("delete table inet sensorstack") < text.index("table inet sensorstack {")
     assert "hook forward" not in text and "hook output" not in text
+
+
+def test_an_api_limited_to_operators_still_lets_in_the_clusters_own_networks() -> None:
+    # The nodes' load balancers and kubelets, and pods through the kubernetes Service, reach the API too.
+    rules = render("{{ firewall_rules }}", "cp1", firewall_api_sources=["192.0.2.0/24"])
+    [api] = [rule for rule in rules if rule["name"] == "kubernetes API"]
+    assert api["sources"][0] == "192.0.2.0/24"
+    assert {"10.213.0.11", "10.213.0.21", "10.213.0.22", "10.244.0.0/16", "10.96.0.0/12"} <= set(api["sources"])
+    # Left empty, the API is open to anywhere.
+    [open_api] = [rule for rule in render("{{ firewall_rules }}", "cp1") if rule["name"] == "kubernetes API"]
+    assert open_api["sources"] == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, [22]),
+        ({"ansible_port": 2211}, [22, 2211]),
+        ({"ansible_port": 22}, [22]),
+        ({"firewall_ssh_port": 2222, "ansible_port": 2222}, [2222]),
+    ],
+    ids=["no ansible_port", "forwarded port", "the same port", "sshd elsewhere"],
+)
+def test_ssh_is_open_on_the_hosts_port_and_on_the_one_ansible_connects_to(overrides: dict, expected: list) -> None:
+    assert ports(render("{{ firewall_rules }}", "edge1", **overrides))["ssh"] == expected
