@@ -232,6 +232,11 @@ def test_the_running_clusters_encapsulation_changes_only_when_allowed(
     assert _vxlan_mode(cluster) == "Always"
 
     allowed = {"calico_allow_encapsulation_change": True}
+    # Check mode reports the allowed change and makes it not.
+    checked = cluster.run_playbook(network, "--check", "--extra-vars", json.dumps({**cross_subnet, **allowed}))
+    assert checked.returncode == 0, checked.tail()
+    assert any("Change the running IP pool" in task for task in checked.changed_tasks()), checked.explain()
+    assert _vxlan_mode(cluster) == "Always"
     try:
         changed = cluster.run_playbook(network, "--extra-vars", json.dumps({**cross_subnet, **allowed}))
         pool = cluster.kubectl_json(
