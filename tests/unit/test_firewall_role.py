@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from yaml import safe_load as yaml_load
 
 from .role_files import ROOT, RoleFiles
 
@@ -149,3 +150,29 @@ def test_an_api_limited_to_operators_still_lets_in_the_clusters_own_networks() -
 )
 def test_ssh_is_open_on_the_hosts_port_and_on_the_one_ansible_connects_to(overrides: dict, expected: list) -> None:
     assert ports(render("{{ firewall_rules }}", "edge1", **overrides))["ssh"] == expected
+
+
+VALIDATE = yaml_load((ROOT / "roles/firewall/tasks/validate.yml").read_text())[0]
+
+
+def test_a_cluster_node_without_a_known_address_is_named_before_the_rules_fail_on_it() -> None:
+    hostvars = {**HOSTVARS, "w2": {}}
+    problems = render(
+        VALIDATE["vars"]["firewall_problems"],
+        "cp1",
+        hostvars=hostvars,
+        firewall_enabled=True,
+        **{name: value for name, value in VALIDATE["vars"].items() if name != "firewall_problems"},
+    )
+    assert problems[0].startswith("the firewall of cluster node cp1 lets in the other nodes by their addresses")
+    assert "none is known for w2:" in " ".join(problems[0].split())
+    # With the addresses known, no such problem.
+    assert (
+        render(
+            VALIDATE["vars"]["firewall_problems"],
+            "cp1",
+            firewall_enabled=True,
+            **{name: value for name, value in VALIDATE["vars"].items() if name != "firewall_problems"},
+        )
+        == []
+    )
