@@ -229,6 +229,33 @@ def test_the_mtu_goes_to_calicos_config_map_as_a_string() -> None:
     assert config["data"] == {"calico_backend": "vxlan", "veth_mtu": "1400"}
 
 
+def test_a_changed_mtu_rolls_calico_node_which_reads_it_only_at_its_start() -> None:
+    def annotations(**overrides: Any) -> dict[str, str]:
+        node = find(objects(**overrides), "DaemonSet", "calico-node")
+        return dict(node["spec"]["template"]["metadata"].get("annotations") or {})
+
+    assert annotations(calico_mtu=1400) == annotations(calico_mtu=1400)
+    assert annotations(calico_mtu=1400) != annotations(calico_mtu=0)
+
+
+VALIDATE = yaml.safe_load((ROLES / "calico/tasks/validate.yml").read_text())[0]
+
+
+@pytest.mark.parametrize(("mtu", "fits"), [(0, True), (1450, True), (1451, False), (1500, False)])
+def test_an_mtu_that_leaves_no_room_for_vxlan_on_the_node_is_refused(mtu: int, fits: bool) -> None:
+    variables = {name: value for name, value in VALIDATE["vars"].items() if name != "calico_problems"}
+    problems = render(
+        VALIDATE["vars"]["calico_problems"],
+        **variables,
+        calico_mtu=mtu,
+        inventory_hostname="cp1",
+        ansible_facts={"default_ipv4": {"mtu": 1500}},
+    )
+    assert (problems == []) is fits, problems
+    if not fits:
+        assert "Set at most 1450" in problems[0]
+
+
 def test_the_manifest_and_its_checksum_follow_the_pins_and_the_mirror() -> None:
     mirror = "http://10.213.0.1:8080"
     version = SHARED["sensorstack_calico_version"]
