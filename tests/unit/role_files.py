@@ -47,8 +47,11 @@ def _merged(paths: list[Path]) -> dict[str, Any]:
     return {name: value for path in paths for name, value in _load(path).items()}
 
 
-# The sensorstack role's defaults (project settings and the one versions file): every role depends on it.
-SHARED: dict[str, Any] = _merged(_variable_files(ROLES / "sensorstack/defaults"))
+# The sensorstack role's defaults (project settings and the one versions file) and its vars (the names the stack's
+# objects share): every role depends on it, and a dependency's vars reach the roles that depend on it.
+SHARED: dict[str, Any] = _merged(
+    _variable_files(ROLES / "sensorstack/defaults") + _variable_files(ROLES / "sensorstack/vars")
+)
 
 
 def _templated(value: Any) -> bool:

@@ -3,16 +3,13 @@ troubleshooting) it selects only the stack's own pods, so that a debugging pod i
 
 from __future__ import annotations
 
-import yaml
-
-from .role_files import ROOT, RoleFiles
+from .role_files import RoleFiles
 
 ROLE = RoleFiles.load("stack_namespace")
-STACK_NAMES = yaml.safe_load((ROOT / "roles/sensorstack/vars/main.yml").read_text())
 
 
 def dns_selector(default_deny: bool) -> object:
-    policy = ROLE.render("{{ stack_namespace_dns_policy }}", **STACK_NAMES, stack_namespace_default_deny=default_deny)
+    policy = ROLE.render("{{ stack_namespace_dns_policy }}", stack_namespace_default_deny=default_deny)
     return policy["spec"]["podSelector"]
 
 

@@ -11,7 +11,6 @@ import yaml
 
 from .role_files import ROOT, RoleFiles
 
-STACK_NAMES = yaml.safe_load((ROOT / "roles/sensorstack/vars/main.yml").read_text())
 # What each role's tasks set before its template renders.
 RENDERED: dict[str, dict[str, Any]] = {
     "influxdb": {"influxdb_rendered_config": "[http]\n", "influxdb_kubernetes_environment": {}},
@@ -31,7 +30,7 @@ RENDERED: dict[str, dict[str, Any]] = {
 def main_container(role: str, **overrides: Any) -> dict[str, Any]:
     files = RoleFiles.load(role)
     template = (ROOT / f"roles/{role}/templates/kubernetes.yml.j2").read_text()
-    variables = {**STACK_NAMES, "ansible_managed": "managed", **RENDERED[role], **overrides}
+    variables = {"ansible_managed": "managed", **RENDERED[role], **overrides}
     objects = yaml.safe_load(files.render(template, **variables))
     [workload] = [item for item in objects if item["kind"] in ("Deployment", "StatefulSet")]
     [container] = [c for c in workload["spec"]["template"]["spec"]["containers"] if c["name"] == role]

@@ -15,12 +15,10 @@ ROLE = RoleFiles.load("telegraf")
 UNIT = (ROOT / "roles/telegraf/templates/telegraf.service.j2").read_text()
 OBJECTS = (ROOT / "roles/telegraf/templates/kubernetes.yml.j2").read_text()
 STRICT = ["--strict-env-handling"]
-# The stack's shared names the objects use (role sensorstack's vars).
-STACK_NAMES = yaml.safe_load((ROOT / "roles/sensorstack/vars/main.yml").read_text())
 
 
 def render(expression: str, **overrides: Any) -> Any:
-    return ROLE.render(expression, **{**STACK_NAMES, "ansible_managed": "managed", **overrides})
+    return ROLE.render(expression, **{"ansible_managed": "managed", **overrides})
 
 
 @pytest.mark.parametrize(
