@@ -357,6 +357,30 @@ def test_the_firewall_lets_in_the_api_and_drops_a_port_it_does_not_open(cluster:
     assert _answers(CONTROL_PLANE[1], 6443)
 
 
+PROBE = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()
+    print("open")
+except ConnectionRefusedError:
+    print("refused")
+except TimeoutError:
+    print("dropped")
+"""
+
+
+def test_a_worker_reaches_the_control_planes_kubelet_but_never_its_etcd(cluster: Cluster) -> None:
+    # etcd listens on the control plane's address too (kubeadm's listen URLs), so a silence is the firewall's: etcd
+    # is open to the control-plane nodes only, the kubelet to every node.
+    worker, control_plane = cluster.workers[0], CONTROL_PLANE[1]
+    manifest = cluster.control_plane.run("cat", "/etc/kubernetes/manifests/etcd.yaml")
+    assert f"https://{control_plane}:2379" in manifest and f"https://{control_plane}:2380" in manifest
+    reached = {
+        port: worker.run("python3", "-c", PROBE, control_plane, str(port)).strip() for port in (2379, 2380, 10250)
+    }
+    assert reached == {2379: "dropped", 2380: "dropped", 10250: "open"}
+
+
 def _verifies_as(cluster: Cluster, name: str) -> bool:
     """Whether the API server's certificate verifies for ``name`` against the cluster's CA, as a client checks it."""
     context = ssl.create_default_context(cadata=cluster.control_plane.run("cat", "/etc/kubernetes/pki/ca.crt"))

@@ -158,6 +158,11 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {
         {"firewall_ssh_port": 70000},
         ["70000 is not a port (1-65535)"],
     ),
+    "the firewall's former single source list": (
+        {},
+        {"firewall_cluster_sources": ["10.0.0.0/8"]},
+        ["firewall_cluster_sources is no longer read"],
+    ),
     "Docker user that does not exist": (
         {},
         {"docker_users": ["no-such-operator"]},

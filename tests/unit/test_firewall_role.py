@@ -43,13 +43,12 @@ def ports(rules: list[dict[str, Any]]) -> dict[str, list[Any]]:
 
 
 def test_a_control_plane_node_opens_kubeadms_and_calicos_ports_once_each() -> None:
+    # The controller manager (10257) and the scheduler (10259) listen on loopback: no rule.
     assert ports(render("{{ firewall_rules }}", "cp1")) == {
         "ssh": [22],
         "kubernetes API": [6443],
         "etcd": ["2379-2380"],
         "kubelet": [10250],
-        "kube-controller-manager": [10257],
-        "kube-scheduler": [10259],
         "calico vxlan": [4789],
         "calico typha": [5473],
         "calico bgp": [179],
@@ -57,23 +56,25 @@ def test_a_control_plane_node_opens_kubeadms_and_calicos_ports_once_each() -> No
     }
 
 
-def test_a_worker_opens_the_kubelet_and_calico_from_the_cluster_networks_only() -> None:
-    rules = render("{{ firewall_rules }}", "w1")
-    assert [rule["name"] for rule in rules] == [
-        "ssh",
-        "kubelet",
-        "calico vxlan",
-        "calico typha",
-        "calico bgp",
-        "calico ipip",
-    ]
-    cluster = ["10.213.0.11", "10.213.0.21", "10.213.0.22", "10.244.0.0/16", "10.96.0.0/12"]
-    assert all(rule["sources"] == cluster for rule in rules[1:])
+NODES = ["10.213.0.11", "10.213.0.21", "10.213.0.22"]
+
+
+def test_a_worker_opens_the_kubelet_to_nodes_and_pods_and_calico_to_the_nodes_only() -> None:
+    rules = {rule["name"]: rule for rule in render("{{ firewall_rules }}", "w1")}
+    assert list(rules) == ["ssh", "kubelet", "calico vxlan", "calico typha", "calico bgp", "calico ipip"]
+    assert rules["kubelet"]["sources"] == [*NODES, "10.244.0.0/16"]
+    # A pod could otherwise talk BGP to its own node, or reach Typha and the tunnels.
+    assert all(rules[name]["sources"] == NODES for name in list(rules)[2:])
+
+
+def test_etcd_is_open_to_the_control_plane_nodes_only_whatever_the_host_networks() -> None:
+    for overrides in ({}, {"sensorstack_host_cidrs": ["10.213.0.0/24"]}):
+        [etcd] = [rule for rule in render("{{ firewall_rules }}", "cp1", **overrides) if rule["name"] == "etcd"]
+        assert etcd["sources"] == ["10.213.0.11"], overrides
 
 
 def test_the_host_networks_replace_the_node_addresses_when_set() -> None:
-    sources = render("{{ firewall_cluster_sources }}", "w1", sensorstack_host_cidrs=["10.213.0.0/24"])
-    assert sources == ["10.213.0.0/24", "10.244.0.0/16", "10.96.0.0/12"]
+    assert render("{{ firewall_node_sources }}", "w1", sensorstack_host_cidrs=["10.213.0.0/24"]) == ["10.213.0.0/24"]
 
 
 def test_an_edge_host_opens_the_stack_roles_listeners_and_no_cluster_port() -> None:
@@ -119,7 +120,7 @@ def test_the_rules_file_drops_by_default_and_accepts_only_the_named_ports() -> N
     assert accepted[0] == 'tcp dport { 22 } accept comment "ssh"'
     assert accepted[-1] == 'tcp dport { 9100 } accept comment "node exporter"'
     assert (
-        "ip saddr { 10.213.0.11/32, 10.213.0.21/32, 10.213.0.22/32, 10.244.0.0/16, 10.96.0.0/12 } udp dport { 4789 }"
+        "ip saddr { 10.213.0.11/32, 10.213.0.21/32, 10.213.0.22/32 } udp dport { 4789 }"
         ' accept comment "calico vxlan"' in accepted
     )
     # The table replaces itself in one transaction, and nothing but the input hook is filtered.
@@ -132,7 +133,7 @@ def test_an_api_limited_to_operators_still_lets_in_the_clusters_own_networks() -
     rules = render("{{ firewall_rules }}", "cp1", firewall_api_sources=["192.0.2.0/24"])
     [api] = [rule for rule in rules if rule["name"] == "kubernetes API"]
     assert api["sources"][0] == "192.0.2.0/24"
-    assert {"10.213.0.11", "10.213.0.21", "10.213.0.22", "10.244.0.0/16", "10.96.0.0/12"} <= set(api["sources"])
+    assert api["sources"] == ["192.0.2.0/24", *NODES, "10.244.0.0/16"]
     # Left empty, the API is open to anywhere.
     [open_api] = [rule for rule in render("{{ firewall_rules }}", "cp1") if rule["name"] == "kubernetes API"]
     assert open_api["sources"] == []
@@ -155,24 +156,36 @@ def test_ssh_is_open_on_the_hosts_port_and_on_the_one_ansible_connects_to(overri
 VALIDATE = yaml_load((ROOT / "roles/firewall/tasks/validate.yml").read_text())[0]
 
 
-def test_a_cluster_node_without_a_known_address_is_named_before_the_rules_fail_on_it() -> None:
-    hostvars = {**HOSTVARS, "w2": {}}
-    problems = render(
+def validate_problems(host: str, **overrides: Any) -> list[str]:
+    return render(
         VALIDATE["vars"]["firewall_problems"],
-        "cp1",
-        hostvars=hostvars,
-        firewall_enabled=True,
-        **{name: value for name, value in VALIDATE["vars"].items() if name != "firewall_problems"},
+        host,
+        **{
+            "firewall_enabled": True,
+            **{name: value for name, value in VALIDATE["vars"].items() if name != "firewall_problems"},
+        },
+        **overrides,
     )
+
+
+def test_a_cluster_node_without_a_known_address_is_named_before_the_rules_fail_on_it() -> None:
+    problems = validate_problems("cp1", hostvars={**HOSTVARS, "w2": {}})
     assert problems[0].startswith("the firewall of cluster node cp1 lets in the other nodes by their addresses")
     assert "none is known for w2:" in " ".join(problems[0].split())
     # With the addresses known, no such problem.
-    assert (
-        render(
-            VALIDATE["vars"]["firewall_problems"],
-            "cp1",
-            firewall_enabled=True,
-            **{name: value for name, value in VALIDATE["vars"].items() if name != "firewall_problems"},
-        )
-        == []
-    )
+    assert validate_problems("cp1") == []
+
+
+def test_with_host_networks_only_etcd_needs_the_control_planes_addresses() -> None:
+    cidrs = {"sensorstack_host_cidrs": ["10.213.0.0/24"]}
+    assert validate_problems("w1", hostvars={**HOSTVARS, "cp1": {}}, **cidrs) == []
+    problems = validate_problems("cp1", hostvars={**HOSTVARS, "cp1": {}}, **cidrs)
+    assert "none is known for cp1:" in " ".join(problems[0].split())
+
+
+def test_the_old_cluster_sources_variable_and_an_etcd_open_to_anywhere_are_refused() -> None:
+    [renamed] = validate_problems("w1", firewall_cluster_sources=["10.0.0.0/8"])
+    assert renamed.startswith("firewall_cluster_sources is no longer read")
+    assert "set firewall_node_sources" in " ".join(renamed.split())
+    [anywhere] = validate_problems("cp1", firewall_control_plane_sources=[])
+    assert anywhere.startswith("firewall_control_plane_sources is empty on control-plane node cp1")
