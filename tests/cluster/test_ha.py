@@ -3,13 +3,15 @@ API load balancer on every node makes that possible without new certificates or 
 control-plane node is stopped and the cluster goes on: the API answers, every other node stays Ready, and a new pod
 is scheduled and runs. The stopped node is started again afterwards and the cluster is whole again. Then the
 certificate renewal of role kubeadm_certificates on one control plane: postponed while another one's etcd member is
-down (its restart helper waits for that member), then every component restarted with its new certificates.
+down (its restart helper waits for that member), postponed while another one holds the renewal Lease, then every
+component restarted with its new certificates.
 
 Runs after test_cluster.py (which checks the 1 + 2 cluster as built) and leaves 3 + 2 nodes for the tests after it.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import time
@@ -198,6 +200,37 @@ def test_while_an_etcd_member_is_down_the_renewal_waits_and_the_restart_of_etcd_
     assert etcd_container(third) not in ("", etcd_before)
 
 
+LEASE = "sensorstack-certificate-renewal"
+
+
+def test_while_another_control_plane_holds_the_renewal_lease_the_renewal_waits(
+    cluster: Cluster, three_control_planes: list[Node]
+) -> None:
+    """The second control plane holds the Lease, as while its own renewal runs: the renewal on the third, whose
+    certificates have months left, postpones itself and changes nothing."""
+    _, second, third = three_control_planes
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    lease = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": LEASE, "namespace": "kube-system"},
+        "spec": {"holderIdentity": second.name, "leaseDurationSeconds": 600, "acquireTime": now, "renewTime": now},
+    }
+    second.run(*KUBECTL, "create", "--filename=-", stdin=json.dumps(lease))
+    try:
+        certificate_before = apiserver_serials(third)[0]
+        renewal = third.sh(f"{' '.join(RENEWAL)} 2>&1 && echo exit 0 || echo exit $?", timeout=300)
+        assert f"renewal postponed: {second.name} holds the Lease kube-system/{LEASE}" in " ".join(renewal.split())
+        assert renewal.rstrip().endswith("exit 1"), renewal
+        assert apiserver_serials(third)[0] == certificate_before
+        holder = second.run(
+            *KUBECTL, "--namespace=kube-system", "get", "lease", LEASE, "--output=jsonpath={.spec.holderIdentity}"
+        )
+        assert holder == second.name
+    finally:
+        second.run(*KUBECTL, "--namespace=kube-system", "delete", "lease", LEASE, "--ignore-not-found")
+
+
 def test_a_renewal_restarts_every_component_with_its_new_certificate(
     cluster: Cluster, three_control_planes: list[Node]
 ) -> None:
@@ -214,9 +247,10 @@ def test_a_renewal_restarts_every_component_with_its_new_certificate(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert tuple(line for line in output.splitlines() if line.endswith(("readyz", "healthz"))) == RESTARTED, output
-    # The API server serves its new certificate.
+    # The API server serves its new certificate, and the renewal's Lease is released for the next control plane.
     on_disk, served = apiserver_serials(third)
     assert on_disk == served != served_before
+    assert third.run(*KUBECTL, "--namespace=kube-system", "get", "lease", LEASE, "--ignore-not-found") == ""
     wait_for(
         "every node Ready after the renewal",
         lambda: ready_nodes(cluster.control_plane) == {name for name, _ in (*CONTROL_PLANES, *WORKERS)},
