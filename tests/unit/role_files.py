@@ -34,6 +34,16 @@ PINS_FILE = "versions.yml"
 NO_DEFAULT_COMMENT = re.compile(r"^#\s*(\w+):\s*\(no default\)", re.MULTILINE)
 
 
+def opened_tasks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every task of a task list, blocks opened (each block, then the tasks of its block, rescue and always)."""
+    result = []
+    for task in tasks:
+        result.append(task)
+        for section in ("block", "rescue", "always"):
+            result += opened_tasks(task.get(section) or [])
+    return result
+
+
 def _load(path: Path) -> dict[str, Any]:
     return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .role_files import ROLES, ROOT, SHARED, RoleFiles
+from .role_files import ROLES, ROOT, SHARED, RoleFiles, opened_tasks
 
 ROLE = RoleFiles.load("calico")
 KUBEADM_CONTROL_PLANE = RoleFiles.load("kubeadm_control_plane")
@@ -111,16 +111,6 @@ def task_files() -> dict[str, list[dict[str, Any]]]:
     return {path.name: yaml.safe_load(path.read_text()) for path in sorted((ROLES / "calico/tasks").glob("*.yml"))}
 
 
-def tasks_of(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every task, blocks opened."""
-    result = []
-    for task in tasks:
-        result.append(task)
-        for section in ("block", "rescue", "always"):
-            result += tasks_of(task.get(section) or [])
-    return result
-
-
 # Task keywords: every other key of a task names its module.
 KEYWORDS = {
     "name", "when", "register", "vars", "loop", "loop_control", "delegate_to", "become", "changed_when",
@@ -138,7 +128,7 @@ def module_tasks(*modules: str) -> list[tuple[str, dict[str, Any]]]:
     return [
         (name, task)
         for name, tasks in task_files().items()
-        for task in tasks_of(tasks)
+        for task in opened_tasks(tasks)
         if (module := module_of(task))
         and any(module == wanted or (wanted.endswith(".") and module.startswith(wanted)) for wanted in modules)
     ]
@@ -326,7 +316,7 @@ def test_only_the_resource_definitions_the_cluster_lacks_or_holds_otherwise_are_
 
 
 def test_a_running_pool_is_patched_only_where_the_settings_allow_and_before_the_manifest_is_placed() -> None:
-    main = [task.get("ansible.builtin.include_tasks") for task in tasks_of(task_files()["main.yml"])]
+    main = [task.get("ansible.builtin.include_tasks") for task in opened_tasks(task_files()["main.yml"])]
     assert main.index("pool.yml") < main.index("manifest.yml")
     (patch,) = [task for name, task in module_tasks("kubernetes.core.k8s") if name == "pool.yml"]
     options = patch["kubernetes.core.k8s"]
@@ -364,7 +354,7 @@ def test_no_task_shells_out_to_kubectl() -> None:
     mentions = [
         (name, task["name"])
         for name, tasks in task_files().items()
-        for task in tasks_of(tasks)
+        for task in opened_tasks(tasks)
         if "kubectl" in yaml.safe_dump({key: value for key, value in task.items() if key not in ("name", "block")})
     ]
     assert mentions == []

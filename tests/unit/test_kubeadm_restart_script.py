@@ -22,14 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from .role_files import ROOT, RoleFiles
+from .role_files import ROOT, RoleFiles, opened_tasks
 
 ROLE = RoleFiles.load("kubeadm_certificates")
 DOUBLE = Path(__file__).with_name("control_plane_double.py")
 TEMPLATE = (ROOT / "roles/kubeadm_certificates/templates/kubeadm-restart-components.sh.j2").read_text()
 # What the script runs besides crictl, curl and sleep.
 SCRIPT_TOOLS = ("grep", "tr", "head")
+NAMES_TASKS = opened_tasks(yaml.safe_load((ROOT / "roles/kubeadm_certificates/tasks/names.yml").read_text()))
 IPV4_NODE: dict[str, Any] = {"inventory_hostname": "cp1", "hostvars": {"cp1": {"sensorstack_node_ip": "10.213.0.53"}}}
 TIMEOUT = 20  # seconds: restart_timeout, 10 polls of 2 s (the doubles' sleep returns at once)
 
@@ -202,3 +204,10 @@ def test_on_an_ipv6_node_the_checks_ask_where_kubeadm_binds_there() -> None:
     }
     assert "--endpoints=https://[::1]:2379" in ROLE.render("{{ kubeadm_certificates_etcdctl }}", **ipv6)
     assert ROLE.render("{{ kubeadm_certificates_etcdctl[1] }}", **IPV4_NODE) == "--endpoints=https://127.0.0.1:2379"
+    # The role's own check of the certificate the API server serves after new names asks there too.
+    [served] = [
+        task
+        for task in NAMES_TASKS
+        if task["name"] == "Wait until the API server serves a certificate with every stored name"
+    ]
+    assert "s_client -connect [::1]:6443 " in ROLE.render(served["ansible.builtin.shell"]["cmd"], **ipv6)
