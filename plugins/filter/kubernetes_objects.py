@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -245,6 +246,26 @@ def not_held_by(wanted: list[dict[str, Any]], live: list[dict[str, Any]]) -> lis
     ]
 
 
+# The API server's refusal of a change to a StatefulSet's fixed fields (podManagementPolicy, serviceName, selector,
+# volumeClaimTemplates), as kubernetes.core passes it on: the Status body's message, its quotes escaped once or twice.
+FIXED_FIELDS_REFUSED = re.compile(
+    r'StatefulSet\.apps \\*"(?P<name>[^"\\]+)\\*" is invalid: '
+    r"spec: Forbidden: updates to statefulset spec for fields other"
+)
+
+
+def statefulsets_to_recreate(objects: list[Mapping[str, Any]], failure: str) -> list[dict[str, str]]:
+    """The declared StatefulSets whose change the API refused in ``failure`` (an apply's message) because it touches
+    a field that cannot change in place, as {namespace, name}: such a StatefulSet is deleted with its pods left
+    running (orphaned) and applied again, and the new one adopts its pods. Empty when the failure is another one."""
+    refused = {match.group("name") for match in FIXED_FIELDS_REFUSED.finditer(failure)}
+    return [
+        {"namespace": str(manifest["metadata"].get("namespace", "")), "name": str(manifest["metadata"]["name"])}
+        for manifest in objects
+        if manifest.get("kind") == "StatefulSet" and manifest.get("metadata", {}).get("name") in refused
+    ]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -257,6 +278,7 @@ class FilterModule:
             "redact_secrets": redact_secrets,
             "relative_path": relative_path,
             "secret_key": secret_key,
+            "statefulsets_to_recreate": statefulsets_to_recreate,
             "to_yaml_documents": to_yaml_documents,
             "volume_claim": volume_claim,
         }

@@ -638,6 +638,42 @@ def test_an_influxdb_that_a_bad_setting_broke_comes_back_when_the_setting_is_fix
     assert len(influx_seq(cluster, "time > 0")) >= stored > 0
 
 
+def test_a_statefulset_of_an_earlier_version_is_recreated_with_its_data(cluster: Cluster) -> None:
+    """Earlier versions created InfluxDB's StatefulSet with the default OrderedReady policy, a field the API refuses
+    to change in place. The run deletes the StatefulSet with its pod left running and applies it again; check mode
+    changes nothing and passes."""
+    limit = ("--limit", cluster.control_plane.name)
+    namespace = f"--namespace={NAMESPACE}"
+    stored = len(influx_seq(cluster, "time > 0"))
+    live = cluster.kubectl_json(namespace, "get", "statefulset", "influxdb")
+    earlier = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {key: live["metadata"][key] for key in ("name", "namespace", "labels")},
+        "spec": live["spec"] | {"podManagementPolicy": "OrderedReady"},
+    }
+    cluster.kubectl(namespace, "delete", "statefulset", "influxdb", "--cascade=orphan")
+    cluster.kubectl("create", "--filename=-", stdin=json.dumps(earlier))
+    ready(cluster, "statefulset", "influxdb")
+
+    def policy() -> str:
+        return cluster.kubectl_json(namespace, "get", "statefulset", "influxdb")["spec"]["podManagementPolicy"]
+
+    check = cluster.run_playbook(STACK, *limit, "--check")
+    assert check.returncode == 0, check.tail()
+    assert policy() == "OrderedReady"
+    run = cluster.run_playbook(STACK, *limit)
+    assert run.returncode == 0, run.tail()
+    recreated = [task for task in run.changed_tasks() if "Delete the StatefulSets to recreate" in task]
+    assert recreated, run.explain()
+    assert policy() == "Parallel"
+    ready(cluster, "statefulset", "influxdb")
+    assert len(influx_seq(cluster, "time > 0")) >= stored > 0
+    again = cluster.run_playbook(STACK, *limit)
+    assert again.returncode == 0, again.tail()
+    assert again.changed() == {cluster.control_plane.name: 0}, again.explain()
+
+
 def test_check_mode_with_a_service_new_to_the_stack_says_what_a_run_would_do(cluster: Cluster) -> None:
     """Check mode creates nothing, so a service new to a running stack has no node port to configure it through yet:
     the check run says so and leaves its configuration to the run, which then starts and configures it."""

@@ -20,6 +20,7 @@ from ansible_collections.sensorstack.iot.plugins.filter.kubernetes_objects impor
     redact_secrets,
     relative_path,
     secret_key,
+    statefulsets_to_recreate,
     to_yaml_documents,
     volume_claim,
 )
@@ -160,3 +161,39 @@ def test_a_volume_the_cluster_holds_on_another_node_is_named() -> None:
     ]
     # A volume the cluster does not hold yet goes anywhere.
     assert moved_volumes([], [volume("influxdb", "worker2")]) == []
+
+
+REFUSED = (
+    'StatefulSet.apps "influxdb" is invalid: spec: Forbidden: updates to statefulset spec for fields other than '
+    "'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', "
+    "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+)
+STACK_OBJECTS = [
+    {"kind": "Service", "metadata": {"name": "influxdb", "namespace": "sensorstack"}},
+    {"kind": "StatefulSet", "metadata": {"name": "influxdb", "namespace": "sensorstack"}},
+]
+
+
+def apply_failure(message: str, body_as_bytes: bool) -> str:
+    """kubernetes.core's message for a refused apply: the API's Status body, as bytes or text."""
+    body = json.dumps({"kind": "Status", "status": "Failure", "message": message, "reason": "Invalid", "code": 422})
+    return f"Failed to apply object: {body.encode() if body_as_bytes else body}"
+
+
+@pytest.mark.parametrize("body_as_bytes", [True, False], ids=["body as bytes", "body as text"])
+def test_a_statefulset_whose_fixed_fields_changed_is_recreated(body_as_bytes: bool) -> None:
+    failure = apply_failure(REFUSED, body_as_bytes)
+    assert statefulsets_to_recreate(STACK_OBJECTS, failure) == [{"namespace": "sensorstack", "name": "influxdb"}]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        'Service "influxdb" is invalid: spec.ports[0].nodePort: Invalid value: 30086: port is already allocated',
+        REFUSED.replace('"influxdb"', '"prometheus"'),
+        "",
+    ],
+    ids=["another refusal", "a StatefulSet the role does not declare", "no failure"],
+)
+def test_any_other_failure_recreates_nothing(message: str) -> None:
+    assert statefulsets_to_recreate(STACK_OBJECTS, apply_failure(message, True) if message else "") == []
