@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 
 from sensorstack import __version__, checkout_root, mitogen_strategy, project_root
@@ -20,6 +19,7 @@ from sensorstack.bundle.__main__ import add_commands as add_bundle_commands
 from sensorstack.bundle.__main__ import run as bundle_run
 from sensorstack.doctor import run_checks
 from sensorstack.events import certificate_expiry, job_events
+from sensorstack.extra_vars import extra_var, parse_extra_vars
 from sensorstack.lab.__main__ import main as lab_main
 from sensorstack.report import (
     EXIT_ERROR,
@@ -42,23 +42,6 @@ CONTROL_PLANE_GROUP = "control_plane"
 RENDERED_FILES = frozenset(
     f"{owner}.yaml" for owner in ("namespace", "storage", "mosquitto", "influxdb", "telegraf", "grafana")
 )
-
-
-def parse_extra_vars(values: Sequence[str]) -> dict[str, Any]:
-    """``-e key=value`` and ``-e @file.yml`` (YAML or JSON), later ones winning, as ansible-playbook does."""
-    merged: dict[str, Any] = {}
-    for value in values:
-        if value.startswith("@"):
-            loaded = yaml.safe_load(Path(value[1:]).read_text()) or {}
-            if not isinstance(loaded, dict):
-                raise ValueError(f"-e {value}: the file must hold a mapping of variables")
-            merged.update(loaded)
-        elif "=" in value:
-            key, _, raw = value.partition("=")
-            merged[key] = yaml.safe_load(raw) if raw else ""
-        else:
-            raise ValueError(f"-e {value}: expected key=value or @file")
-    return merged
 
 
 def _keep_runs(value: str) -> int:
@@ -90,7 +73,7 @@ def _run_options(parser: argparse.ArgumentParser, check_flags: bool = True) -> N
         action="append",
         default=[],
         metavar="KEY=VALUE|@FILE",
-        help="extra variables (kept out of every command line)",
+        help="extra variables, as ansible-playbook reads them (key=value pairs kept out of every command line)",
     )
     parser.add_argument("--vault-password-file", type=Path, help="file holding the Ansible Vault password")
     if check_flags:
@@ -160,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _inventory(args: argparse.Namespace) -> Path:
     if args.inventory:
+        # Ansible only warns about an inventory it cannot find, then runs every play on no host and succeeds.
+        if not Path(args.inventory).exists():
+            raise ValueError(f"-i {args.inventory}: no such inventory file or folder")
         return Path(args.inventory)
     if checkout_root() is None:
         raise ValueError("no inventory given: pass -i DIR (`sensorstack init DIR` writes a sample one to start from)")
@@ -206,7 +192,7 @@ def render_command(args: argparse.Namespace, console: Console) -> int:
     of applying them, and nothing on a host or a cluster is read or changed. The objects are written beside the
     folder first, so a failed render leaves the previous one as it was."""
     directory = render_folder(args.directory)
-    group = parse_extra_vars(args.extra_vars).get("sensorstack_control_plane_group") or CONTROL_PLANE_GROUP
+    group = extra_var(parse_extra_vars(args.extra_vars), "sensorstack_control_plane_group") or CONTROL_PLANE_GROUP
     args.limit = args.limit or f"{group}[0]"
     directory.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{directory.name}-", dir=directory.parent) as staging:
@@ -214,6 +200,8 @@ def render_command(args: argparse.Namespace, console: Console) -> int:
         code = run_command(args, console, "stack", check=False, diff=False, extra_vars=extra_vars)
         if code != EXIT_OK:
             return code
+        if not any(Path(staging).glob("*.yaml")):
+            raise RuntimeError(f"the render wrote no file: {directory} is left as it was (check -i and -l)")
         written = replace_rendered(Path(staging), directory)
     if not args.json:
         console.print(f"Wrote {', '.join(written)} to {directory}")
@@ -226,7 +214,8 @@ def _request(
     return RunRequest(
         playbook=playbook,
         inventory=_inventory(args),
-        extra_vars=parse_extra_vars(args.extra_vars) | dict(extra_vars or {}),
+        extra_vars_layers=parse_extra_vars(args.extra_vars),
+        extra_vars=dict(extra_vars or {}),
         tags=args.tags,
         skip_tags=args.skip_tags,
         limit=args.limit,
@@ -253,12 +242,16 @@ def run_command(
         console, verbose=args.verbose > 0 and not args.quiet, enabled=not (args.json or args.quiet), quiet=args.quiet
     )
     run = Run(request, on_event=progress if not args.json else None)
-    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: run.cancel())
+    # Ctrl-C, and the stops of timeout(1), a CI job's cancel or a closed terminal: each cancels the run cleanly (the
+    # playbook stopped, its private files removed), where Python's default would exit at once and leave both.
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {stop: signal.signal(stop, lambda _signum, _frame: run.cancel()) for stop in stops}
     try:
         with progress:
             result = run.execute()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
     # The reports of role kubeadm_certificates, from the events the run kept.
     result.certificates = certificate_expiry(job_events(result.artifact_dir))
     if args.json:

@@ -42,8 +42,12 @@ def exit_code(result: RunResult, drift_is_failure: bool = False) -> int:
         return EXIT_CANCELED
     if result.unreachable_hosts:
         return EXIT_UNREACHABLE
-    if result.failed_hosts or result.status is not RunStatus.SUCCESSFUL:
+    if result.failed_hosts:
         return EXIT_FAILED_HOSTS
+    # ansible-playbook stopped before any host's task (a syntax error, a vault it cannot open, a --limit that
+    # matches nothing), or ran every play on no host: the input is wrong, not a host.
+    if result.status is not RunStatus.SUCCESSFUL or result.error:
+        return EXIT_ERROR
     if drift_is_failure and result.changed:
         return EXIT_DRIFT
     return EXIT_OK

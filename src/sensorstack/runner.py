@@ -1,8 +1,9 @@
 """Run the repository's playbooks through ansible-runner: typed events in, a typed result out.
 
-Secrets stay inside the run: extra variables travel in a file inside a private (0700) directory that is
-removed afterwards, never on a command line; the vault password is passed as a file path; the runner's
-artifacts live under a private directory too. Ansible's own no_log masking covers task results.
+Secrets stay inside the run: extra variables travel in files inside a private (0700) directory that is
+removed as soon as ansible-playbook has read them, never on a command line; the vault password and the user's own
+variable files are passed as file paths; the runner's artifacts live under a private directory too, and keep only
+the environment sensorstack set, not the user's. Ansible's own no_log masking covers task results.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -33,6 +35,7 @@ from sensorstack.events import (
     RunStatus,
     TaskStarted,
 )
+from sensorstack.extra_vars import ExtraVarsLayer
 from sensorstack.leftovers import RUN_MARKER, stop_marked_processes
 
 EventCallback = Callable[[Event], None]
@@ -90,7 +93,10 @@ DEFAULT_KEEP_RUNS = 50
 class RunRequest:
     playbook: str
     inventory: Path
+    # Applied last: they win over extra_vars_layers.
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
+    # -e values in order, later ones winning (sensorstack.extra_vars.parse_extra_vars): mappings and variable files.
+    extra_vars_layers: Sequence[ExtraVarsLayer] = ()
     tags: Sequence[str] = ()
     skip_tags: Sequence[str] = ()
     limit: str | None = None
@@ -103,6 +109,33 @@ class RunRequest:
     keep_runs: int = DEFAULT_KEEP_RUNS
     # Run every play with Mitogen's strategy (sensorstack.mitogen_strategy; needs sensorstack[mitogen]).
     mitogen: bool = False
+
+
+def extra_vars_arguments(layers: Sequence[ExtraVarsLayer], private: Path) -> list[str]:
+    """ansible-playbook's -e arguments for the layers, in their order: a variable file by its path, a mapping in a
+    file of its own (0600) in ``private``, so that no value reaches a command line."""
+    arguments = []
+    for index, layer in enumerate(layers):
+        if isinstance(layer, Path):
+            arguments += ["-e", f"@{layer.resolve()}"]
+        elif layer:
+            path = private / f"extra-vars-{index}.json"
+            path.touch(mode=0o600)
+            path.write_text(json.dumps(dict(layer), default=str))
+            arguments += ["-e", f"@{path}"]
+    return arguments
+
+
+def keep_own_environment(command_file: Path, own: Mapping[str, str]) -> None:
+    """ansible-runner records the whole environment of a run in its ``command`` artifact, the user's tokens and
+    passwords included: keep only the variables sensorstack set."""
+    try:
+        recorded = json.loads(command_file.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(recorded, dict) and "env" in recorded:
+        recorded["env"] = {name: value for name, value in recorded["env"].items() if name in own}
+        command_file.write_text(json.dumps(recorded))
 
 
 def _private_dir(path: Path) -> Path:
@@ -177,6 +210,7 @@ class Run:
         self._changed: list[ChangedTask] = []
         self._failures: list[HostResult] = []
         self._recap: dict[str, HostRecap] = {}
+        self._private: Path | None = None
 
     def cancel(self) -> None:
         self._cancel_requested = True
@@ -188,6 +222,10 @@ class Run:
     def _handle(self, raw: dict[str, Any]) -> bool:
         kind = raw.get("event", "")
         data = raw.get("event_data", {}) or {}
+        if kind == "playbook_on_start" and self._private is not None:
+            # ansible-playbook has read the variable files: they go now, not only when the run ends.
+            for path in self._private.glob("extra-vars-*.json"):
+                path.unlink(missing_ok=True)
         if kind == "playbook_on_play_start":
             self._play = data.get("play", "")
             self.on_event(PlayStarted(self._play, tuple(data.get("play_pattern", "").split(","))))
@@ -248,14 +286,10 @@ class Run:
         artifacts_root = _private_dir(request.artifacts_root or default_artifacts_root())
         ident = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{playbook.stem}"
         environment[RUN_MARKER] = ident
-        private = Path(tempfile.mkdtemp(prefix="sensorstack-run-"))  # 0700 by mkdtemp
+        private = self._private = Path(tempfile.mkdtemp(prefix="sensorstack-run-"))  # 0700 by mkdtemp
+        artifact_dir = artifacts_root / ident
         try:
-            cmdline = []
-            if request.extra_vars:
-                extra = private / "extra-vars.json"
-                extra.touch(mode=0o600)
-                extra.write_text(json.dumps(dict(request.extra_vars)))
-                cmdline += ["-e", f"@{extra}"]
+            cmdline = extra_vars_arguments([*request.extra_vars_layers, request.extra_vars], private)
             if request.check:
                 cmdline.append("--check")
             if request.diff:
@@ -273,7 +307,7 @@ class Run:
                 skip_tags=",".join(request.skip_tags) or None,
                 limit=request.limit,
                 verbosity=request.verbosity or None,
-                cmdline=" ".join(cmdline) or None,
+                cmdline=shlex.join(cmdline) or None,
                 envvars=environment,
                 event_handler=self._handle,
                 cancel_callback=lambda: self.cancelled,
@@ -281,9 +315,9 @@ class Run:
             )
         finally:
             shutil.rmtree(private, ignore_errors=True)
+            keep_own_environment(artifact_dir / "command", environment)
             if self.cancelled:
                 stop_marked_processes(ident)
-        artifact_dir = artifacts_root / ident
         if artifact_dir.exists():
             for path in [artifact_dir, *artifact_dir.rglob("*")]:
                 path.chmod(0o700 if path.is_dir() else 0o600)
@@ -292,6 +326,9 @@ class Run:
         error = ""
         if status is not RunStatus.SUCCESSFUL and not self._failures and (artifact_dir / "stdout").is_file():
             error = playbook_error((artifact_dir / "stdout").read_text(errors="replace"))
+        if status is RunStatus.SUCCESSFUL and not self._recap and not self.cancelled:
+            # Ansible skips a play whose hosts the inventory lacks ("no hosts matched") and succeeds.
+            error = "no host of the inventory ran any play: check -i and -l against the playbook's groups"
         return RunResult(
             playbook=str(playbook.relative_to(root) if playbook.is_relative_to(root) else playbook),
             status=RunStatus.CANCELED if self.cancelled else status,

@@ -11,6 +11,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -69,6 +70,10 @@ def lab(lab_host_factory, tmp_path_factory) -> dict[str, Path | str]:
     return {"container": container, "inventory": inventory, "vault": vault_password_file, "workdir": workdir}
 
 
+# A token of the user's own environment, which ansible-runner records in a run's artifacts unless sensorstack drops it.
+USER_TOKEN = "user-token-2f9c41d7"
+
+
 def cli(*args: str, lab: dict, timeout: int = 900) -> subprocess.CompletedProcess[str]:
     state_home = Path(lab["workdir"]) / "state"
     return subprocess.run(
@@ -77,7 +82,7 @@ def cli(*args: str, lab: dict, timeout: int = 900) -> subprocess.CompletedProces
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=ansible_environment(XDG_STATE_HOME=str(state_home), COLUMNS="200"),
+        env=ansible_environment(XDG_STATE_HOME=str(state_home), COLUMNS="200", GITHUB_TOKEN=USER_TOKEN),
     )
 
 
@@ -142,6 +147,9 @@ def test_secrets_never_leave_the_run(first_deploy, lab) -> None:
         assert secret not in artifacts
         assert not [argv for argv in watcher.seen if secret in argv]
     assert any("ansible-playbook" in argv for argv in watcher.seen), "the watcher saw the run"
+    # The run's command artifact keeps the environment sensorstack set, not the user's.
+    assert USER_TOKEN not in artifacts
+    assert "ANSIBLE_CONFIG" in json.loads((artifact_dir / "command").read_text())["env"]
 
 
 def test_a_rerun_reports_no_change(first_deploy, lab) -> None:
@@ -229,7 +237,8 @@ def test_a_playbook_level_error_is_shown(lab, tmp_path) -> None:
     """Without the vault password no host runs at all: the operator must still see why."""
     playbook = write_playbook(tmp_path, [{"name": "Ping", "ansible.builtin.ping": {}}])
     result = cli("run", str(playbook), "--json", "-i", str(lab["inventory"]), lab=lab)
-    assert result.returncode == 2
+    # Not a host's failure: exit 1, as for any other bad input.
+    assert result.returncode == 1
     report = json.loads(result.stdout)
     assert "vault" in report["error"].lower(), report["error"]
 
@@ -300,6 +309,49 @@ def test_ctrl_c_stops_the_run_cleanly(strategy: list[str], lab, tmp_path) -> Non
         for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
         if str(playbook) in line and "ansible-playbook" in line
     ], "ansible-playbook left behind"
+
+
+def test_a_sigterm_stops_the_run_and_removes_its_private_files(lab, tmp_path) -> None:
+    """timeout(1), a CI job's cancel and systemctl stop send SIGTERM: the run stops as on Ctrl-C, and the private
+    folder that held its extra variables is gone."""
+    playbook = write_playbook(
+        tmp_path, [{"name": "Take a long time", "ansible.builtin.command": "sleep 120", "changed_when": False}]
+    )
+    private_folders = set(Path(tempfile.gettempdir()).glob("sensorstack-run-*"))
+    options = ["-i", str(lab["inventory"]), "--vault-password-file", str(lab["vault"]), "-e", "probe=1"]
+    process = subprocess.Popen(
+        [*CLI, "run", str(playbook), *options],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=ansible_environment(XDG_STATE_HOME=str(tmp_path / "state")),
+    )
+    time.sleep(8)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output
+    assert set(Path(tempfile.gettempdir()).glob("sensorstack-run-*")) <= private_folders
+    assert not [
+        line
+        for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+        if str(playbook) in line and "ansible-playbook" in line
+    ], "ansible-playbook left behind"
+
+
+def test_an_inventory_that_does_not_exist_is_named_before_anything_runs(lab, tmp_path) -> None:
+    result = cli("verify", "-i", str(tmp_path / "inventoires"), lab=lab)
+    assert result.returncode == 1
+    assert f"-i {tmp_path / 'inventoires'}: no such inventory" in " ".join(result.stdout.split())
+
+
+def test_a_playbook_whose_plays_match_no_host_is_an_error(lab, tmp_path) -> None:
+    playbook = tmp_path / "elsewhere.yml"
+    playbook.write_text(yaml.safe_dump([{"name": "Nowhere", "hosts": "no_such_group", "tasks": []}]))
+    options = ["--json", "-i", str(lab["inventory"]), "--vault-password-file", str(lab["vault"])]
+    result = cli("run", str(playbook), *options, lab=lab)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "no host of the inventory ran any play" in json.loads(result.stdout)["error"]
 
 
 def test_the_api_streams_typed_events(lab, tmp_path) -> None:

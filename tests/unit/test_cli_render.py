@@ -52,6 +52,19 @@ def test_a_failed_render_leaves_the_previous_one_as_it_was(monkeypatch: pytest.M
     assert {path.name: path.read_text() for path in folder.iterdir()} == {"namespace.yaml": "good"}
 
 
+def test_a_render_that_wrote_nothing_leaves_the_previous_one_as_it_was(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # As when -l or the inventory leaves the cluster play without a host.
+    folder = tmp_path / "manifests"
+    render(monkeypatch, folder, {"namespace.yaml": "good"}, cli.EXIT_OK)
+
+    with pytest.raises(RuntimeError, match="the render wrote no file"):
+        render(monkeypatch, folder, {}, cli.EXIT_OK)
+
+    assert {path.name: path.read_text() for path in folder.iterdir()} == {"namespace.yaml": "good"}
+
+
 def test_a_folder_with_files_a_render_did_not_write_is_refused_untouched(tmp_path: Path) -> None:
     (tmp_path / "kustomization.yaml").write_text("resources: [namespace.yaml]\n")
     (tmp_path / "namespace.yaml").write_text("kept")
@@ -65,6 +78,7 @@ def test_a_folder_with_files_a_render_did_not_write_is_refused_untouched(tmp_pat
 def test_the_render_runs_on_the_first_host_of_the_control_plane_group_the_playbooks_take(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    seen = render(monkeypatch, tmp_path / "out", {}, cli.EXIT_OK, "-e", "sensorstack_control_plane_group=masters")
+    written = {"namespace.yaml": "new"}
+    seen = render(monkeypatch, tmp_path / "out", written, cli.EXIT_OK, "-e", "sensorstack_control_plane_group=masters")
 
     assert seen["limit"] == "masters[0]"
