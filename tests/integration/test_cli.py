@@ -280,16 +280,13 @@ def test_a_stopped_lab_container_is_named_in_the_failure(lab, tmp_path) -> None:
     assert "No such container: sensorstack-test-no-such-container" in failure["message"], failure
 
 
-@pytest.mark.parametrize("strategy", [[], ["--mitogen"]], ids=["ansible", "mitogen"])
-def test_ctrl_c_stops_the_run_cleanly(strategy: list[str], lab, tmp_path) -> None:
-    """Ctrl-C pressed twice, as impatient people do: the run stops and leaves no process of its own behind (Mitogen's
-    multiplexer, in a session of its own, used to outlive it)."""
+def start_long_run(lab: dict, tmp_path: Path, *options: str) -> tuple[subprocess.Popen[str], Path]:
+    """The CLI running a playbook that sleeps for two minutes on the lab host, 8 s into the run."""
     playbook = write_playbook(
         tmp_path, [{"name": "Take a long time", "ansible.builtin.command": "sleep 120", "changed_when": False}]
     )
-    options = ["-i", str(lab["inventory"]), "--vault-password-file", str(lab["vault"]), *strategy]
     process = subprocess.Popen(
-        [*CLI, "run", str(playbook), *options],
+        [*CLI, "run", str(playbook), "-i", str(lab["inventory"]), "--vault-password-file", str(lab["vault"]), *options],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -297,6 +294,19 @@ def test_ctrl_c_stops_the_run_cleanly(strategy: list[str], lab, tmp_path) -> Non
         env=ansible_environment(XDG_STATE_HOME=str(tmp_path / "state")),
     )
     time.sleep(8)
+    return process, playbook
+
+
+def ansible_playbook_left_behind(playbook: Path) -> list[str]:
+    processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in processes if str(playbook) in line and "ansible-playbook" in line]
+
+
+@pytest.mark.parametrize("strategy", [[], ["--mitogen"]], ids=["ansible", "mitogen"])
+def test_ctrl_c_stops_the_run_cleanly(strategy: list[str], lab, tmp_path) -> None:
+    """Ctrl-C pressed twice, as impatient people do: the run stops and leaves no process of its own behind (Mitogen's
+    multiplexer, in a session of its own, used to outlive it)."""
+    process, playbook = start_long_run(lab, tmp_path, *strategy)
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
     process.send_signal(signal.SIGINT)
@@ -304,39 +314,19 @@ def test_ctrl_c_stops_the_run_cleanly(strategy: list[str], lab, tmp_path) -> Non
     assert process.returncode == 130, output
     assert time.monotonic() - started < 30
     assert "cancelled" in output
-    assert not [
-        line
-        for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
-        if str(playbook) in line and "ansible-playbook" in line
-    ], "ansible-playbook left behind"
+    assert not ansible_playbook_left_behind(playbook)
 
 
 def test_a_sigterm_stops_the_run_and_removes_its_private_files(lab, tmp_path) -> None:
     """timeout(1), a CI job's cancel and systemctl stop send SIGTERM: the run stops as on Ctrl-C, and the private
     folder that held its extra variables is gone."""
-    playbook = write_playbook(
-        tmp_path, [{"name": "Take a long time", "ansible.builtin.command": "sleep 120", "changed_when": False}]
-    )
     private_folders = set(Path(tempfile.gettempdir()).glob("sensorstack-run-*"))
-    options = ["-i", str(lab["inventory"]), "--vault-password-file", str(lab["vault"]), "-e", "probe=1"]
-    process = subprocess.Popen(
-        [*CLI, "run", str(playbook), *options],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=ansible_environment(XDG_STATE_HOME=str(tmp_path / "state")),
-    )
-    time.sleep(8)
+    process, playbook = start_long_run(lab, tmp_path, "-e", "probe=1")
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 130, output
     assert set(Path(tempfile.gettempdir()).glob("sensorstack-run-*")) <= private_folders
-    assert not [
-        line
-        for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
-        if str(playbook) in line and "ansible-playbook" in line
-    ], "ansible-playbook left behind"
+    assert not ansible_playbook_left_behind(playbook)
 
 
 def test_an_inventory_that_does_not_exist_is_named_before_anything_runs(lab, tmp_path) -> None:
