@@ -241,9 +241,16 @@ def mirror(bundle: Path, docker_engine: None) -> Iterator[BundleServer]:
         yield server
 
 
+def kubelet_versions(cluster: Cluster) -> set[str]:
+    return {item["status"]["nodeInfo"]["kubeletVersion"] for item in cluster.kubectl_json("get", "nodes")["items"]}
+
+
 def upgrade_under_watch(cluster: Cluster) -> UpgradeRecord:
-    """Deploy the probe workload, run playbooks/upgrade.yml while it is watched, then remove the workload."""
-    versions = {item["status"]["nodeInfo"]["kubeletVersion"] for item in cluster.kubectl_json("get", "nodes")["items"]}
+    """Run playbooks/upgrade.yml limited to a worker, which must stop before the control plane is upgraded; then
+    deploy the probe workload, run the whole upgrade while it is watched, and remove the workload."""
+    versions = kubelet_versions(cluster)
+    worker_first = cluster.run_playbook(UPGRADE, "--limit", cluster.workers[0].name)
+    versions_after_worker_first = kubelet_versions(cluster)
     cluster.kubectl("apply", "--filename=-", stdin=workload())
     cluster.kubectl("rollout", "status", "deployment/upgrade-probe", "--timeout=600s", timeout=660)
     watcher = ReadyWatcher(cluster.directory / "artifacts/admin.conf")
@@ -253,7 +260,17 @@ def upgrade_under_watch(cluster: Cluster) -> UpgradeRecord:
     watcher.join()
     if run.returncode == 0:
         cluster.kubectl("delete", "--filename=-", "--wait=false", stdin=workload())
-    return UpgradeRecord(run.output, run.returncode, run.seconds, versions, watcher.readings, watcher.errors)
+    return UpgradeRecord(
+        run.output,
+        run.returncode,
+        run.seconds,
+        versions,
+        watcher.readings,
+        watcher.errors,
+        worker_first_output=worker_first.output if worker_first.returncode != 0 else "(the run succeeded)",
+        worker_first_changed=worker_first.changed(),
+        versions_after_worker_first=versions_after_worker_first,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -43,6 +43,18 @@ def test_the_cluster_was_built_at_the_previous_release(upgrade: UpgradeRecord) -
     assert upgrade.versions_before == {f"v{FROM}"}
 
 
+def test_a_worker_is_not_upgraded_before_the_control_plane(cluster: Cluster, upgrade: UpgradeRecord) -> None:
+    """playbooks/upgrade.yml limited to a worker, before the control plane: the worker's kubelet would be newer than
+    the API server, and later runs would skip it as upgraded. The run stops on it, unchanged."""
+    worker = cluster.workers[0].name
+    message = " ".join(upgrade.worker_first_output.split())
+    assert f"{worker} cannot be upgraded before the control plane: the cluster is at v{FROM}" in message, message[
+        -3000:
+    ]
+    assert upgrade.worker_first_changed == {worker: 0}
+    assert upgrade.versions_after_worker_first == {f"v{FROM}"}
+
+
 def test_every_node_reports_the_pinned_version(cluster: Cluster, upgrade: UpgradeRecord) -> None:
     nodes = cluster.kubectl_json("get", "nodes")["items"]
     assert {item["status"]["nodeInfo"]["kubeletVersion"] for item in nodes} == {f"v{TARGET}"}

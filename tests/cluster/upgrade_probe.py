@@ -7,7 +7,7 @@ through the Kubernetes API every second while `playbooks/upgrade.yml` runs.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -91,3 +91,8 @@ class UpgradeRecord:
     versions_before: set[str]
     readings: list[int]
     errors: int
+    # The run limited to a worker before the control plane's upgrade: its output and changed= per host, and the
+    # nodes' versions after it.
+    worker_first_output: str = ""
+    worker_first_changed: dict[str, int] = field(default_factory=dict)
+    versions_after_worker_first: set[str] = field(default_factory=set)

@@ -125,3 +125,50 @@ def test_the_target_is_the_release_the_packages_install() -> None:
         )
         == "1.35.5"
     )
+
+
+def order_problems(host: str, cluster_version: str, control_planes: dict[str, str] | None = None) -> list[str]:
+    """kubernetes_upgrade_order_problems on ``host`` with the cluster's kubeadm-config at ``cluster_version`` and the
+    control-plane nodes' kubelets at ``control_planes`` (None: not read, as on a control plane)."""
+    configuration = {"data": {"ClusterConfiguration": yaml.safe_dump({"kubernetesVersion": cluster_version})}}
+    nodes = {
+        "items": [
+            {"metadata": {"name": name}, "status": {"nodeInfo": {"kubeletVersion": version}}}
+            for name, version in (control_planes or {}).items()
+        ]
+    }
+    return ROLE.render(
+        "{{ kubernetes_upgrade_order_problems }}",
+        inventory_hostname=host,
+        ansible_facts={"nodename": host},
+        groups={"control_plane": ["cp1", "cp2"], "workers": ["w1"]},
+        kubernetes_packages_version="1.35.4-1.1",
+        kubernetes_upgrade_cluster_configuration={"stdout": json.dumps(configuration)},
+        kubernetes_upgrade_control_plane_nodes={"stdout": json.dumps(nodes)} if control_planes else {"skipped": True},
+    )
+
+
+def test_a_control_plane_waits_for_kubeadm_upgrade_apply_on_the_first() -> None:
+    [problem] = order_problems("cp2", "v1.34.12")
+    assert problem.startswith("cp2 cannot be upgraded before the control plane: the cluster is at v1.34.12")
+    assert "Upgrade cp1 first" in problem
+    assert order_problems("cp2", "v1.35.4") == []
+
+
+def test_a_worker_waits_for_every_control_plane_kubelet() -> None:
+    [problem] = order_problems("w1", "v1.35.4", {"cp1": "v1.35.4", "cp2": "v1.34.12"})
+    assert problem.startswith("w1 cannot be upgraded before every control plane: cp2 still run an older kubelet")
+    assert order_problems("w1", "v1.35.4", {"cp1": "v1.35.4", "cp2": "v1.35.4"}) == []
+    # Before kubeadm upgrade apply, the cluster's version says it all.
+    [problem] = order_problems("w1", "v1.34.12", {"cp1": "v1.34.12", "cp2": "v1.34.12"})
+    assert "the cluster is at v1.34.12" in problem
+
+
+def test_the_order_is_checked_before_the_node_is_cordoned_and_in_check_mode_too() -> None:
+    main = yaml.safe_load((ROOT / "roles/kubernetes_upgrade/tasks/main.yml").read_text())
+    order = [task["name"] for task in main]
+    assert order.index("Check that the control plane goes first") < order.index("Upgrade the node")
+    [check] = [task for task in main if task["name"] == "Check that the control plane goes first"]
+    assert "ansible_check_mode" not in check["when"]
+    reads = yaml.safe_load((ROOT / "roles/kubernetes_upgrade/tasks/order.yml").read_text())
+    assert all(task.get("check_mode") is False for task in reads if "ansible.builtin.command" in task)
