@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .role_files import ROOT, RoleFiles
+from .role_files import ROOT, RoleFiles, opened_tasks
 
 ROLE = RoleFiles.load("kubernetes_upgrade")
 TASKS = yaml.safe_load((ROOT / "roles/kubernetes_upgrade/tasks/upgrade.yml").read_text())
@@ -39,7 +39,7 @@ def test_the_node_is_drained_first_and_uncordoned_only_after_it_is_ready_at_the_
         < order.index("Upgrade the cluster's control plane to the new version")
         < order.index("Move the kubelet and kubectl to the new version")
     )
-    assert order[-1] == "Put the node back into service"
+    assert order[-2:] == ["Put the node back into service", "Leave the node cordoned, as it was before the upgrade"]
     assert order.index("Wait until the node is Ready at the new version") < order.index(
         "Put the node back into service"
     )
@@ -172,3 +172,34 @@ def test_the_order_is_checked_before_the_node_is_cordoned_and_in_check_mode_too(
     assert "ansible_check_mode" not in check["when"]
     reads = yaml.safe_load((ROOT / "roles/kubernetes_upgrade/tasks/order.yml").read_text())
     assert all(task.get("check_mode") is False for task in reads if "ansible.builtin.command" in task)
+
+
+def cordoned_by_hand(node: dict) -> bool:
+    return ROLE.render(
+        "{{ kubernetes_upgrade_cordoned_by_hand }}",
+        inventory_hostname="w1",
+        ansible_facts={"nodename": "w1"},
+        kubernetes_packages_version="1.35.4-1.1",
+        kubernetes_upgrade_current={"stdout": json.dumps(node)},
+    )
+
+
+def test_a_node_the_operator_cordoned_is_upgraded_and_left_cordoned() -> None:
+    mark = {"sensorstack.io/upgrade-cordoned": "v1.35.4"}
+    assert cordoned_by_hand({"spec": {"unschedulable": True}, "metadata": {}}) is True
+    assert cordoned_by_hand({"spec": {"unschedulable": True}, "metadata": {"annotations": mark}}) is False
+    assert cordoned_by_hand({"spec": {}, "metadata": {}}) is False
+    # Neither the cordon (and its mark) nor either way back into service runs for such a node.
+    tasks = opened_tasks(TASKS)
+    guarded = [
+        task
+        for task in tasks
+        if task["name"]
+        in (
+            "Cordon the node, marked as cordoned by the upgrade",
+            "Put the node that could not be drained back into service",
+            "Put the node back into service",
+        )
+    ]
+    assert len(guarded) == 3
+    assert all(task["when"] == "not kubernetes_upgrade_cordoned_by_hand | bool" for task in guarded)
