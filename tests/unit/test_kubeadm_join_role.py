@@ -11,7 +11,9 @@ import base64
 import re
 from typing import Any
 
-from .role_files import RoleFiles
+import yaml
+
+from .role_files import ROOT, RoleFiles, opened_tasks
 
 ROLE = RoleFiles.load("kubeadm_join")
 HASH = "sha256:" + "ab" * 32
@@ -100,3 +102,29 @@ def test_the_upload_configuration_is_the_init_configuration_with_the_key_added()
     # kubeadm would look the version up on the internet without it.
     assert documents[1]["kubernetesVersion"] == "v1.35.4"
     assert "certificateKey" not in documents[1]
+
+
+JOIN = yaml.safe_load((ROOT / "roles/kubeadm_join/tasks/join.yml").read_text())
+
+
+def test_the_second_attempt_gets_a_fresh_token_and_the_failure_names_both_attempts() -> None:
+    # The first attempt may have used up the token's life (a TLS bootstrap that timed out takes minutes).
+    [attempts] = [task for task in JOIN if "block" in task]
+    rescue = [task["name"] for task in attempts["rescue"]]
+    assert (
+        rescue.index("Undo the failed join before trying once more")
+        < rescue.index("Create a fresh bootstrap token for the second attempt, and upload the certificates again")
+        < rescue.index("Join the node a second time, or undo it and stop")
+    )
+    fresh = [task for task in opened_tasks(JOIN) if task.get("ansible.builtin.include_tasks") == "credentials.yml"]
+    assert len(fresh) == 2
+    [stop] = [task for task in opened_tasks(JOIN) if task["name"] == "Stop with kubeadm's own account of the failure"]
+    message = stop["ansible.builtin.fail"]["msg"]
+    assert message.index("{{ kubeadm_join_first_failure }}") < message.index("{{ kubeadm_join_failure }}")
+
+
+def test_a_failed_attempt_is_told_by_kubeadms_own_output() -> None:
+    result = {"stderr": "error execution phase kubelet-start: timed out", "stdout_lines": ["[preflight] Running"]}
+    failure = ROLE.render("{{ kubeadm_join_failure }}", kubeadm_join_result=result)
+    assert failure.splitlines() == ["error execution phase kubelet-start: timed out", "[preflight] Running"]
+    assert ROLE.render("{{ kubeadm_join_failure }}").startswith("kubeadm config validate refused")
