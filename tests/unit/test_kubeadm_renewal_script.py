@@ -25,6 +25,7 @@ from .role_files import ROOT, RoleFiles
 
 ROLE = RoleFiles.load("kubeadm_certificates")
 TEMPLATE = (ROOT / "roles/kubeadm_certificates/templates/kubeadm-certificates-renew.sh.j2").read_text()
+LEASE_TEMPLATE = (ROOT / "roles/kubeadm_certificates/templates/kubeadm-renewal-lease.sh.j2").read_text()
 SCRIPT_TOOLS = ("date", "tr", "cmp", "install")
 UNHEALTHY = "https://10.213.0.57:2379 is unhealthy: failed to commit proposal: context deadline exceeded"
 LEASE_DOUBLE = Path(__file__).with_name("lease_double.py")
@@ -87,20 +88,22 @@ def renew(
         found = shutil.which(tool)
         assert found, f"{tool} is not installed"
         (doubles / tool).symlink_to(found)
-    script = ROLE.render(
-        TEMPLATE,
-        ansible_managed="managed",
-        kubeadm_certificates_restart_script=str(helper),
-        kubeadm_certificates_restart_timeout=restart_timeout,
-        kubeadm_certificates_admin_kubeconfig=str(folder / "admin.conf"),
-        kubeadm_certificates_root_kubeconfig_file=str(folder / "root.conf"),
-    )
-    script = "\n".join(
-        f"export PATH={doubles}" if line.startswith("export PATH=") else line for line in script.splitlines()
-    )
-    path = folder / "kubeadm-certificates-renew"
-    path.write_text(script + "\n")
-    path.chmod(0o755)
+    settings = {
+        "ansible_managed": "managed",
+        "kubeadm_certificates_restart_script": str(helper),
+        "kubeadm_certificates_lease_script": str(folder / "kubeadm-renewal-lease"),
+        "kubeadm_certificates_restart_timeout": restart_timeout,
+        "kubeadm_certificates_admin_kubeconfig": str(folder / "admin.conf"),
+        "kubeadm_certificates_root_kubeconfig_file": str(folder / "root.conf"),
+    }
+    for template, name in ((LEASE_TEMPLATE, "kubeadm-renewal-lease"), (TEMPLATE, "kubeadm-certificates-renew")):
+        script = "\n".join(
+            f"export PATH={doubles}" if line.startswith("export PATH=") else line
+            for line in ROLE.render(template, **settings).splitlines()
+        )
+        path = folder / name
+        path.write_text(script + "\n")
+        path.chmod(0o755)
     result = subprocess.run(
         [str(path), "400"], capture_output=True, text=True, check=False, env={"HOME": os.environ["HOME"]}
     )
@@ -210,3 +213,11 @@ def test_a_renewal_postponed_for_etcd_releases_the_lease(tmp_path: Path) -> None
     assert result.returncode == 1
     assert asked[-1] == "delete lease of cp1"
     assert lease_state(tmp_path)["lease"] is None
+
+
+def test_a_control_planes_upgrade_holding_the_lease_postpones_the_renewal_by_name(tmp_path: Path) -> None:
+    # Role kubernetes_upgrade holds the Lease as "upgrade of NODE" around each control plane's kubeadm upgrade.
+    result, asked = renew(tmp_path, days_left=200, lease=held_by("upgrade of cp2", seconds_ago=60))
+    assert result.returncode == 1
+    assert "renewal postponed: upgrade of cp2 holds the Lease" in " ".join(result.stderr.split())
+    assert "kubeadm certs renew all" not in asked

@@ -166,7 +166,7 @@ def test_a_worker_waits_for_every_control_plane_kubelet() -> None:
 
 def test_the_order_is_checked_before_the_node_is_cordoned_and_in_check_mode_too() -> None:
     main = yaml.safe_load((ROOT / "roles/kubernetes_upgrade/tasks/main.yml").read_text())
-    order = [task["name"] for task in main]
+    order = [task["name"] for task in opened_tasks(main)]
     assert order.index("Check that the control plane goes first") < order.index("Upgrade the node")
     [check] = [task for task in main if task["name"] == "Check that the control plane goes first"]
     assert "ansible_check_mode" not in check["when"]
@@ -203,3 +203,22 @@ def test_a_node_the_operator_cordoned_is_upgraded_and_left_cordoned() -> None:
     ]
     assert len(guarded) == 3
     assert all(task["when"] == "not kubernetes_upgrade_cordoned_by_hand | bool" for task in guarded)
+
+
+def test_a_control_planes_upgrade_holds_the_renewal_lease_from_before_the_drain_to_the_end() -> None:
+    main = yaml.safe_load((ROOT / "roles/kubernetes_upgrade/tasks/main.yml").read_text())
+    [upgrade] = [task for task in main if "block" in task]
+    steps = [task["name"] for task in upgrade["block"]]
+    assert steps == [
+        "Take the control planes' restart Lease, waiting while a certificate renewal holds it",
+        "Stop while a certificate renewal still holds the Lease",
+        "Upgrade the node",
+    ]
+    take = upgrade["block"][0]
+    assert take["ansible.builtin.command"]["argv"][1:] == ["take", "{{ kubernetes_upgrade_lease_holder }}"]
+    assert ROLE.render(take["retries"], kubernetes_upgrade_lease_wait=2700) == 270
+    [release] = upgrade["always"]
+    assert release["ansible.builtin.command"]["argv"][1:] == ["release", "{{ kubernetes_upgrade_lease_holder }}"]
+    assert take["when"] == release["when"] == "kubernetes_upgrade_is_control_plane | bool"
+    holder = ROLE.render("{{ kubernetes_upgrade_lease_holder }}", ansible_facts={"nodename": "CP2"})
+    assert holder == "upgrade of cp2"
