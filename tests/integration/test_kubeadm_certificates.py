@@ -38,6 +38,7 @@ HOST = "cp1"
 SERVICE = "kubeadm-certificates-renew.service"
 TIMER = "kubeadm-certificates-renew.timer"
 SCRIPT = "/usr/local/sbin/kubeadm-certificates-renew"
+LEASE_SCRIPT = "/usr/local/sbin/kubeadm-renewal-lease"
 PKI = "/etc/kubernetes/pki"
 ADMIN = "/etc/kubernetes/admin.conf"
 ROOT_KUBECONFIG = "/root/.kube/config"
@@ -181,6 +182,7 @@ def test_the_role_enables_the_timer_and_sensorstack_reports_the_days_left(
     assert node.run("systemctl", "is-enabled", TIMER).stdout.strip() == "enabled"
     assert node.run("systemctl", "is-active", TIMER).stdout.strip() == "active"
     assert node.run("stat", "-c", "%a %U", SCRIPT).stdout.split() == ["700", "root"]
+    assert node.run("stat", "-c", "%a %U", LEASE_SCRIPT).stdout.split() == ["700", "root"]
     assert "OnCalendar=daily" in node.run("systemctl", "cat", TIMER).stdout
 
 
@@ -228,3 +230,4 @@ def test_disabling_the_renewal_removes_the_timer_the_service_and_the_script(node
     assert node.run("systemctl", "cat", TIMER).returncode != 0
     assert node.run("systemctl", "cat", SERVICE).returncode != 0
     assert node.run("test", "-e", SCRIPT).returncode != 0
+    assert node.run("test", "-e", LEASE_SCRIPT).returncode != 0
