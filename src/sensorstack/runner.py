@@ -8,9 +8,11 @@ the environment sensorstack set, not the user's. Ansible's own no_log masking co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import secrets
 import shlex
 import shutil
 import sys
@@ -83,6 +85,14 @@ def failure_message(result: dict[str, Any]) -> str:
     items = [item for item in result.get("results", []) or [] if isinstance(item, dict) and item.get("failed")]
     details = [f"{item.get('item', '?')}: {item.get('msg', '')}" for item in items]
     return "; ".join([message, *details]) if details else message
+
+
+def result_diff(result: Mapping[str, Any]) -> Any:
+    """A task result's diff; for a loop, where Ansible keeps one per item, the items' diffs labelled by item."""
+    if result.get("diff"):
+        return result["diff"]
+    items = [item for item in result.get("results") or [] if isinstance(item, dict) and item.get("diff")]
+    return [{"item": item.get("_ansible_item_label", item.get("item")), "diff": item["diff"]} for item in items] or None
 
 
 # Run folders the CLI keeps (--keep-runs, $SENSORSTACK_KEEP_RUNS): each holds a run's whole log and events.
@@ -169,7 +179,8 @@ def runner_environment(root: Path, mitogen: bool = False) -> dict[str, str]:
     return environment
 
 
-# A run's folder name: its start time, the process id and the playbook (Run.run), so names sort by start time.
+# A run's folder name: its start time, the process id, a random part (two runs of one process in one second) and the
+# playbook (Run.execute), so names sort by start time.
 RUN_FOLDER = re.compile(r"^\d{8}T\d{6}-\d+-")
 
 
@@ -183,9 +194,12 @@ def runs_to_prune(names: Iterable[str], keep: int) -> list[str]:
 
 
 def prune_runs(root: Path, keep: int) -> list[Path]:
-    """Remove the oldest run folders under root beyond the newest keep; returns what was removed."""
+    """Remove the oldest finished run folders under root beyond the newest keep; returns what was removed. A run
+    still going (ansible-runner writes its ``status`` file at the end) is neither removed nor counted: two runs side
+    by side never remove each other's folder."""
+    finished = (path.name for path in root.iterdir() if path.is_dir() and (path / "status").is_file())
     removed = []
-    for name in runs_to_prune((path.name for path in root.iterdir() if path.is_dir()), keep):
+    for name in runs_to_prune(finished, keep):
         shutil.rmtree(root / name, ignore_errors=True)
         removed.append(root / name)
     return removed
@@ -247,7 +261,7 @@ class Run:
             status = HostStatus.OK
         host = data.get("host", "")
         task = data.get("task", self._task)
-        diff = result.get("diff") if self.request.diff else None
+        diff = result_diff(result) if self.request.diff else None
         event = HostResult(
             self._play,
             task,
@@ -284,7 +298,7 @@ class Run:
         playbook = resolve_playbook(request.playbook, root)
         environment = runner_environment(root, mitogen=request.mitogen)
         artifacts_root = _private_dir(request.artifacts_root or default_artifacts_root())
-        ident = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{playbook.stem}"
+        ident = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{secrets.token_hex(3)}-{playbook.stem}"
         environment[RUN_MARKER] = ident
         private = self._private = Path(tempfile.mkdtemp(prefix="sensorstack-run-"))  # 0700 by mkdtemp
         artifact_dir = artifacts_root / ident
@@ -320,7 +334,8 @@ class Run:
                 stop_marked_processes(ident)
         if artifact_dir.exists():
             for path in [artifact_dir, *artifact_dir.rglob("*")]:
-                path.chmod(0o700 if path.is_dir() else 0o600)
+                with contextlib.suppress(FileNotFoundError):  # another run's prune, once this one has finished
+                    path.chmod(0o700 if path.is_dir() else 0o600)
         prune_runs(artifacts_root, request.keep_runs)
         status = RunStatus(runner.status) if runner.status in RunStatus._value2member_map_ else RunStatus.FAILED
         error = ""

@@ -1,7 +1,7 @@
 """The -e values of the CLI as ansible-playbook reads them, and how a run passes them on: key=value pairs stay strings
 and travel in private files, variable files by their path (so vault-encrypted ones work), later values win, and an
-error never repeats a value. Also what a run keeps of the environment, and the exit code of a run that reached no
-host."""
+error never repeats a value. Also what a run keeps of the environment, the exit code of a run that reached no host,
+and a looped task's diff."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from sensorstack.events import HostRecap, RunResult, RunStatus
 from sensorstack.extra_vars import extra_var, parse_extra_vars
 from sensorstack.report import EXIT_ERROR, EXIT_FAILED_HOSTS, EXIT_OK, exit_code
-from sensorstack.runner import extra_vars_arguments, keep_own_environment
+from sensorstack.runner import extra_vars_arguments, keep_own_environment, result_diff
 
 SECRET = "0777 s3cr3t"
 VAULTED = "$ANSIBLE_VAULT;1.1;AES256\n6162636465666768\n"
@@ -124,3 +124,17 @@ def test_a_run_that_reached_no_host_is_bad_input_not_a_failed_host(
 ) -> None:
     result = RunResult(playbook="site.yml", status=status, rc=0, recap=recap, error=error)
     assert exit_code(result) == expected
+
+
+def test_a_looped_tasks_diff_is_each_items_own() -> None:
+    # Ansible keeps a loop's diffs per item; the loop's own result has none.
+    looped = {
+        "changed": True,
+        "results": [
+            {"item": "a.json", "_ansible_item_label": "a.json", "diff": {"before": "1", "after": "2"}},
+            {"item": "b.json", "diff": {}},
+        ],
+    }
+    assert result_diff(looped) == [{"item": "a.json", "diff": {"before": "1", "after": "2"}}]
+    assert result_diff({"diff": {"before": "x", "after": "y"}}) == {"before": "x", "after": "y"}
+    assert result_diff({"changed": True}) is None

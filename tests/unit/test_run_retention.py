@@ -26,8 +26,16 @@ def test_zero_keeps_every_run_and_a_large_n_prunes_nothing() -> None:
     assert runs_to_prune(RUNS, 10) == []
 
 
+def finished(folder: Path) -> None:
+    """A run folder as ansible-runner leaves it at the end of a run: with its status."""
+    folder.mkdir()
+    (folder / "status").write_text("successful")
+
+
 def test_folders_not_named_like_a_run_are_never_pruned(tmp_path: Path) -> None:
-    for name in [*RUNS, "notes", "20261202-site"]:
+    for name in RUNS:
+        finished(tmp_path / name)
+    for name in ["notes", "20261202-site"]:
         (tmp_path / name).mkdir()
     removed = prune_runs(tmp_path, 1)
     assert sorted(path.name for path in removed) == sorted(set(RUNS) - {"20261202T080000-200-site"})
@@ -47,3 +55,13 @@ def test_a_bad_number_is_a_usage_error_naming_the_setting(value: str, capsys: py
         build_parser().parse_args(["deploy", "--keep-runs", value])
     assert stopped.value.code == 2
     assert "--keep-runs (or SENSORSTACK_KEEP_RUNS) must be a whole number >= 0" in capsys.readouterr().err
+
+
+def test_a_run_still_going_is_neither_pruned_nor_counted(tmp_path: Path) -> None:
+    # Two runs side by side with --keep-runs 1: the one that ends first must not remove the other's live folder.
+    going = tmp_path / "20261130T000000-900-a1b2c3-site"
+    going.mkdir()
+    for name in RUNS:
+        finished(tmp_path / name)
+    prune_runs(tmp_path, 1)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [going.name, "20261202T080000-200-site"]
