@@ -266,6 +266,24 @@ def statefulsets_to_recreate(objects: list[Mapping[str, Any]], failure: str) -> 
     ]
 
 
+def new_selectors(objects: list[Mapping[str, Any]], live: list[Mapping[str, Any]]) -> list[str]:
+    """The names of the declared StatefulSets whose selector differs from the one the cluster holds (``live``). The
+    API refuses such a change in place too, but recreating cannot serve it: the running pods keep their labels, so
+    the new StatefulSet would not adopt them, and could not create its own (the pods' names are taken)."""
+    held = {str(item.get("metadata", {}).get("name")): item.get("spec", {}).get("selector") or {} for item in live}
+
+    def meaningful(selector: Mapping[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in selector.items() if value}
+
+    return [
+        str(manifest["metadata"]["name"])
+        for manifest in objects
+        if manifest.get("kind") == "StatefulSet"
+        and manifest["metadata"]["name"] in held
+        and meaningful(held[manifest["metadata"]["name"]]) != meaningful(manifest.get("spec", {}).get("selector") or {})
+    ]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -274,6 +292,7 @@ class FilterModule:
             "ip_block": ip_block,
             "local_volume": local_volume,
             "moved_volumes": moved_volumes,
+            "new_selectors": new_selectors,
             "not_held_by": not_held_by,
             "redact_secrets": redact_secrets,
             "relative_path": relative_path,

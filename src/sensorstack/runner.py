@@ -181,7 +181,7 @@ def runner_environment(root: Path, mitogen: bool = False) -> dict[str, str]:
 
 # A run's folder name: its start time, the process id, a random part (two runs of one process in one second) and the
 # playbook (Run.execute), so names sort by start time.
-RUN_FOLDER = re.compile(r"^\d{8}T\d{6}-\d+-")
+RUN_FOLDER = re.compile(r"^\d{8}T\d{6}-(?P<pid>\d+)-")
 
 
 def runs_to_prune(names: Iterable[str], keep: int) -> list[str]:
@@ -193,11 +193,33 @@ def runs_to_prune(names: Iterable[str], keep: int) -> list[str]:
     return sorted(runs[keep:])
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_finished(folder: Path) -> bool:
+    """Whether the run of ``folder`` is over: ansible-runner writes its ``status`` file at the end, and a run killed
+    before that (SIGKILL, a reboot) has none but its process, named in the folder's name, is gone. Such a folder
+    still holds the environment ansible-runner recorded at the start: it is dropped here."""
+    if (folder / "status").is_file():
+        return True
+    match = RUN_FOLDER.match(folder.name)
+    if match is None or _process_alive(int(match.group("pid"))):
+        return False
+    keep_own_environment(folder / "command", {})
+    return True
+
+
 def prune_runs(root: Path, keep: int) -> list[Path]:
     """Remove the oldest finished run folders under root beyond the newest keep; returns what was removed. A run
-    still going (ansible-runner writes its ``status`` file at the end) is neither removed nor counted: two runs side
-    by side never remove each other's folder."""
-    finished = (path.name for path in root.iterdir() if path.is_dir() and (path / "status").is_file())
+    still going is neither removed nor counted: two runs side by side never remove each other's folder."""
+    finished = (path.name for path in root.iterdir() if path.is_dir() and run_finished(path))
     removed = []
     for name in runs_to_prune(finished, keep):
         shutil.rmtree(root / name, ignore_errors=True)

@@ -11,7 +11,6 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -281,7 +280,9 @@ def test_a_stopped_lab_container_is_named_in_the_failure(lab, tmp_path) -> None:
 
 
 def start_long_run(lab: dict, tmp_path: Path, *options: str) -> tuple[subprocess.Popen[str], Path]:
-    """The CLI running a playbook that sleeps for two minutes on the lab host, 8 s into the run."""
+    """The CLI running a playbook that sleeps for two minutes on the lab host, 8 s into the run; its temporary files
+    go to tmp_path/tmp, apart from other tests' runs."""
+    (tmp_path / "tmp").mkdir()
     playbook = write_playbook(
         tmp_path, [{"name": "Take a long time", "ansible.builtin.command": "sleep 120", "changed_when": False}]
     )
@@ -291,7 +292,7 @@ def start_long_run(lab: dict, tmp_path: Path, *options: str) -> tuple[subprocess
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=ansible_environment(XDG_STATE_HOME=str(tmp_path / "state")),
+        env=ansible_environment(XDG_STATE_HOME=str(tmp_path / "state"), TMPDIR=str(tmp_path / "tmp")),
     )
     time.sleep(8)
     return process, playbook
@@ -320,12 +321,12 @@ def test_ctrl_c_stops_the_run_cleanly(strategy: list[str], lab, tmp_path) -> Non
 def test_a_sigterm_stops_the_run_and_removes_its_private_files(lab, tmp_path) -> None:
     """timeout(1), a CI job's cancel and systemctl stop send SIGTERM: the run stops as on Ctrl-C, and the private
     folder that held its extra variables is gone."""
-    private_folders = set(Path(tempfile.gettempdir()).glob("sensorstack-run-*"))
     process, playbook = start_long_run(lab, tmp_path, "-e", "probe=1")
+    assert list((tmp_path / "tmp").glob("sensorstack-run-*")), "the run keeps its extra variables in a private folder"
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 130, output
-    assert set(Path(tempfile.gettempdir()).glob("sensorstack-run-*")) <= private_folders
+    assert not list((tmp_path / "tmp").glob("sensorstack-run-*"))
     assert not ansible_playbook_left_behind(playbook)
 
 

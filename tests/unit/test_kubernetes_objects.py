@@ -16,6 +16,7 @@ from ansible_collections.sensorstack.iot.plugins.filter.kubernetes_objects impor
     ip_block,
     local_volume,
     moved_volumes,
+    new_selectors,
     not_held_by,
     redact_secrets,
     relative_path,
@@ -197,3 +198,17 @@ def test_a_statefulset_whose_fixed_fields_changed_is_recreated(body_as_bytes: bo
 )
 def test_any_other_failure_recreates_nothing(message: str) -> None:
     assert statefulsets_to_recreate(STACK_OBJECTS, apply_failure(message, True) if message else "") == []
+
+
+def test_a_new_selector_is_named_since_the_running_pods_would_not_be_adopted() -> None:
+    declared = [
+        {"kind": "Service", "metadata": {"name": "influxdb"}, "spec": {"selector": {"app": "influxdb"}}},
+        {"kind": "StatefulSet", "metadata": {"name": "influxdb"}, "spec": {"selector": {"matchLabels": {"app": "i"}}}},
+    ]
+    same = [
+        {"metadata": {"name": "influxdb"}, "spec": {"selector": {"matchLabels": {"app": "i"}, "matchExpressions": []}}}
+    ]
+    other = [{"metadata": {"name": "influxdb"}, "spec": {"selector": {"matchLabels": {"app": "old"}}}}]
+    assert new_selectors(declared, same) == []
+    assert new_selectors(declared, other) == ["influxdb"]
+    assert new_selectors(declared, []) == []

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from sensorstack.cli import build_parser
-from sensorstack.runner import DEFAULT_KEEP_RUNS, prune_runs, runs_to_prune
+from sensorstack.runner import DEFAULT_KEEP_RUNS, prune_runs, run_finished, runs_to_prune
 
 RUNS = [
     "20261201T090000-100-site",
@@ -59,9 +62,22 @@ def test_a_bad_number_is_a_usage_error_naming_the_setting(value: str, capsys: py
 
 def test_a_run_still_going_is_neither_pruned_nor_counted(tmp_path: Path) -> None:
     # Two runs side by side with --keep-runs 1: the one that ends first must not remove the other's live folder.
-    going = tmp_path / "20261130T000000-900-a1b2c3-site"
+    going = tmp_path / f"20261130T000000-{os.getpid()}-a1b2c3-site"
     going.mkdir()
     for name in RUNS:
         finished(tmp_path / name)
     prune_runs(tmp_path, 1)
     assert sorted(path.name for path in tmp_path.iterdir()) == [going.name, "20261202T080000-200-site"]
+
+
+def test_a_killed_run_counts_as_finished_and_loses_the_environment_it_recorded(tmp_path: Path) -> None:
+    # SIGKILL or a reboot: no status file, and the process named in the folder's name is gone.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    killed = tmp_path / f"20261203T000000-{gone.pid}-d4e5f6-site"
+    killed.mkdir()
+    (killed / "command").write_text(json.dumps({"command": ["ansible-playbook"], "env": {"GITHUB_TOKEN": "t0ken"}}))
+    assert run_finished(killed)
+    assert json.loads((killed / "command").read_text())["env"] == {}
+    finished(tmp_path / "20261204T000000-100-site")
+    assert [path.name for path in prune_runs(tmp_path, 1)] == [killed.name]
