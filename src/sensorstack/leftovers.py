@@ -18,6 +18,17 @@ from pathlib import Path
 RUN_MARKER = "SENSORSTACK_RUN"
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one of another user's counts: signalling it is refused, not failed)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def marked_processes(run_id: str, proc: Path = Path("/proc")) -> list[int]:
     """The process ids whose environment holds RUN_MARKER=run_id, this process excepted."""
     entry = f"{RUN_MARKER}={run_id}".encode()

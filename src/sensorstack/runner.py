@@ -38,7 +38,7 @@ from sensorstack.events import (
     TaskStarted,
 )
 from sensorstack.extra_vars import ExtraVarsLayer
-from sensorstack.leftovers import RUN_MARKER, stop_marked_processes
+from sensorstack.leftovers import RUN_MARKER, process_alive, stop_marked_processes
 
 EventCallback = Callable[[Event], None]
 
@@ -193,16 +193,6 @@ def runs_to_prune(names: Iterable[str], keep: int) -> list[str]:
     return sorted(runs[keep:])
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def run_finished(folder: Path) -> bool:
     """Whether the run of ``folder`` is over: ansible-runner writes its ``status`` file at the end, and a run killed
     before that (SIGKILL, a reboot) has none but its process, named in the folder's name, is gone. Such a folder
@@ -210,7 +200,7 @@ def run_finished(folder: Path) -> bool:
     if (folder / "status").is_file():
         return True
     match = RUN_FOLDER.match(folder.name)
-    if match is None or _process_alive(int(match.group("pid"))):
+    if match is None or process_alive(int(match.group("pid"))):
         return False
     keep_own_environment(folder / "command", {})
     return True

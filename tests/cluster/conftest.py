@@ -59,6 +59,8 @@ WORKERS = (("cpc-worker1", "10.213.0.54"), ("cpc-worker2", "10.213.0.55"))
 EXTRA_CONTROL_PLANES = (("cpc-cp2", "10.213.0.56"), ("cpc-cp3", "10.213.0.57"))
 CONTROL_PLANES = (CONTROL_PLANE, *EXTRA_CONTROL_PLANES)
 KUBECTL = ("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf")
+# The Lease one control plane holds while it restarts its components (roles/sensorstack/vars/main.yml).
+RENEWAL_LEASE = "sensorstack-certificate-renewal"
 # Every step may pull images or packages through the mirror on a loaded two-core machine.
 PLAYBOOK_TIMEOUT = 3600
 

@@ -22,7 +22,7 @@ import yaml
 
 from sensorstack.bundle.versions import load_versions
 
-from .conftest import CONTROL_PLANES, EXTRA_CONTROL_PLANES, KUBECTL, WORKERS, Cluster, Node
+from .conftest import CONTROL_PLANES, EXTRA_CONTROL_PLANES, KUBECTL, RENEWAL_LEASE, WORKERS, Cluster, Node
 
 pytestmark = pytest.mark.cluster
 
@@ -200,9 +200,6 @@ def test_while_an_etcd_member_is_down_the_renewal_waits_and_the_restart_of_etcd_
     assert etcd_container(third) not in ("", etcd_before)
 
 
-LEASE = "sensorstack-certificate-renewal"
-
-
 def test_while_another_control_plane_holds_the_renewal_lease_the_renewal_waits(
     cluster: Cluster, three_control_planes: list[Node]
 ) -> None:
@@ -213,22 +210,29 @@ def test_while_another_control_plane_holds_the_renewal_lease_the_renewal_waits(
     lease = {
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
-        "metadata": {"name": LEASE, "namespace": "kube-system"},
+        "metadata": {"name": RENEWAL_LEASE, "namespace": "kube-system"},
         "spec": {"holderIdentity": second.name, "leaseDurationSeconds": 600, "acquireTime": now, "renewTime": now},
     }
     second.run(*KUBECTL, "create", "--filename=-", stdin=json.dumps(lease))
     try:
         certificate_before = apiserver_serials(third)[0]
         renewal = third.sh(f"{' '.join(RENEWAL)} 2>&1 && echo exit 0 || echo exit $?", timeout=300)
-        assert f"renewal postponed: {second.name} holds the Lease kube-system/{LEASE}" in " ".join(renewal.split())
+        assert f"renewal postponed: {second.name} holds the Lease kube-system/{RENEWAL_LEASE}" in " ".join(
+            renewal.split()
+        )
         assert renewal.rstrip().endswith("exit 1"), renewal
         assert apiserver_serials(third)[0] == certificate_before
         holder = second.run(
-            *KUBECTL, "--namespace=kube-system", "get", "lease", LEASE, "--output=jsonpath={.spec.holderIdentity}"
+            *KUBECTL,
+            "--namespace=kube-system",
+            "get",
+            "lease",
+            RENEWAL_LEASE,
+            "--output=jsonpath={.spec.holderIdentity}",
         )
         assert holder == second.name
     finally:
-        second.run(*KUBECTL, "--namespace=kube-system", "delete", "lease", LEASE, "--ignore-not-found")
+        second.run(*KUBECTL, "--namespace=kube-system", "delete", "lease", RENEWAL_LEASE, "--ignore-not-found")
 
 
 def test_a_renewal_restarts_every_component_with_its_new_certificate(
@@ -250,7 +254,7 @@ def test_a_renewal_restarts_every_component_with_its_new_certificate(
     # The API server serves its new certificate, and the renewal's Lease is released for the next control plane.
     on_disk, served = apiserver_serials(third)
     assert on_disk == served != served_before
-    assert third.run(*KUBECTL, "--namespace=kube-system", "get", "lease", LEASE, "--ignore-not-found") == ""
+    assert third.run(*KUBECTL, "--namespace=kube-system", "get", "lease", RENEWAL_LEASE, "--ignore-not-found") == ""
     wait_for(
         "every node Ready after the renewal",
         lambda: ready_nodes(cluster.control_plane) == {name for name, _ in (*CONTROL_PLANES, *WORKERS)},

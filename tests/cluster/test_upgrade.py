@@ -18,13 +18,12 @@ import yaml
 
 from sensorstack.bundle.versions import load_versions
 
-from .conftest import UPGRADE, Cluster, PlaybookRun
+from .conftest import RENEWAL_LEASE, UPGRADE, Cluster, PlaybookRun
 from .upgrade_probe import UpgradeRecord
 
 pytestmark = pytest.mark.cluster
 
 VERSIONS = load_versions()
-LEASE = "sensorstack-certificate-renewal"
 TARGET = VERSIONS["sensorstack_kubernetes_version"]
 FROM = VERSIONS["sensorstack_kubernetes_upgrade_from_version"]
 
@@ -75,7 +74,7 @@ def test_the_control_plane_held_the_renewal_lease_for_its_upgrade_and_released_i
     run = PlaybookRun(upgrade.returncode, upgrade.output, upgrade.seconds)
     taken = [task for task in run.changed_tasks() if "Take the control planes' restart Lease" in task]
     assert [task.rsplit(" ", 1)[-1] for task in taken] == [f"[{cluster.control_plane.name}]"], run.explain()
-    assert cluster.kubectl("--namespace=kube-system", "get", "lease", LEASE, "--ignore-not-found") == ""
+    assert cluster.kubectl("--namespace=kube-system", "get", "lease", RENEWAL_LEASE, "--ignore-not-found") == ""
 
 
 def test_the_workload_never_dropped_below_one_ready_replica(upgrade: UpgradeRecord) -> None:

@@ -20,12 +20,7 @@ PLAYBOOK = yaml.safe_load((ROOT / "playbooks/upgrade.yml").read_text())
 
 
 def names(tasks: list[dict]) -> list[str]:
-    flat = []
-    for task in tasks:
-        flat.append(task["name"])
-        for section in ("block", "rescue"):
-            flat += names(task.get(section, []))
-    return flat
+    return [task["name"] for task in opened_tasks(tasks)]
 
 
 def test_the_node_is_drained_first_and_uncordoned_only_after_it_is_ready_at_the_new_version() -> None:

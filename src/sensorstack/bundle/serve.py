@@ -29,6 +29,7 @@ from types import FrameType
 
 from sensorstack.bundle.cache import cache_root
 from sensorstack.bundle.manifest import MANIFEST_NAME, read_manifest
+from sensorstack.leftovers import process_alive
 
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_REGISTRY_PORT = 5000
@@ -232,13 +233,7 @@ def is_detached_running(address: str, http_port: int) -> bool:
     if not (pidfile.is_file() and pidfile.with_suffix(".ready").is_file()):
         return False
     pid = int(pidfile.read_text().strip() or 0)
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return pid > 0 and process_alive(pid)
 
 
 def stop_detached(address: str, http_port: int) -> bool:
