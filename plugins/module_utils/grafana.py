@@ -11,7 +11,6 @@ they use is a method here.
 from __future__ import annotations
 
 import json
-import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -21,7 +20,12 @@ from urllib.parse import quote, urlencode
 
 from ansible.module_utils.urls import ConnectionError as AnsibleConnectionError
 from ansible.module_utils.urls import SSLValidationError, open_url
-from ansible_collections.sensorstack.iot.plugins.module_utils.retry import TryAgain, call_with_retries
+from ansible_collections.sensorstack.iot.plugins.module_utils.retry import (
+    READ_METHODS,
+    TryAgain,
+    call_with_retries,
+    may_send_again,
+)
 
 CONNECTION_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "url_username": {"type": "str", "aliases": ["grafana_user"]},
@@ -40,7 +44,6 @@ CONNECTION_CONSTRAINTS: dict[str, list[Any]] = {
 
 ATTEMPTS = 3
 BACKOFF_SECONDS = 1.0
-READ_METHODS = frozenset({"GET", "HEAD"})
 RETRIED_GATEWAY_STATUSES = frozenset({502, 503, 504})
 FOLDERS_PAGE_SIZE = 1000
 
@@ -154,7 +157,7 @@ class GrafanaClient:
                     f"cannot reach Grafana at {self.url} for {method} {path} after {attempt} attempt(s): "
                     f"{getattr(error, 'reason', error)}"
                 )
-                if self._retry_connection(method, error):
+                if may_send_again(method, error):
                     raise TryAgain(unreachable) from None
                 raise unreachable from None
 
@@ -212,13 +215,6 @@ class GrafanaClient:
     @staticmethod
     def _retry_status(method: str, status: int | None) -> bool:
         return method in READ_METHODS and status in RETRIED_GATEWAY_STATUSES
-
-    @staticmethod
-    def _retry_connection(method: str, error: Exception) -> bool:
-        """Retry what cannot have changed anything: a refused connection, or any failure of a read."""
-        reason = getattr(error, "reason", error)
-        refused = isinstance(reason, (ConnectionRefusedError, socket.gaierror))
-        return refused or method in READ_METHODS
 
     # --- Endpoints ------------------------------------------------------------------------------------------------
 
@@ -290,4 +286,6 @@ def run_module(
         module.fail_json(msg=str(error))
     if not module._diff:
         result.pop("diff")
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
     module.exit_json(**result)

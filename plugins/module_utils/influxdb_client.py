@@ -16,8 +16,8 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode
 
 from ansible.module_utils.urls import Request, make_context
-from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_ql import redact_secrets
-from ansible_collections.sensorstack.iot.plugins.module_utils.retry import TryAgain, call_with_retries
+from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_ql import redact_secrets, withhold_parser_quote
+from ansible_collections.sensorstack.iot.plugins.module_utils.retry import TryAgain, call_with_retries, may_send_again
 
 CONNECTION_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "url": {"type": "str", "default": "http://localhost:8086"},
@@ -123,7 +123,10 @@ class InfluxDBClient:
                         f"TLS verification of {self.url} failed ({reason}); give the CA that signed the server's "
                         "certificate in ca_path (validate_certs: false only for a throwaway lab)"
                     ) from None
-                raise TryAgain(InfluxDBError(f"cannot reach InfluxDB at {self.url}: {reason}")) from None
+                unreachable = InfluxDBError(f"cannot reach InfluxDB at {self.url}: {reason}")
+                if may_send_again(method, error):
+                    raise TryAgain(unreachable) from None
+                raise unreachable from None
 
         return call_with_retries(
             attempt_once, self.retries + 1, lambda attempt: min(0.5 * 2 ** (attempt - 1), 4.0), time.sleep
@@ -152,13 +155,19 @@ class InfluxDBClient:
             form["db"] = database
         if epoch:
             form["epoch"] = epoch
-        if change:
-            response = self._request("POST", "/query", form, authenticate=authenticate)
-        else:
-            response = self._request("GET", "/query?" + urlencode(form), authenticate=authenticate)
-        payload = json.loads(response.read() or b"{}")
-        if "error" in payload:
-            raise InfluxDBError(payload["error"])
+        carries_secret = redact_secrets(statements) != statements
+        try:
+            if change:
+                response = self._request("POST", "/query", form, authenticate=authenticate)
+            else:
+                response = self._request("GET", "/query?" + urlencode(form), authenticate=authenticate)
+            payload = json.loads(response.read() or b"{}")
+            if "error" in payload:
+                raise InfluxDBError(payload["error"])
+        except InfluxDBError as error:
+            if not carries_secret:
+                raise
+            raise InfluxDBError(withhold_parser_quote(str(error)), status=error.status) from None
         results = payload.get("results", [])
         split = split_statements(statements)
         for result in results:

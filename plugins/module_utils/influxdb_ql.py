@@ -51,8 +51,12 @@ def quote_ident(name: str) -> str:
 
 
 def quote_string(value: str) -> str:
-    """Quote a string literal (passwords) for InfluxQL."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """Quote a string literal (passwords) for InfluxQL.
+
+    A raw newline ends the literal for the server's scanner, whose parse error then quotes the password's next
+    word: it goes as the ``\\n`` escape, which the server reads back as a newline.
+    """
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
 
 
 _SECRET = re.compile(r"""(PASSWORD\s+(?:FOR\s+(?:"(?:[^"\\]|\\.)*"|\S+)\s*=\s*)?)'(?:[^'\\]|\\.)*'""", re.IGNORECASE)
@@ -61,6 +65,14 @@ _SECRET = re.compile(r"""(PASSWORD\s+(?:FOR\s+(?:"(?:[^"\\]|\\.)*"|\S+)\s*=\s*)?
 def redact_secrets(statement: str) -> str:
     """Mask password literals so a statement can appear in an error message."""
     return _SECRET.sub(r"\1'********'", statement)
+
+
+_PARSER_QUOTE = re.compile(r"\bfound .*?, expected", re.DOTALL)
+
+
+def withhold_parser_quote(message: str) -> str:
+    """A parse error of statements that carry a password, without the token the parser quotes: it may be part of it."""
+    return _PARSER_QUOTE.sub("found (withheld: the statements carry a password), expected", message)
 
 
 def parse_duration(text: str | int, option: str = "duration") -> int:
@@ -279,9 +291,29 @@ def tokenize(text: str) -> list[Token]:
                 tokens.append(("ident", value))
         elif kind == "duration":
             tokens.append(("duration", str(parse_duration(value, "query"))))
+        elif kind == "number":
+            stored = _stored_number(value)
+            if float(stored) != float(value):
+                raise InfluxQLError(
+                    f"query: InfluxDB keeps {STORED_DECIMALS} decimals of a number in a continuous query, so {value} "
+                    f"would run as {stored}: write it with at most {STORED_DECIMALS} decimals"
+                )
+            tokens.append(("number", stored))
         else:
             tokens.append((kind, value))
     return tokens
+
+
+# The server keeps a continuous query's decimal numbers with three decimals (Go's FormatFloat(v, 'f', 3)): 1.8 comes
+# back as 1.800. Integers stay as written.
+STORED_DECIMALS = 3
+
+
+def _stored_number(text: str) -> str:
+    """A number as the server renders it in a stored continuous query."""
+    if not any(mark in text for mark in ".eE"):
+        return text
+    return f"{float(text):.{STORED_DECIMALS}f}"
 
 
 def _measurement_end(tokens: list[Token], start: int) -> int:
@@ -346,6 +378,24 @@ def normalise_continuous_query(text: str, database: str, default_rp: str) -> tup
                     continue
                 break
     return tuple(normalised)
+
+
+def continuous_query_targets(text: str, database: str, default_rp: str) -> list[tuple[str, str]]:
+    """The (database, retention policy) pairs a continuous query writes to (INTO) and reads from (FROM), qualified
+    as the server qualifies them; the server refuses the query when one of them does not exist."""
+    tokens = normalise_continuous_query(text, database, default_rp)
+    targets: list[tuple[str, str]] = []
+    for index, token in enumerate(tokens):
+        if token not in (("kw", "INTO"), ("kw", "FROM")):
+            continue
+        position = index + 1
+        while position + 4 < len(tokens) and tokens[position + 1] == tokens[position + 3] == ("op", "."):
+            targets.append((tokens[position][1], tokens[position + 2][1]))
+            position += 5
+            if token != ("kw", "FROM") or tokens[position : position + 1] != (("op", ","),):
+                break
+            position += 1
+    return targets
 
 
 def continuous_query_statement(

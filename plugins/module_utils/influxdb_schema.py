@@ -24,6 +24,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_ql import
     check_continuous_query_body,
     check_retention_policy,
     continuous_query_statement,
+    continuous_query_targets,
     default_shard_duration,
     format_duration,
     normalise_continuous_query,
@@ -193,9 +194,11 @@ class UserSpec:
     update_password: str
     state: str
     label: str
+    # The option that carries the password, as the module's user knows it (influxdb_user: user_password).
+    password_option: str = "password"
 
     @classmethod
-    def parse(cls, spec: dict[str, Any], label: str = "user") -> UserSpec:
+    def parse(cls, spec: dict[str, Any], label: str = "user", password_option: str = "password") -> UserSpec:
         state = _choice(spec.get("state") or "present", ("present", "absent"), f"{label}: state")
         name = str(_required(spec, "name", label))
         label = f"{label} ({name})"
@@ -212,7 +215,8 @@ class UserSpec:
                 )
         update = _choice(spec.get("update_password") or "always", ("always", "on_create"), f"{label}: update_password")
         admin = spec.get("admin")
-        return cls(name, spec.get("password"), None if admin is None else bool(admin), grants, update, state, label)
+        admin_flag = None if admin is None else bool(admin)
+        return cls(name, spec.get("password"), admin_flag, grants, update, state, label, password_option)
 
 
 # --- Planning -------------------------------------------------------------------------------------------------
@@ -234,9 +238,13 @@ PasswordCheck = Callable[[str, str, bool], bool]
 class Plan:
     """Statements to send, in dependency order, and the before/after of every declared object."""
 
-    def __init__(self, state: ServerState, password_matches: PasswordCheck) -> None:
+    def __init__(self, state: ServerState, password_matches: PasswordCheck, check_mode: bool = False) -> None:
         self.state = state
         self.password_matches = password_matches
+        # In check mode an object another task would create first (a database, a policy) is missing: a warning
+        # there, an error in a real run.
+        self.check_mode = check_mode
+        self.warnings: list[str] = []
         self.phases: dict[str, list[str]] = {phase: [] for phase in PHASES}
         self.before: dict[str, dict[str, Any]] = {}
         self.after: dict[str, dict[str, Any]] = {}
@@ -245,6 +253,7 @@ class Plan:
             db: next((name for name, rp in rps.items() if rp.default), AUTOGEN)
             for db, rps in state.retention_policies.items()
         }
+        self.policy_names = {db: set(rps) for db, rps in state.retention_policies.items()}
 
     @property
     def statements(self) -> list[str]:
@@ -260,9 +269,14 @@ class Plan:
         if after is not None:
             self.after.setdefault(kind, {})[key] = after
 
+    def _missing(self, problem: str) -> None:
+        if not self.check_mode:
+            raise InfluxQLError(problem)
+        self.warnings.append(f"{problem}; check mode goes on as if an earlier task had created it")
+
     def _require_database(self, database: str, label: str) -> None:
         if database not in self.databases:
-            raise InfluxQLError(f"{label}: database {database!r} does not exist (declare it first)")
+            self._missing(f"{label}: database {database!r} does not exist (declare it first)")
 
     def database(self, spec: DatabaseSpec) -> None:
         exists = spec.name in self.state.databases
@@ -273,6 +287,7 @@ class Plan:
             # The server gives every new database an infinite default policy.
             self.state.retention_policies[spec.name] = {AUTOGEN: RetentionPolicy(INFINITE, WEEK, 1, True)}
             self.default_rp[spec.name] = AUTOGEN
+            self.policy_names[spec.name] = {AUTOGEN}
         elif spec.state == "absent" and exists:
             self.phases["drop_databases"].append(f"DROP DATABASE {quote_ident(spec.name)}")
             self.databases.discard(spec.name)
@@ -302,6 +317,7 @@ class Plan:
             if spec.default:
                 clauses.append("DEFAULT")
             self.phases["retention_policies"].append(f"CREATE RETENTION POLICY {target} {' '.join(clauses)}")
+            self.policy_names.setdefault(spec.database, set()).add(spec.name)
         else:
             after = RetentionPolicy(current.duration, current.shard_duration, current.replication, current.default)
             clauses = []
@@ -336,6 +352,16 @@ class Plan:
         self._require_database(spec.database, spec.label)
         wanted = spec.statement()
         default_rp = self.default_rp.get(spec.database, AUTOGEN)
+        # The server refuses a query naming a missing policy only when it runs the CREATE, after the DROP of the
+        # query it replaces: checked here, before anything is sent.
+        for database, policy in continuous_query_targets(wanted, spec.database, default_rp):
+            if database not in self.databases:
+                self._missing(f"{spec.label}: query: database {database!r} does not exist (declare it first)")
+            elif policy not in self.policy_names.get(database, set()):
+                self._missing(
+                    f"{spec.label}: query: retention policy {database}.{policy} does not exist "
+                    "(declare it in retention_policies first)"
+                )
         if stored is not None and normalise_continuous_query(
             stored, spec.database, default_rp
         ) == normalise_continuous_query(wanted, spec.database, default_rp):
@@ -360,7 +386,7 @@ class Plan:
         after: dict[str, Any]
         if not exists:
             if not spec.password:
-                raise InfluxQLError(f"{spec.label}: password is required to create the user")
+                raise InfluxQLError(f"{spec.label}: {spec.password_option} is required to create the user")
             admin = bool(spec.admin)
             statements.append(
                 f"CREATE USER {ident} WITH PASSWORD {quote_string(spec.password)}"
@@ -456,9 +482,10 @@ def bootstrap_admin(client: InfluxDBClient, users: list[UserSpec], check_mode: b
                     authenticate=False,
                 )
             return
+    option = users[0].password_option if users else "password"
     raise InfluxQLError(
-        "the server has authentication on and no admin user yet: declare the admin user (admin: true) with the "
-        "same name and password as the username/password options to bootstrap it"
+        "the server has authentication on and no admin user yet: declare the admin user (admin: true) whose name "
+        f"and {option} are those of the username and password options, to bootstrap it"
     )
 
 
@@ -475,7 +502,24 @@ class Declaration:
         names |= {spec.database for spec in self.continuous_queries}
         for user in self.users:
             names |= set(user.grants or {})
+        for query in self.continuous_queries:
+            if query.state == "present":
+                names |= {database for database, _rp in continuous_query_targets(query.statement(), query.database, "")}
         return names
+
+    def check(self) -> None:
+        """Refuse what no order of statements can converge: two default policies of one database would take the
+        default from each other on every run (and move where unqualified writes go)."""
+        defaults: dict[str, list[str]] = {}
+        for policy in self.retention_policies:
+            if policy.state == "present" and policy.default:
+                defaults.setdefault(policy.database, []).append(policy.name)
+        for database, names in sorted(defaults.items()):
+            if len(names) > 1:
+                raise InfluxQLError(
+                    f"retention_policies: {' and '.join(names)} of database {database} all have default: true; a "
+                    "database has one default policy"
+                )
 
 
 def converge(client: InfluxDBClient, declaration: Declaration, check_mode: bool) -> dict[str, Any]:
@@ -483,6 +527,7 @@ def converge(client: InfluxDBClient, declaration: Declaration, check_mode: bool)
 
     Returns ``changed``, the redacted ``statements`` and a ``diff`` with ``before``/``after``.
     """
+    declaration.check()
     authentication = server_authentication(client)
     bootstrapped = authentication == AUTH_NO_ADMIN
     if bootstrapped:
@@ -498,7 +543,7 @@ def converge(client: InfluxDBClient, declaration: Declaration, check_mode: bool)
         if user.state == "present" and user.password and user.update_password == "always" and user.name in state.users
     ]
     password_matches = check_passwords(client, candidates, authentication)
-    plan = Plan(state, lambda name, _password, _admin: password_matches[name])
+    plan = Plan(state, lambda name, _password, _admin: password_matches[name], check_mode)
     for database in declaration.databases:
         plan.database(database)
     for policy in declaration.retention_policies:
@@ -516,6 +561,7 @@ def converge(client: InfluxDBClient, declaration: Declaration, check_mode: bool)
         "changed": bool(statements) or bootstrapped,
         "statements": [redact_secrets(statement) for statement in statements],
         "diff": {"before": plan.before, "after": plan.after},
+        "warnings": plan.warnings,
     }
 
 
@@ -552,7 +598,7 @@ USER_OPTIONS: dict[str, Any] = {
             "privilege": {"type": "str", "required": True},
         },
     },
-    "update_password": {"type": "str", "choices": ["always", "on_create"], "default": "always"},
+    "update_password": {"type": "str", "choices": ["always", "on_create"], "default": "always", "no_log": False},
     "state": STATE_OPTION,
 }
 
@@ -564,4 +610,6 @@ def run_module(module: Any, build: Callable[[dict[str, Any]], Declaration]) -> N
         result = converge(InfluxDBClient.from_module(module), declaration, module.check_mode)
     except (InfluxQLError, InfluxDBError) as error:
         module.fail_json(msg=str(error), statement=getattr(error, "statement", None))
+    for warning in result.pop("warnings"):
+        module.warn(warning)
     module.exit_json(**result)

@@ -7,11 +7,23 @@ raised instead. Any other exception ends the loop at once. ``delay(attempt)`` is
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 Result = TypeVar("Result")
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def may_send_again(method: str, error: Exception) -> bool:
+    """Whether a request that failed with ``error`` can be sent again without doing its change twice: a read always,
+    a write only when it never reached the server (connection refused, name not resolved). A write that timed out
+    may have been done: sending it again could repeat it, or fail on what it already did."""
+    reason = getattr(error, "reason", error)
+    refused = isinstance(reason, (ConnectionRefusedError, socket.gaierror))
+    return refused or method in READ_METHODS
 
 
 class TryAgain(Exception):

@@ -23,7 +23,13 @@ def proc_path(name: str, root: str = PROC_SYS) -> str:
 
 
 def normalized(value: object) -> str:
-    """A value as the kernel prints it back: tokens separated by single spaces (it uses tabs between several)."""
+    """A value as the kernel prints it back: tokens separated by single spaces (it uses tabs between several).
+
+    A boolean (YAML's true, or a template that renders one) is the kernel's 1 or 0: written as True, it would
+    fail the write to /proc and be refused by systemd-sysctl at boot.
+    """
+    if isinstance(value, bool):
+        return "1" if value else "0"
     return " ".join(str(value).split())
 
 

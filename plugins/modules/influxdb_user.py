@@ -105,7 +105,9 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_schema im
 
 
 def declaration_from(params: dict) -> Declaration:
-    return Declaration(users=[UserSpec.parse(params | {"password": params["user_password"]})])
+    return Declaration(
+        users=[UserSpec.parse(params | {"password": params["user_password"]}, password_option="user_password")]
+    )
 
 
 # The login password is `password`, so the user's own is `user_password`.

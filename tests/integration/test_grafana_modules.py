@@ -296,6 +296,20 @@ def test_what_grafana_would_refuse_fails_with_a_message_and_no_write(
     assert session.writes() == []
 
 
+def test_check_mode_of_a_dashboard_in_a_folder_still_to_create_warns_and_writes_nothing(grafana: Grafana) -> None:
+    uid = grafana.uid("dashboard")
+    with grafana.recorded() as session:
+        result = run_module(
+            "sensorstack.iot.grafana_dashboard",
+            grafana.args(at=session.url, dashboard=dashboard_json(uid, uid), folder_uid="sstest-folder-to-come"),
+            check=True,
+        )
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["changed"] is True
+    assert any("folder_uid 'sstest-folder-to-come' does not exist" in warning for warning in result["warnings"])
+    assert session.writes() == []
+
+
 def test_a_dashboard_is_removed_once_and_check_mode_only_says_so(grafana: Grafana) -> None:
     uid = grafana.uid("dashboard")
     run_module("sensorstack.iot.grafana_dashboard", grafana.args(dashboard=dashboard_json(uid, f"Doomed {uid}")))

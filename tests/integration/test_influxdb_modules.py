@@ -287,6 +287,8 @@ def test_continuous_query_is_not_recreated_when_the_server_rewrote_it(server: In
         ("SELECT mean(value) FROM readings GROUP BY time(1h)", "needs INTO"),
         ("DROP MEASUREMENT readings", "starts with SELECT"),
         ("SELECT mean(value) INTO out FROM readings GROUP BY time(1h) fill(", "error parsing query"),
+        ("SELECT mean(value) INTO nope.out FROM readings GROUP BY time(1h)", "retention policy cq_bad.nope does not"),
+        ("SELECT mean(value) INTO out FROM elsewhere.autogen.readings GROUP BY time(1h)", "'elsewhere' does not"),
     ],
 )
 def test_a_malformed_continuous_query_fails_and_keeps_the_old_one(
@@ -303,6 +305,18 @@ def test_a_malformed_continuous_query_fails_and_keeps_the_old_one(
     assert result["failed"] is True
     assert message in result["msg"]
     assert snapshot(server) == before
+
+
+def test_a_query_with_decimals_converges_although_the_server_rewrites_them(server: InfluxDBServer) -> None:
+    server.query("CREATE DATABASE cq_decimals", "admin", ADMIN_PASSWORD)
+    args = {
+        "database": "cq_decimals",
+        "name": "fahrenheit",
+        "query": "SELECT mean(celsius) * 1.8 + 32 INTO out FROM readings WHERE celsius > 0.5 GROUP BY time(1h)",
+    }
+    assert module("influxdb_continuous_query", server, **args)["changed"] is True
+    assert "* 1.800 + 32" in continuous_queries(server, "cq_decimals")["fahrenheit"]
+    assert module("influxdb_continuous_query", server, **args)["changed"] is False
 
 
 # --- users ----------------------------------------------------------------------------------------------------
@@ -389,6 +403,15 @@ def test_a_password_changed_behind_the_modules_back_is_set_again(server: InfluxD
     assert not can_log_in(server, "drifter", "Changed-By-Hand-2")
 
 
+def test_a_password_ending_in_a_newline_logs_in_and_never_reaches_an_error(server: InfluxDBServer) -> None:
+    # A vaulted value written as a YAML block keeps its final newline.
+    user = {"name": "vaulted", "user_password": "Vault-Secret-7\nsecond line\n"}
+    result = module("influxdb_user", server, **user)
+    assert result.get("failed") is not True, result.get("msg")
+    assert can_log_in(server, "vaulted", "Vault-Secret-7\nsecond line\n")
+    assert module("influxdb_user", server, **user)["changed"] is False
+
+
 def test_passwords_are_checked_on_a_server_with_authentication_off() -> None:
     """With auth off any login succeeds, so the check must not rely on one."""
     with own_server(auth_enabled=False) as open_server:
@@ -430,7 +453,7 @@ def test_a_user_without_password_or_with_a_bad_privilege_is_refused(server: Infl
     server.query("CREATE DATABASE users_bad", "admin", ADMIN_PASSWORD)
     before = snapshot(server)
     nopass = module("influxdb_user", server, name="nopass")
-    assert nopass["failed"] is True and "password is required" in nopass["msg"]
+    assert nopass["failed"] is True and "user_password is required" in nopass["msg"]
     badpriv = module(
         "influxdb_user",
         server,

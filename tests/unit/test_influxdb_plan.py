@@ -7,6 +7,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_ql import
 from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_schema import (
     ContinuousQuerySpec,
     DatabaseSpec,
+    Declaration,
     Plan,
     RetentionPolicy,
     RetentionPolicySpec,
@@ -107,3 +108,55 @@ def test_grants_on_an_undeclared_database_are_refused_before_sending() -> None:
         plan().user(
             UserSpec.parse({"name": "u", "password": "p", "grants": [{"database": "nowhere", "privilege": "read"}]})
         )
+
+
+def downsample(into: str) -> ContinuousQuerySpec:
+    body = f"SELECT mean(v) INTO {into} FROM telemetry.autogen.m GROUP BY time(1h)"
+    return ContinuousQuerySpec.parse({"database": "telemetry", "name": "hourly", "query": body})
+
+
+def test_a_query_changed_to_a_missing_policy_is_refused_before_its_old_version_is_dropped() -> None:
+    planned = plan()
+    with pytest.raises(InfluxQLError, match=r"hourly\): query: retention policy telemetry\.downsampled does not exist"):
+        planned.continuous_query(downsample("telemetry.downsampled.out"))
+    assert planned.statements == []
+
+
+def test_a_query_may_name_a_policy_created_earlier_in_the_same_run() -> None:
+    planned = plan()
+    planned.retention_policy(
+        RetentionPolicySpec.parse({"database": "telemetry", "name": "downsampled", "duration": "52w"})
+    )
+    planned.continuous_query(downsample("telemetry.downsampled.out"))
+    assert planned.statements[-2:] == [
+        'DROP CONTINUOUS QUERY "hourly" ON "telemetry"',
+        'CREATE CONTINUOUS QUERY "hourly" ON "telemetry" BEGIN SELECT mean(v) INTO telemetry.downsampled.out '
+        "FROM telemetry.autogen.m GROUP BY time(1h) END",
+    ]
+
+
+def test_check_mode_warns_of_what_an_earlier_task_would_create_and_plans_on() -> None:
+    planned = Plan(state(), lambda _name, _password, _admin: True, check_mode=True)
+    planned.continuous_query(downsample("telemetry.downsampled.out"))
+    planned.retention_policy(RetentionPolicySpec.parse({"database": "newdb", "name": "raw", "duration": "1d"}))
+    assert [warning.split(":")[0] for warning in planned.warnings] == [
+        "continuous query (telemetry.hourly)",
+        "retention policy (newdb.raw)",
+    ]
+    assert len(planned.statements) == 3
+
+
+def test_two_default_policies_of_one_database_are_refused_naming_both() -> None:
+    declaration = Declaration(
+        retention_policies=[
+            RetentionPolicySpec.parse({"database": "t", "name": name, "duration": "1d", "default": True})
+            for name in ("raw", "ds2")
+        ]
+    )
+    with pytest.raises(InfluxQLError, match="retention_policies: raw and ds2 of database t all have default: true"):
+        declaration.check()
+
+
+def test_a_missing_password_is_named_as_the_module_calls_it() -> None:
+    with pytest.raises(InfluxQLError, match=r"user \(new\): user_password is required to create the user"):
+        plan().user(UserSpec.parse({"name": "new"}, password_option="user_password"))

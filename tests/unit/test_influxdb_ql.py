@@ -12,6 +12,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_ql import
     check_continuous_query_body,
     check_retention_policy,
     continuous_query_statement,
+    continuous_query_targets,
     default_shard_duration,
     format_duration,
     normalise_continuous_query,
@@ -20,6 +21,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_ql import
     quote_ident,
     quote_string,
     redact_secrets,
+    withhold_parser_quote,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -115,6 +117,15 @@ def test_an_unknown_privilege_names_the_option() -> None:
 def test_quoting_escapes_what_would_end_the_literal() -> None:
     assert quote_ident('we"ird\\db') == '"we\\"ird\\\\db"'
     assert quote_string("it's \\ ok") == "'it\\'s \\\\ ok'"
+    # A raw newline would end the literal (the server's parse error then quotes the password's next word).
+    assert quote_string("vault\nblock\n") == "'vault\\nblock\\n'"
+
+
+def test_a_parse_error_of_statements_with_a_password_keeps_the_quoted_token_back() -> None:
+    error = "error parsing query: found Sup3rSecret, expected string at line 1, char 32"
+    assert withhold_parser_quote(error) == (
+        "error parsing query: found (withheld: the statements carry a password), expected string at line 1, char 32"
+    )
 
 
 def test_passwords_are_masked_in_statements() -> None:
@@ -170,6 +181,36 @@ def test_a_real_change_to_a_query_is_seen(changed: str) -> None:
     assert normalise_continuous_query(continuous_query_statement("q", "telemetry", base), "telemetry", "autogen") != (
         normalise_continuous_query(continuous_query_statement("q", "telemetry", changed), "telemetry", "autogen")
     )
+
+
+def test_decimals_compare_as_the_server_stores_them() -> None:
+    ours = "SELECT mean(v) * 1.8 + 32 INTO out FROM m WHERE v > 0.5 AND w < 10.0 GROUP BY time(1m)"
+    # influxd 1.6.7 keeps three decimals of every decimal number: captured from SHOW CONTINUOUS QUERIES.
+    servers = (
+        "CREATE CONTINUOUS QUERY q ON telemetry BEGIN SELECT mean(v) * 1.800 + 32 INTO telemetry.autogen.out FROM "
+        "telemetry.autogen.m WHERE v > 0.500 AND w < 10.000 GROUP BY time(1m) END"
+    )
+    assert normalise_continuous_query(continuous_query_statement("q", "telemetry", ours), "telemetry", "autogen") == (
+        normalise_continuous_query(servers, "telemetry", "autogen")
+    )
+
+
+def test_a_number_the_server_would_cut_to_three_decimals_is_refused() -> None:
+    with pytest.raises(InfluxQLError, match=r"query: .* 0\.1234 would run as 0\.123"):
+        check_continuous_query_body("SELECT mean(v) INTO out FROM m WHERE v > 0.1234 GROUP BY time(1m)")
+    check_continuous_query_body("SELECT mean(v) INTO out FROM m WHERE v > 0.1230 GROUP BY time(1m)")
+
+
+def test_the_policies_a_query_writes_to_and_reads_from_are_qualified_like_the_server_does() -> None:
+    statement = continuous_query_statement(
+        "q", "telemetry", 'SELECT mean(v) INTO other."1y".out FROM m, raw.n, /re/ GROUP BY time(1m)'
+    )
+    assert continuous_query_targets(statement, "telemetry", "autogen") == [
+        ("other", "1y"),
+        ("telemetry", "autogen"),
+        ("telemetry", "raw"),
+        ("telemetry", "autogen"),
+    ]
 
 
 def test_the_default_policy_qualifies_unqualified_measurements() -> None:

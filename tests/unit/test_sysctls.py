@@ -43,6 +43,13 @@ def test_names_that_are_no_sysctl_are_refused(name: str) -> None:
 
 def test_values_compare_token_by_token_as_the_kernel_prints_them() -> None:
     assert normalized("4096\t87380   6291456") == "4096 87380 6291456"
+
+
+def test_a_boolean_is_written_as_the_kernels_one_or_zero() -> None:
+    assert render_file({"net.ipv4.ip_forward": True, "kernel.panic_on_oops": False}, "h") == (
+        "# h\nnet.ipv4.ip_forward = 1\nkernel.panic_on_oops = 0\n"
+    )
+    assert differing({"net.ipv4.ip_forward": True}, {"net.ipv4.ip_forward": "1"}) == []
     live = {"net.ipv4.tcp_rmem": "4096\t87380\t6291456", "net.ipv4.ip_forward": "0", "vm.swappiness": None}
     wanted = {"net.ipv4.tcp_rmem": "4096 87380 6291456", "net.ipv4.ip_forward": 1, "vm.swappiness": 10}
     assert differing(wanted, live) == ["net.ipv4.ip_forward", "vm.swappiness"]
