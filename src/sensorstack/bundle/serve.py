@@ -29,10 +29,10 @@ from types import FrameType
 
 from sensorstack.bundle.cache import cache_root
 from sensorstack.bundle.manifest import MANIFEST_NAME, read_manifest
-from sensorstack.leftovers import process_alive
 
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_REGISTRY_PORT = 5000
+SERVER_MODULE = "sensorstack.bundle.serve"
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -170,6 +170,40 @@ def pid_file(address: str, http_port: int) -> Path:
     return cache_root() / "serve" / f"{address}-{http_port}.pid"
 
 
+def ready_file_of(pidfile: Path) -> Path:
+    return pidfile.with_suffix(".ready")
+
+
+def read_pid(pidfile: Path) -> int:
+    """The pid a pid file names, 0 when it names none (empty or garbled by a crash)."""
+    try:
+        return int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def is_detached_server(pid: int, pidfile: Path) -> bool:
+    """Whether pid is the server start_detached started for this pid file.
+
+    A pid file outlives a crash or a reboot, and by then its pid may belong to any process: only the command line
+    start_detached gave the server (the module and this pid file's ready file) makes it ours to signal.
+    """
+    if pid <= 0:
+        return False
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:  # gone, or not ours to look at
+        return False
+    return has_consecutive(arguments, ["-m", SERVER_MODULE]) and has_consecutive(
+        arguments, ["--ready-file", str(ready_file_of(pidfile))]
+    )
+
+
+def has_consecutive(arguments: list[str], expected: list[str]) -> bool:
+    """Whether expected appears in arguments as consecutive items."""
+    return any(arguments[index : index + len(expected)] == expected for index in range(len(arguments)))
+
+
 def serve_forever(server: BundleServer, ready_file: Path | None = None) -> int:
     """Serve until SIGTERM or SIGINT; ready_file (for `serve --detach`) exists while both sides answer."""
     stopping = threading.Event()
@@ -195,10 +229,11 @@ def start_detached(server: BundleServer, timeout: float = 600) -> int:
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     stop_detached(server.address, server.http_port)
     log = pidfile.with_suffix(".log")
+    ready = ready_file_of(pidfile)
     command = [
         sys.executable,
         "-m",
-        "sensorstack.bundle.serve",
+        SERVER_MODULE,
         str(server.bundle),
         "--address",
         server.address,
@@ -207,9 +242,8 @@ def start_detached(server: BundleServer, timeout: float = 600) -> int:
         "--registry-port",
         str(server.registry_port),
         "--ready-file",
-        str(pidfile.with_suffix(".ready")),
+        str(ready),
     ]
-    ready = pidfile.with_suffix(".ready")
     ready.unlink(missing_ok=True)
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -230,25 +264,34 @@ def start_detached(server: BundleServer, timeout: float = 600) -> int:
 def is_detached_running(address: str, http_port: int) -> bool:
     """A server started by start_detached for this address and port is alive and was ready."""
     pidfile = pid_file(address, http_port)
-    if not (pidfile.is_file() and pidfile.with_suffix(".ready").is_file()):
+    if not ready_file_of(pidfile).is_file():
         return False
-    pid = int(pidfile.read_text().strip() or 0)
-    return pid > 0 and process_alive(pid)
+    return is_detached_server(read_pid(pidfile), pidfile)
 
 
 def stop_detached(address: str, http_port: int) -> bool:
+    """Stop the server start_detached started here; whether one was running. A stale pid file is only removed."""
     pidfile = pid_file(address, http_port)
-    if not pidfile.is_file():
-        return False
-    pid = int(pidfile.read_text().strip() or 0)
+    pid = read_pid(pidfile)
+    running = is_detached_server(pid, pidfile)
+    if running:
+        terminate(pid, pidfile)
     pidfile.unlink(missing_ok=True)
+    ready_file_of(pidfile).unlink(missing_ok=True)
+    return running
+
+
+def terminate(pid: int, pidfile: Path, grace: float = 10) -> None:
+    """SIGTERM the server, then SIGKILL it if it is still there after grace seconds."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            os.kill(pid, 0)
+        deadline = time.monotonic() + grace
+        # An exited server waiting to be reaped has no command line any more: it is gone.
+        while is_detached_server(pid, pidfile):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                return
             time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sensorstack.bundle.aptrepo import ARCHITECTURE
+
 USER_AGENT = "sensorstack-bundle"
 
 
@@ -29,6 +31,7 @@ class PackageEntry:
     filename: str
     sha256: str
     size: int
+    architecture: str
 
 
 def parse_stanzas(text: str) -> list[dict[str, str]]:
@@ -59,9 +62,10 @@ def parse_packages(text: str) -> list[PackageEntry]:
             filename=stanza["Filename"],
             sha256=stanza["SHA256"],
             size=int(stanza.get("Size", "0")),
+            architecture=stanza["Architecture"],
         )
         for stanza in parse_stanzas(text)
-        if {"Package", "Version", "Filename", "SHA256"} <= stanza.keys()
+        if {"Package", "Version", "Filename", "SHA256", "Architecture"} <= stanza.keys()
     ]
 
 
@@ -78,8 +82,11 @@ def release_sha256(release_text: str) -> dict[str, tuple[str, int]]:
 
 
 def choose_packages(entries: Iterable[PackageEntry], wanted: Mapping[str, str]) -> dict[str, PackageEntry]:
-    """The entry of each wanted package at its exact version; a missing one is an error naming it."""
-    found = {(entry.package, entry.version): entry for entry in entries}
+    """The entry of each wanted package at its exact version for the bundle's architecture (or ``all``).
+
+    A missing one is an error naming it. pkgs.k8s.io lists every architecture in one flat ``Packages`` index.
+    """
+    found = {(entry.package, entry.version): entry for entry in entries if entry.architecture in (ARCHITECTURE, "all")}
     chosen, missing = {}, []
     for package, version in wanted.items():
         entry = found.get((package, version))
