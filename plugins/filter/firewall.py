@@ -8,7 +8,12 @@ and ``sources`` (CIDRs or addresses, IPv4 or IPv6; empty or missing means from a
 so the role stops before it changes anything; ``firewall_settings_problems({variable: rules})`` does it for
 several variables at once (preflight). ``sensorstack.iot.firewall_statements(rules)`` renders valid rules as
 the statements of an nftables ``inet`` input chain, one per line (IPv4 and IPv6 sources in separate statements,
-since an nftables set holds one address family). Pure functions, run on the controller.
+since an nftables set holds one address family).
+
+``sensorstack.iot.firewall_ssh_connection(text)`` reads sshd's ``SSH_CONNECTION`` of the session Ansible uses, and
+``sensorstack.iot.firewall_sources_admit(address, sources)`` says whether a rule with those sources lets an address
+in: the one place the role decides it, so that it refuses SSH sources that would shut Ansible out. Pure functions,
+run on the controller.
 """
 
 from __future__ import annotations
@@ -118,6 +123,48 @@ def firewall_statements(rules: Sequence[Mapping[str, Any]]) -> list[str]:
     return statements
 
 
+def _address(address: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """address as nftables matches it: an IPv4 client seen as IPv4-mapped IPv6 (::ffff:a.b.c.d) is IPv4."""
+    parsed = ipaddress.ip_address(str(address).strip())
+    mapped = getattr(parsed, "ipv4_mapped", None)
+    return mapped if mapped is not None else parsed
+
+
+def firewall_ssh_connection(text: Any) -> dict[str, Any]:
+    """sshd's SSH_CONNECTION ("client_ip client_port server_ip server_port") as {client, client_port, server,
+    server_port}; {} when it is empty or not of that form (no SSH session to read, e.g. behind a jump host that
+    hides it)."""
+    fields = str(text or "").split()
+    if len(fields) != 4 or not (fields[1].isdigit() and fields[3].isdigit()):
+        return {}
+    try:
+        client, server = _address(fields[0]), _address(fields[2])
+    except ValueError:
+        return {}
+    if not (0 < int(fields[1]) < 65536 and 0 < int(fields[3]) < 65536):
+        return {}
+    return {"client": str(client), "client_port": int(fields[1]), "server": str(server), "server_port": int(fields[3])}
+
+
+def firewall_sources_admit(address: Any, sources: Any) -> bool:
+    """Whether a rule with these sources lets address in: empty sources let in anywhere, else the address must lie
+    in one of them (same address family). Sources that are not CIDRs or addresses admit nothing (the rule checks
+    name them)."""
+    try:
+        parsed = _address(address)
+    except ValueError as error:
+        raise AnsibleFilterError(f"firewall_sources_admit: {address!r} is not an address") from error
+    if not sources:
+        return True
+    for source in sources:
+        try:
+            if parsed in _network(source):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 class FilterModule:
     """The firewall role's rule checks and nftables rendering, exposed as sensorstack.iot.* filters."""
 
@@ -125,5 +172,7 @@ class FilterModule:
         return {
             "firewall_rule_problems": firewall_rule_problems,
             "firewall_settings_problems": firewall_settings_problems,
+            "firewall_sources_admit": firewall_sources_admit,
+            "firewall_ssh_connection": firewall_ssh_connection,
             "firewall_statements": firewall_statements,
         }

@@ -1,4 +1,5 @@
-"""firewall_rule_problems, firewall_statements and node_addresses: the firewall role's rule checks and rendering."""
+"""firewall_rule_problems, firewall_statements and node_addresses: the firewall role's rule checks and rendering;
+firewall_ssh_connection and firewall_sources_admit: what keeps the rules from shutting out Ansible's SSH session."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.sensorstack.iot.plugins.filter.firewall import (
     firewall_rule_problems,
     firewall_settings_problems,
+    firewall_sources_admit,
+    firewall_ssh_connection,
     firewall_statements,
 )
 
@@ -78,3 +81,52 @@ def test_preflight_names_each_variable_with_a_bad_rule() -> None:
     assert len(problems) == 2
     assert problems[0].startswith("firewall_extra_rules[1].ports")
     assert problems[1].startswith("firewall_node_rules[0].protocol")
+
+
+def test_ssh_connection_gives_the_client_address_and_the_port_sshd_answers_on() -> None:
+    assert firewall_ssh_connection("192.0.2.7 51234 198.51.100.5 2222\n") == {
+        "client": "192.0.2.7",
+        "client_port": 51234,
+        "server": "198.51.100.5",
+        "server_port": 2222,
+    }
+    # IPv6, and an IPv4 client seen through a dual-stack socket, as nftables sees it (IPv4).
+    assert firewall_ssh_connection("2001:db8::7 51234 2001:db8::5 22")["client"] == "2001:db8::7"
+    assert firewall_ssh_connection("::ffff:192.0.2.7 51234 ::ffff:198.51.100.5 22")["client"] == "192.0.2.7"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", None, "   ", "192.0.2.7 51234 198.51.100.5", "192.0.2.7 x 198.51.100.5 22", "host 1 198.51.100.5 22",
+     "192.0.2.7 51234 198.51.100.5 0"],
+    ids=["empty", "none", "blank", "three fields", "port not a number", "not an address", "port zero"],
+)  # fmt: skip
+def test_an_empty_or_unreadable_ssh_connection_gives_nothing_to_check(text: object) -> None:
+    assert firewall_ssh_connection(text) == {}
+
+
+@pytest.mark.parametrize(
+    ("address", "sources", "admitted"),
+    [
+        ("192.0.2.7", [], True),
+        ("192.0.2.7", ["10.0.0.0/8", "192.0.2.0/24"], True),
+        ("192.0.2.7", ["192.0.2.7"], True),
+        ("192.0.2.7", ["10.0.0.0/8", "192.0.2.8"], False),
+        ("192.0.2.7", ["2001:db8::/32"], False),
+        ("2001:db8::7", ["2001:db8::/32"], True),
+        ("::ffff:192.0.2.7", ["192.0.2.0/24"], True),
+        ("fe80::7%eth0", ["fe80::/64"], True),
+        # A malformed source is the rule checks' to name: it admits nothing, and raises nothing.
+        ("192.0.2.7", ["10.0.0.0/33", "192.0.2.0/24"], True),
+        ("192.0.2.7", ["10.0.0.0/33"], False),
+    ],
+)
+def test_sources_admit_an_address_inside_one_of_them_or_anything_when_empty(
+    address: str, sources: list[str], admitted: bool
+) -> None:
+    assert firewall_sources_admit(address, sources) is admitted
+
+
+def test_sources_admit_refuses_what_is_not_an_address() -> None:
+    with pytest.raises(AnsibleFilterError, match="'controller' is not an address"):
+        firewall_sources_admit("controller", [])

@@ -153,7 +153,8 @@ def test_ssh_is_open_on_the_hosts_port_and_on_the_one_ansible_connects_to(overri
     assert ports(render("{{ firewall_rules }}", "edge1", **overrides))["ssh"] == expected
 
 
-VALIDATE = yaml_load((ROOT / "roles/firewall/tasks/validate.yml").read_text())[0]
+VALIDATE_TASKS = yaml_load((ROOT / "roles/firewall/tasks/validate.yml").read_text())
+[READ_SESSION, VALIDATE] = VALIDATE_TASKS
 
 
 def validate_problems(host: str, **overrides: Any) -> list[str]:
@@ -163,8 +164,8 @@ def validate_problems(host: str, **overrides: Any) -> list[str]:
         **{
             "firewall_enabled": True,
             **{name: value for name, value in VALIDATE["vars"].items() if name != "firewall_problems"},
+            **overrides,
         },
-        **overrides,
     )
 
 
@@ -189,3 +190,75 @@ def test_the_old_cluster_sources_variable_and_an_etcd_open_to_anywhere_are_refus
     assert "set firewall_node_sources" in " ".join(renamed.split())
     [anywhere] = validate_problems("cp1", firewall_control_plane_sources=[])
     assert anywhere.startswith("firewall_control_plane_sources is empty on control-plane node cp1")
+
+
+# --- Ansible's own SSH session -------------------------------------------------------------------------------
+
+CONTROLLER = "192.0.2.7"
+
+
+def session(server_port: int = 22, client: str = CONTROLLER) -> dict[str, Any]:
+    """The registered result of the task that reads SSH_CONNECTION on the host."""
+    return {"rc": 0, "stdout": f"{client} 51234 198.51.100.5 {server_port}", "changed": False}
+
+
+def test_the_session_is_read_before_any_check_without_become_and_in_check_mode_too() -> None:
+    # Read first (VALIDATE_TASKS unpacks in this order), then checked.
+    assert "ansible.builtin.assert" in VALIDATE
+    assert READ_SESSION["ansible.builtin.command"] == {"argv": ["printenv", "SSH_CONNECTION"]}
+    # sudo's env_reset drops SSH_CONNECTION; check mode would skip a command that is not told it only reads.
+    assert (READ_SESSION["become"], READ_SESSION["check_mode"], READ_SESSION["changed_when"]) == (False, False, False)
+    assert READ_SESSION["register"] == "firewall_ssh_environment"
+    main = yaml_load((ROOT / "roles/firewall/tasks/main.yml").read_text())
+    assert main[0] == {"name": main[0]["name"], "ansible.builtin.import_tasks": "validate.yml"}
+
+
+@pytest.mark.parametrize(
+    ("connection", "read"),
+    [(None, True), ("ssh", True), ("paramiko", True), ("smart", True), ("ansible.builtin.ssh", True),
+     ("docker", False), ("local", False), ("community.docker.docker", False)],
+)  # fmt: skip
+def test_the_session_is_read_over_ssh_only_not_in_the_lab_or_on_localhost(connection: str | None, read: bool) -> None:
+    overrides = {} if connection is None else {"ansible_connection": connection}
+    assert render("{{ " + READ_SESSION["when"] + " }}", "edge1", **overrides) is read
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"firewall_ssh_environment": session(2200)}, [22, 2200]),
+        ({"firewall_ssh_environment": session(22)}, [22]),
+        ({"firewall_ssh_environment": session(2200), "ansible_port": 2200}, [22, 2200]),
+        ({"firewall_ssh_environment": session(22), "ansible_port": 2211}, [22, 2211]),
+        ({"firewall_ssh_environment": {"rc": 1, "stdout": ""}}, [22]),
+        ({"firewall_ssh_environment": {"skipped": True, "changed": False}}, [22]),
+    ],
+    ids=["sshd elsewhere, from ssh_config", "the same port", "ansible_port too", "forwarded port",
+         "SSH_CONNECTION empty", "not over ssh"],
+)  # fmt: skip
+def test_ssh_is_open_on_the_port_sshd_answers_ansibles_session_on(overrides: dict, expected: list) -> None:
+    assert ports(render("{{ firewall_rules }}", "edge1", **overrides))["ssh"] == expected
+
+
+def test_ssh_sources_that_leave_out_the_controller_stop_the_role_naming_them_and_the_address() -> None:
+    [problem] = validate_problems(
+        "edge1", firewall_ssh_sources=["10.0.0.0/8", "198.51.100.0/24"], firewall_ssh_environment=session()
+    )
+    problem = " ".join(problem.split())
+    assert problem.startswith("firewall_ssh_sources (10.0.0.0/8, 198.51.100.0/24) does not let in 192.0.2.7,")
+    assert "the address Ansible connects to edge1 from:" in problem
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"firewall_ssh_sources": ["192.0.2.0/24"], "firewall_ssh_environment": session()},
+        {"firewall_ssh_sources": [], "firewall_ssh_environment": session()},
+        {"firewall_ssh_sources": ["10.0.0.0/8"], "firewall_ssh_environment": {"rc": 1, "stdout": ""}},
+        {"firewall_ssh_sources": ["10.0.0.0/8"], "firewall_ssh_environment": {"skipped": True}},
+        {"firewall_ssh_sources": ["10.0.0.0/8"], "firewall_ssh_environment": session(), "firewall_enabled": False},
+    ],
+    ids=["controller inside", "open to anywhere", "SSH_CONNECTION empty", "not over ssh", "firewall off"],
+)
+def test_ssh_sources_are_not_refused_when_they_admit_the_controller_or_nothing_is_known(overrides: dict) -> None:
+    assert validate_problems("edge1", **overrides) == []
