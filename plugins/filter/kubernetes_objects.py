@@ -266,6 +266,25 @@ def statefulsets_to_recreate(objects: list[Mapping[str, Any]], failure: str) -> 
     ]
 
 
+def rollouts_pending(deployments: list[Mapping[str, Any]]) -> list[str]:
+    """The names of the Deployments (as the API returns them) whose rollout is not done, by the test of ``kubectl
+    rollout status``: the controller has seen the latest spec, and every wanted replica runs the new template and is
+    available. kubernetes.core's own wait leaves out the updated replicas, so it can pass a Recreate Deployment in
+    the moment after the old pods were told to stop, while the status still counts them available."""
+
+    def done(deployment: Mapping[str, Any]) -> bool:
+        metadata, spec, status = (deployment.get(key) or {} for key in ("metadata", "spec", "status"))
+        wanted = spec.get("replicas", 1)
+        return (
+            status.get("observedGeneration", 0) >= metadata.get("generation", 0)
+            and status.get("updatedReplicas", 0) == wanted
+            and status.get("replicas", 0) == wanted
+            and status.get("availableReplicas", 0) == wanted
+        )
+
+    return [str((deployment.get("metadata") or {}).get("name")) for deployment in deployments if not done(deployment)]
+
+
 def new_selectors(objects: list[Mapping[str, Any]], live: list[Mapping[str, Any]]) -> list[str]:
     """The names of the declared StatefulSets whose selector differs from the one the cluster holds (``live``). The
     API refuses such a change in place too, but recreating cannot serve it: the running pods keep their labels, so
@@ -296,6 +315,7 @@ class FilterModule:
             "not_held_by": not_held_by,
             "redact_secrets": redact_secrets,
             "relative_path": relative_path,
+            "rollouts_pending": rollouts_pending,
             "secret_key": secret_key,
             "statefulsets_to_recreate": statefulsets_to_recreate,
             "to_yaml_documents": to_yaml_documents,

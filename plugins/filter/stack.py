@@ -159,10 +159,11 @@ def _bind_host(address: str) -> str:
     return address.rpartition(":")[0] if address.count(":") == 1 else address
 
 
-def loopback_binds(value: Any, variable: str) -> list[str]:
-    """A bind address on loopback, which one config model would carry from an edge host into a pod, where the
-    probes and the Service reach the pod on its own address. ``value``: an address, or a list of entries with an
-    ``address`` key (Mosquitto's listeners)."""
+def pod_bind_problems(value: Any, variable: str) -> list[str]:
+    """A fixed bind address, which one config model would carry from an edge host into a pod: on loopback the probes
+    and the Service cannot reach the pod, and any other fixed address is not the pod's (it gets its own when it
+    starts), so the server could not bind it. ``value``: an address, or a list of entries with an ``address`` key
+    (Mosquitto's listeners). Empty, ``0.0.0.0`` and ``::`` (every interface) pass."""
     if isinstance(value, str):
         entries = [(variable, value)]
     else:
@@ -171,17 +172,25 @@ def loopback_binds(value: Any, variable: str) -> list[str]:
             for index, entry in enumerate(value or [])
             if isinstance(entry, Mapping)
         ]
+    remedy = "leave it empty for the cluster (group_vars of the control plane)"
     problems = []
     for name, address in entries:
         host = _bind_host(address.strip())
+        if host in ("", "0.0.0.0", "::", "*"):
+            continue
         try:
-            loopback = host == "localhost" or (bool(host) and ipaddress.ip_address(host).is_loopback)
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
         except ValueError:
             loopback = False
         if loopback:
             problems.append(
                 f"{name} ({address}) is a loopback address: on Kubernetes the probes and the Service reach the pod on "
-                "its own address; leave it empty for the cluster (group_vars of the control plane)"
+                f"its own address; {remedy}"
+            )
+        else:
+            problems.append(
+                f"{name} ({address}) is a fixed address: on Kubernetes a pod gets its own address when it starts, so "
+                f"the server could not bind this one; {remedy}"
             )
     return problems
 
@@ -193,5 +202,5 @@ class FilterModule:
             "stack_user_password": stack_user_password,
             "stack_first_database": stack_first_database,
             "stack_cluster_problems": stack_cluster_problems,
-            "stack_loopback_binds": loopback_binds,
+            "stack_pod_bind_problems": pod_bind_problems,
         }

@@ -20,6 +20,7 @@ from ansible_collections.sensorstack.iot.plugins.filter.kubernetes_objects impor
     not_held_by,
     redact_secrets,
     relative_path,
+    rollouts_pending,
     secret_key,
     statefulsets_to_recreate,
     to_yaml_documents,
@@ -212,3 +213,33 @@ def test_a_new_selector_is_named_since_the_running_pods_would_not_be_adopted() -
     assert new_selectors(declared, same) == []
     assert new_selectors(declared, other) == ["influxdb"]
     assert new_selectors(declared, []) == []
+
+
+def deployment(generation: int, observed: int, replicas: int, updated: int, available: int) -> dict:
+    return {
+        "metadata": {"name": "grafana", "generation": generation},
+        "spec": {"replicas": 1},
+        "status": {
+            "observedGeneration": observed,
+            "replicas": replicas,
+            "updatedReplicas": updated,
+            "availableReplicas": available,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "pending"),
+    [
+        # A Recreate rollout's first moment: the old pod told to stop but still counted available.
+        (deployment(2, 2, 1, 0, 1), ["grafana"]),
+        (deployment(2, 1, 1, 1, 1), ["grafana"]),  # the controller has not seen the new spec yet
+        (deployment(2, 2, 0, 0, 0), ["grafana"]),  # old pods gone, the new one not yet running
+        (deployment(2, 2, 1, 1, 0), ["grafana"]),  # the new pod runs, not yet available (minReadySeconds)
+        (deployment(2, 2, 1, 1, 1), []),
+    ],
+)
+def test_a_rollout_is_done_when_every_replica_runs_the_new_template_and_is_available(
+    status: dict, pending: list[str]
+) -> None:
+    assert rollouts_pending([status]) == pending

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from ansible_collections.sensorstack.iot.plugins.filter.stack import (
     dns_label_problems,
-    loopback_binds,
+    pod_bind_problems,
     stack_cluster_problems,
 )
 
@@ -108,19 +108,25 @@ def test_a_stack_without_the_verified_path_needs_no_device_network() -> None:
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.1:8086", "[::1]:8086", "::1", "localhost"])
 def test_a_loopback_bind_address_is_named(address: str) -> None:
-    assert loopback_binds(address, "influxdb_http_address") == [
+    assert pod_bind_problems(address, "influxdb_http_address") == [
         f"influxdb_http_address ({address}) is a loopback address: on Kubernetes the probes and the Service reach the "
         "pod on its own address; leave it empty for the cluster (group_vars of the control plane)"
     ]
 
 
-def test_listeners_on_every_interface_or_a_named_address_pass_and_a_loopback_one_is_named_by_index() -> None:
+def test_listeners_on_every_interface_pass_and_a_loopback_one_is_named_by_index() -> None:
     listeners = [{"port": 1883}, {"port": 8883, "address": "0.0.0.0"}, {"port": 9001, "address": "127.0.0.1"}]
 
-    (problem,) = loopback_binds(listeners, "mosquitto_listeners")
+    (problem,) = pod_bind_problems(listeners, "mosquitto_listeners")
 
     assert problem.startswith("mosquitto_listeners[2].address (127.0.0.1) is a loopback address")
-    assert loopback_binds("", "grafana_http_addr") == loopback_binds("10.0.0.5:3000", "grafana_http_addr") == []
+    assert pod_bind_problems("", "grafana_http_addr") == pod_bind_problems("::", "grafana_http_addr") == []
+
+
+@pytest.mark.parametrize("address", ["192.168.10.5", "10.0.0.5:3000", "[fd00::5]:8086"])
+def test_an_edge_hosts_own_address_is_refused_on_the_cluster(address: str) -> None:
+    (problem,) = pod_bind_problems(address, "influxdb_http_address")
+    assert problem.startswith(f"influxdb_http_address ({address}) is a fixed address: on Kubernetes a pod gets its own")
 
 
 @pytest.mark.parametrize("value", ["telegraf", "t", "edge-1", "a" * 63])
