@@ -68,14 +68,14 @@ def write_replacement(path: str, data: bytes, mode: int | None = None, new_file_
 
 
 def write_atomically(
-    module: Any, path: str, text: str, mode: int | None = None, new_file_mode: int | None = None
+    module: Any, path: str, text: str | bytes, mode: int | None = None, new_file_mode: int | None = None
 ) -> None:
-    """Replace ``path`` with ``text`` in one rename, with the mode and owner write_replacement gives it. Where the file
-    cannot be renamed over (a bind-mounted file: EBUSY, EXDEV), a module run with ``unsafe_writes`` writes it in
-    place, as Ansible's atomic_move does. SELinux contexts are not carried over: the supported systems (Debian,
+    """Replace ``path`` with ``text`` (UTF-8 when it is a str) in one rename, with the mode and owner
+    write_replacement gives it. Where the file cannot be renamed over (a bind-mounted file: EBUSY, EXDEV), a module
+    run with ``unsafe_writes`` writes it in place, as Ansible's atomic_move does. SELinux contexts are not carried over: the supported systems (Debian,
     Ubuntu) confine with AppArmor, which labels paths, not files."""
     temporary = None
-    data = text.encode("utf-8")
+    data = text.encode("utf-8") if isinstance(text, str) else text
     try:
         temporary = write_replacement(path, data, mode, new_file_mode)
         try:
