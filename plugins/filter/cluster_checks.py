@@ -132,6 +132,35 @@ def runtime_problems(kubernetes_version: Any, containerd_source: Any, containerd
     return []
 
 
+# What `sensorstack bundle build` holds: amd64 packages and images (src/sensorstack/bundle/aptrepo.py ARCHITECTURE),
+# and no Docker repository (Docker Engine and containerd come from the distribution's packages with it).
+BUNDLE_MACHINE = "x86_64"
+
+
+def mirror_problems(settings: Mapping[str, Any]) -> list[str]:
+    """With ``sensorstack_mirror`` set, what the served bundle cannot give a node: a runtime from Docker's repository
+    that no variable points at a mirror of (the bundle has none), or a machine other than the bundle's."""
+    mirror = settings.get("sensorstack_mirror") or ""
+    if not mirror:
+        return []
+    problems = []
+    # site.yml installs containerd through the docker role, which hands it docker_install_source and docker_repo_url.
+    if settings.get("docker_install_source", "repo") == "repo" and not settings.get("docker_repo_url"):
+        problems.append(
+            f"sensorstack_mirror is set ({mirror}), but docker_install_source is repo, which installs Docker Engine "
+            "and containerd from Docker's repository on the internet, and the bundle holds none: set "
+            "docker_install_source to distro (the distribution's packages), or docker_repo_url to a mirror of "
+            "Docker's repository"
+        )
+    machine = settings.get("architecture") or ""
+    if machine and machine != BUNDLE_MACHINE:
+        problems.append(
+            f"sensorstack_mirror is set ({mirror}), and the bundle holds {BUNDLE_MACHINE} packages and images only, "
+            f"but {settings.get('inventory_hostname', 'this node')} is {machine}"
+        )
+    return problems
+
+
 def cluster_problems(
     settings: Mapping[str, Any], control_planes: Sequence[str], installed_kubeadm: Any = "", upgrading: bool = False
 ) -> list[str]:
@@ -151,6 +180,7 @@ def cluster_problems(
     # The docker role hands its source to the containerd role it runs, so either variable names containerd's.
     source = settings.get("containerd_install_source", settings.get("docker_install_source"))
     problems += runtime_problems(pinned, source, settings.get("containerd_version"))
+    problems += mirror_problems(settings)
     problems += upgrade_problems(
         str(settings.get("inventory_hostname", "this node")), installed_kubeadm, pinned, upgrading
     )

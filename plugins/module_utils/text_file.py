@@ -72,8 +72,8 @@ def write_atomically(
 ) -> None:
     """Replace ``path`` with ``text`` (UTF-8 when it is a str) in one rename, with the mode and owner
     write_replacement gives it. Where the file cannot be renamed over (a bind-mounted file: EBUSY, EXDEV), a module
-    run with ``unsafe_writes`` writes it in place, as Ansible's atomic_move does. SELinux contexts are not carried over: the supported systems (Debian,
-    Ubuntu) confine with AppArmor, which labels paths, not files."""
+    run with ``unsafe_writes`` writes it in place, as Ansible's atomic_move does. SELinux contexts are not carried
+    over: the supported systems (Debian, Ubuntu) confine with AppArmor, which labels paths, not files."""
     temporary = None
     data = text.encode("utf-8") if isinstance(text, str) else text
     try:

@@ -140,6 +140,11 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {
         {"kubeadm_control_plane_kubernetes_version": "1.20.0"},
         ["kubeadm_control_plane_kubernetes_version 1.20.0 is not one kubeadm"],
     ),
+    "a mirrored site whose runtime would come from Docker's repository": (
+        {},
+        {"sensorstack_mirror": "http://192.0.2.10:8080", "docker_install_source": "repo"},
+        ["but docker_install_source is repo, which installs Docker Engine", "set docker_install_source to distro"],
+    ),
     "containerd registry listed twice": (
         {},
         {"containerd_registry_mirrors": [{"registry": "docker.io", "mirrors": [{"url": "http://10.0.0.9:5000"}]}] * 2},

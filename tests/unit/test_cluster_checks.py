@@ -11,6 +11,7 @@ from ansible_collections.sensorstack.iot.plugins.filter.cluster_checks import (
     first_control_plane_problems,
     host_port,
     kubernetes_version_problems,
+    mirror_problems,
     node_addresses,
     parse_version,
     runtime_problems,
@@ -203,3 +204,25 @@ def test_a_first_control_plane_that_did_not_answer_is_not_judged() -> None:
 
 def test_no_control_plane_means_nothing_to_compare() -> None:
     assert first_control_plane_problems("control_plane", [], {"cp1": True}) == []
+
+
+MIRRORED = {"sensorstack_mirror": "http://bundle.lab.example:8080", "architecture": "x86_64"}
+
+
+def test_a_mirrored_node_with_the_distributions_runtime_or_a_mirrored_repository_passes() -> None:
+    assert mirror_problems(MIRRORED | {"docker_install_source": "distro"}) == []
+    assert mirror_problems(MIRRORED | {"docker_repo_url": "https://mirror.lab.example/docker/debian"}) == []
+    assert mirror_problems({"architecture": "aarch64"}) == []  # no mirror: upstream serves every architecture
+
+
+def test_a_mirrored_node_that_would_reach_dockers_repository_is_refused_before_any_change() -> None:
+    [problem] = cluster_problems(PINNED | MIRRORED, ["cp1"])
+    assert problem.startswith("sensorstack_mirror is set (http://bundle.lab.example:8080), but docker_install_source")
+    assert "set docker_install_source to distro" in problem and "or docker_repo_url to a mirror" in problem
+
+
+def test_a_node_of_another_architecture_than_the_bundles_is_refused() -> None:
+    [problem] = mirror_problems(
+        MIRRORED | {"docker_install_source": "distro", "architecture": "aarch64", "inventory_hostname": "pi4"}
+    )
+    assert problem.endswith("the bundle holds x86_64 packages and images only, but pi4 is aarch64")
