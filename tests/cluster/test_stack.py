@@ -607,7 +607,7 @@ def test_render_writes_the_objects_the_roles_applied(cluster: Cluster, tmp_path:
             )
             if rendered["kind"] == "Secret":
                 # Rendered without values; the keys are the same.
-                assert set(rendered["stringData"]) == set(live["data"]), (path.name, metadata["name"])
+                assert set(rendered["data"]) == set(live["data"]), (path.name, metadata["name"])
                 continue
             problems += [
                 f"{path.name} {rendered['kind']} {metadata['name']}{problem}" for problem in contained(rendered, live)

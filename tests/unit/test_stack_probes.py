@@ -1,9 +1,11 @@
 """The stack's pods on the cluster survive a slow start: each main container has a startup probe on the endpoint its
 liveness probe checks, lasting the role's startup timeout, so the kubelet does not restart an InfluxDB that is still
-opening its shards, a Grafana still migrating its database or a broker still loading its sessions."""
+opening its shards, a Grafana still migrating its database or a broker still loading its sessions. And their Secrets
+go as data, which server-side apply prunes."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -51,3 +53,38 @@ def test_the_startup_probe_lasts_the_startup_timeout_then_the_liveness_probe_tak
     assert "initialDelaySeconds" not in liveness
     longer = main_container(role, **{f"{role}_kubernetes_startup_timeout": 3601})
     assert longer["startupProbe"]["periodSeconds"] * longer["startupProbe"]["failureThreshold"] >= 3601
+
+
+# --- Secrets --------------------------------------------------------------------------------------------------
+
+SECRET_SETTINGS: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
+    # role: (settings, the values its Secret must hold by key)
+    "grafana": ({"grafana_admin_password": "Admin-Pw-1"}, {"secrets.admin_password": "Admin-Pw-1"}),
+    "mosquitto": (
+        {"mosquitto_kubernetes_secret_files": {"/etc/mosquitto/passwd": "telegraf:$7$hash\n"}},
+        {"passwd": "telegraf:$7$hash\n"},
+    ),
+    "telegraf": (
+        {
+            "telegraf_platform": "kubernetes",
+            "telegraf_rendered_config": "[agent]\n",
+            "telegraf_environment_values": {"TELEGRAF_MQTT_PASSWORD": "Pw-2"},
+        },
+        {"TELEGRAF_MQTT_PASSWORD": "Pw-2"},
+    ),
+}
+
+
+@pytest.mark.parametrize("role", list(SECRET_SETTINGS))
+def test_secrets_are_applied_as_data_so_that_a_key_dropped_from_the_settings_leaves_the_cluster(role: str) -> None:
+    # Server-side apply keeps a key dropped from stringData (kubernetes/kubernetes#108008): it records stringData's
+    # keys, which the API server never stores. Keys of data are the applier's own, and pruned.
+    settings, values = SECRET_SETTINGS[role]
+    files = RoleFiles.load(role)
+    template = (ROOT / f"roles/{role}/templates/kubernetes.yml.j2").read_text()
+    variables = {"ansible_managed": "managed", **RENDERED.get(role, {}), **settings}
+    objects = yaml.safe_load(files.render(template, **variables))
+    [secret] = [item for item in objects if item["kind"] == "Secret"]
+    assert "stringData" not in secret
+    decoded = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+    assert {key: decoded.get(key) for key in values} == values
