@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 from ansible_collections.sensorstack.iot.plugins.module_utils.apt_packages import (
     ARGUMENT_SPEC,
     InstalledPackage,
@@ -18,8 +19,11 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.apt_packages impor
     parse_dpkg_query,
     parse_requests,
     to_hold,
+    unknown_to_apt,
     unsatisfied,
 )
+
+display = Display()
 
 
 class ActionModule(ActionBase):
@@ -45,6 +49,14 @@ class ActionModule(ActionBase):
             result.update(changed=False, apt_ran=False, missing=missing, absent=absent(requests, installed))
             if missing:
                 result.update(self._apt(names, arguments, task_vars))
+                if result.get("failed") and self._task.check_mode and unknown_to_apt(str(result.get("msg", ""))):
+                    # Check mode refreshes no package lists, so a repository this run adds (or changes) is not read:
+                    # what a real run would install from it is the change to report.
+                    result.update(failed=False, changed=True, msg=f"would install {', '.join(missing)}")
+                    display.warning(
+                        f"check mode: apt's package lists do not hold {', '.join(missing)} yet (a repository this run "
+                        "adds is read only by a real run); reported as a change"
+                    )
                 if result.get("failed"):
                     return result
                 if hold_pinned and not self._task.check_mode:

@@ -122,3 +122,12 @@ def to_hold(requests: Iterable[PackageRequest], installed: Mapping[str, Installe
 def hold_command(packages: Iterable[str]) -> str:
     """The shell command that marks the packages as held (apt-mark validates the names itself)."""
     return " ".join(["apt-mark", "hold", "--", *(shlex.quote(package) for package in packages)])
+
+
+# ansible.builtin.apt's messages for a name or version its package lists do not hold.
+_UNKNOWN_TO_APT = ("No package matching", "no available installation candidate")
+
+
+def unknown_to_apt(message: str) -> bool:
+    """Whether apt failed because its package lists do not hold a requested package or version."""
+    return any(marker in message for marker in _UNKNOWN_TO_APT)

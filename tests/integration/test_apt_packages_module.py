@@ -117,6 +117,15 @@ def test_a_version_apt_does_not_have_goes_to_apt_which_says_so(host: str) -> Non
     assert probe_status(host) == "hi 1.0-1"
 
 
+def test_check_mode_reports_a_version_its_lists_do_not_hold_yet_as_a_change(host: str) -> None:
+    # As for a package from a repository the same run adds: check mode refreshes no package lists.
+    result = install(host, check=True, name=[f"{PROBE}=3.0-1"], update_cache=True)
+    assert not result.get("failed"), result
+    assert (result["changed"], result["msg"]) == (True, f"would install {PROBE}=3.0-1"), result
+    assert any("apt's package lists do not hold" in str(warning) for warning in result.get("warnings", [])), result
+    assert probe_status(host) == "hi 1.0-1"
+
+
 def test_a_held_package_moved_to_a_new_pin_is_held_again(host: str) -> None:
     result = install(host, name=[f"{PROBE}=2.0-*"], allow_change_held_packages=True, hold_pinned=True)
     assert not result.get("failed"), result
