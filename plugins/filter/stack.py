@@ -159,6 +159,16 @@ def _bind_host(address: str) -> str:
     return address.rpartition(":")[0] if address.count(":") == 1 else address
 
 
+def local_host(address: Any) -> str:
+    """Where a server on this host answers, given the address it binds (a bare address, or with its port): loopback
+    when it listens on every interface (empty, ``0.0.0.0``, ``::``), else that address. One answer for every role
+    that talks to a co-located server (the role's own API checks, Telegraf, Grafana, the broker's wait)."""
+    host = _bind_host(str(address or "").strip())
+    if host in ("", "0.0.0.0", "*"):
+        return "127.0.0.1"
+    return "::1" if host == "::" else host
+
+
 def pod_bind_problems(value: Any, variable: str) -> list[str]:
     """A fixed bind address, which one config model would carry from an edge host into a pod: on loopback the probes
     and the Service cannot reach the pod, and any other fixed address is not the pod's (it gets its own when it
@@ -203,4 +213,5 @@ class FilterModule:
             "stack_first_database": stack_first_database,
             "stack_cluster_problems": stack_cluster_problems,
             "stack_pod_bind_problems": pod_bind_problems,
+            "stack_local_host": local_host,
         }

@@ -142,15 +142,20 @@ def telegraf_environment_references(document: Any) -> list[str]:
     return sorted(found)
 
 
-def plain_mqtt_port(listeners: Any) -> int:
-    """The port of the first listener in mosquitto_listeners that speaks plain MQTT (no TLS, not websockets)."""
+def plain_mqtt_listener(listeners: Any) -> dict[str, Any]:
+    """The first listener in mosquitto_listeners that speaks plain MQTT (no TLS, not websockets)."""
     for listener in present_entries(listeners, "mosquitto_listeners"):
         if not listener.get("tls", False) and listener.get("protocol", "mqtt") == "mqtt":
-            return int(listener["port"])
+            return dict(listener)
     raise AnsibleFilterError(
         "mosquitto_listeners has no plain MQTT listener: set telegraf_mqtt_servers (ssl://host:port with "
         "telegraf_mqtt_tls_ca for a TLS listener)"
     )
+
+
+def plain_mqtt_port(listeners: Any) -> int:
+    """The port of the first listener in mosquitto_listeners that speaks plain MQTT."""
+    return int(plain_mqtt_listener(listeners)["port"])
 
 
 def default_retention_policy(policies: Any, database: str) -> str:
@@ -201,6 +206,7 @@ class FilterModule:
             "telegraf_default_retention_policy": default_retention_policy,
             "telegraf_document": telegraf_document,
             "telegraf_plain_mqtt_port": plain_mqtt_port,
+            "telegraf_plain_mqtt_listener": plain_mqtt_listener,
             "telegraf_environment_references": telegraf_environment_references,
             "telegraf_problems": telegraf_problems,
             "telegraf_systemd_environment": systemd_environment,
