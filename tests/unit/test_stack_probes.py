@@ -88,3 +88,27 @@ def test_secrets_are_applied_as_data_so_that_a_key_dropped_from_the_settings_lea
     assert "stringData" not in secret
     decoded = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
     assert {key: decoded.get(key) for key in values} == values
+
+
+# --- Egress beyond the stack ----------------------------------------------------------------------------------
+
+OUTSIDE = {"to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}], "ports": [{"protocol": "TCP", "port": 8086}]}
+
+
+@pytest.mark.parametrize("role", ["telegraf", "grafana"])
+def test_an_extra_egress_rule_joins_the_stacks_own_flows_and_nothing_else_does(role: str) -> None:
+    settings, _values = SECRET_SETTINGS[role]
+    files = RoleFiles.load(role)
+    template = (ROOT / f"roles/{role}/templates/kubernetes.yml.j2").read_text()
+
+    def egress(**extra: Any) -> list[dict[str, Any]]:
+        variables = {"ansible_managed": "managed", **RENDERED.get(role, {}), **settings, **extra}
+        policies = [
+            item for item in yaml.safe_load(files.render(template, **variables)) if item["kind"] == "NetworkPolicy"
+        ]
+        [policy] = [item for item in policies if "Egress" in item["spec"]["policyTypes"]]
+        return policy["spec"]["egress"]
+
+    own = egress()
+    assert OUTSIDE not in own
+    assert egress(**{f"{role}_kubernetes_extra_egress": [OUTSIDE]}) == [*own, OUTSIDE]
