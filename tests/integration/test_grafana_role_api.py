@@ -30,7 +30,9 @@ def double() -> Iterator[GrafanaDouble]:
         yield server
 
 
-def converge(grafana_url: str, workdir: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
+def converge(
+    grafana_url: str, workdir: Path, *options: str, steps: tuple[str, ...] = ("api",), **overrides: Any
+) -> subprocess.CompletedProcess[str]:
     variables = {
         "ansible_python_interpreter": "{{ ansible_playbook_python }}",
         "grafana_url": grafana_url,
@@ -62,13 +64,14 @@ def converge(grafana_url: str, workdir: Path, **overrides: Any) -> subprocess.Co
             "vars": variables,
             "tasks": [
                 {
-                    "name": "Run the role's API step",
-                    "ansible.builtin.include_role": {"name": "grafana", "tasks_from": "api"},
+                    "name": f"Run the role's {step} step",
+                    "ansible.builtin.include_role": {"name": "grafana", "tasks_from": step},
                 }
+                for step in steps
             ],
         }
     ]
-    return run_local_play(play, workdir)
+    return run_local_play(play, workdir, *options)
 
 
 def recap(output: str) -> dict[str, int]:
@@ -93,6 +96,24 @@ def test_the_api_step_creates_everything_once_and_then_sends_no_write(double: Gr
         second = converge(double.url, tmp_path)
     assert second.returncode == 0, second.stdout + second.stderr
     assert recap(second.stdout)["changed"] == 0
+    assert [f"{r.method} {r.path}" for r in requests if r.is_write] == []
+
+
+def test_check_mode_while_the_admin_password_changes_says_so_instead_of_failing(
+    double: GrafanaDouble, tmp_path: Path
+) -> None:
+    assert converge(double.url, tmp_path).returncode == 0
+    with double.recording() as requests:
+        checked = converge(
+            double.url,
+            tmp_path,
+            "--check",
+            steps=("admin_password", "api"),
+            grafana_platform="systemd",
+            grafana_admin_password="rotated-admin-password",
+        )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "check mode does not compare them" in " ".join(checked.stdout.split())
     assert [f"{r.method} {r.path}" for r in requests if r.is_write] == []
 
 
