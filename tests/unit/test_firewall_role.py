@@ -220,7 +220,8 @@ def test_the_session_is_read_before_any_check_without_become_and_in_check_mode_t
 )  # fmt: skip
 def test_the_session_is_read_over_ssh_only_not_in_the_lab_or_on_localhost(connection: str | None, read: bool) -> None:
     overrides = {} if connection is None else {"ansible_connection": connection}
-    assert render("{{ " + READ_SESSION["when"] + " }}", "edge1", **overrides) is read
+    assert render("{{ " + READ_SESSION["when"] + " }}", "edge1", firewall_enabled=True, **overrides) is read
+    assert render("{{ " + READ_SESSION["when"] + " }}", "edge1", firewall_enabled=False, **overrides) is False
 
 
 @pytest.mark.parametrize(
