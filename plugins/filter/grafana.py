@@ -16,11 +16,13 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.sensorstack.iot.plugins.filter.stack import admin_password_problems
+from ansible_collections.sensorstack.iot.plugins.module_utils.openpgp import normalise_fingerprint
 
 # go-ini (Grafana's parser) reads keys before the first section header as this section.
 DEFAULT_SECTION = "DEFAULT"
 GENERAL_FOLDER_DIR = "general"
 KEY_CHECKSUM = re.compile(r"^sha(256|384|512):[0-9a-fA-F]{64,128}$")
+KEY_FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 
 
 def ini_value(section: str, key: str, value: Any) -> str:
@@ -110,14 +112,28 @@ def grafana_dashboard_files(
 
 
 def _key_checksum_problems(settings: Mapping[str, Any]) -> list[str]:
-    checksum = str(settings.get("grafana_apt_key_checksum") or "").strip()
-    if settings.get("grafana_platform", "systemd") != "systemd" or KEY_CHECKSUM.match(checksum):
+    """The systemd platform trusts Grafana's apt key only pinned: by its primary fingerprint, its file's checksum, or
+    both (sensorstack.iot.apt_signing_key)."""
+    if settings.get("grafana_platform", "systemd") != "systemd":
         return []
-    return [
-        f"grafana_apt_key_checksum must pin Grafana's apt signing key as sha256:<hex>, got {checksum!r}: download "
-        f"{settings.get('grafana_apt_key_url')} (grafana_apt_key_url), check its fingerprint against Grafana's "
-        "install documentation, then set its sha256sum. The key is never trusted unpinned."
-    ]
+    checksum = str(settings.get("grafana_apt_key_checksum") or "").strip()
+    fingerprint = normalise_fingerprint(str(settings.get("grafana_apt_key_fingerprint") or ""))
+    problems = []
+    if fingerprint and not KEY_FINGERPRINT.match(fingerprint):
+        problems.append(
+            f"grafana_apt_key_fingerprint must be the key's fingerprint (40 hex digits, spaces allowed), got "
+            f"{settings.get('grafana_apt_key_fingerprint')!r}"
+        )
+    if checksum and not KEY_CHECKSUM.match(checksum):
+        problems.append(f"grafana_apt_key_checksum must be sha256:<hex>, got {checksum!r}")
+    if not fingerprint and not checksum:
+        problems.append(
+            "grafana_apt_key_fingerprint or grafana_apt_key_checksum must pin Grafana's apt signing key, got "
+            "neither: set the key's fingerprint as Grafana's install documentation gives it, or download "
+            f"{settings.get('grafana_apt_key_url')} (grafana_apt_key_url), check its fingerprint, and set the file's "
+            "sha256sum. The key is never trusted unpinned."
+        )
+    return problems
 
 
 def _datasource_problems(settings: Mapping[str, Any]) -> list[str]:

@@ -40,11 +40,13 @@ options:
   fingerprint:
     description:
       - The primary key's fingerprint as the vendor publishes it; spaces and case do not matter.
+      - At least one of O(fingerprint) and O(checksum) pins the key.
     type: str
-    required: true
+    default: ""
   checksum:
     description:
-      - Optionally also pin the file itself, as V(sha256:<hex>), where a site wants no rotation through unreviewed.
+      - The file's checksum, as V(sha256:<hex>) (or sha384, sha512). Alone where the vendor publishes no
+        fingerprint; with O(fingerprint) where a site lets no rotation through unreviewed.
     type: str
     default: ""
   mode:
@@ -71,7 +73,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 fingerprint:
-  description: The primary key's fingerprint, upper case without spaces.
+  description: The (first) primary key's fingerprint, upper case without spaces.
   returned: success
   type: str
   sample: 24C975CBA61A024EE1B631787C3D57159FC2F927
@@ -91,7 +93,6 @@ from ansible.module_utils.urls import fetch_url  # noqa: E402
 from ansible_collections.sensorstack.iot.plugins.module_utils.openpgp import (  # noqa: E402
     OpenPGPError,
     fingerprint_problem,
-    normalise_fingerprint,
     public_keys,
 )
 from ansible_collections.sensorstack.iot.plugins.module_utils.text_file import write_atomically  # noqa: E402
@@ -104,16 +105,21 @@ def download(module: AnsibleModule, url: str, timeout: int) -> bytes:
     return response.read()
 
 
+CHECKSUM_ALGORITHMS = ("sha256", "sha384", "sha512")
+
+
 def checksum_problem(data: bytes, checksum: str) -> str | None:
     algorithm, _, expected = checksum.partition(":")
-    if algorithm != "sha256" or len(expected) != 64:
-        return f"checksum must be sha256:<64 hex digits>, got {checksum!r}"
-    actual = hashlib.sha256(data).hexdigest()
-    return None if actual == expected.lower() else f"the file's sha256 is {actual}, not the pinned {expected}"
+    if algorithm not in CHECKSUM_ALGORITHMS or not expected:
+        return f"checksum must be sha256:<hex> (or sha384, sha512), got {checksum!r}"
+    actual = hashlib.new(algorithm, data).hexdigest()
+    return None if actual == expected.lower() else f"the file's {algorithm} is {actual}, not the pinned {expected}"
 
 
 def run(module: AnsibleModule) -> dict[str, Any]:
     params = module.params
+    if not params["fingerprint"] and not params["checksum"]:
+        module.fail_json(msg="give fingerprint or checksum: a key is never trusted unpinned")
     data = download(module, params["url"], params["timeout"])
     if params["checksum"]:
         problem = checksum_problem(data, params["checksum"])
@@ -123,7 +129,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         keys = public_keys(data)
     except OpenPGPError as error:
         module.fail_json(msg=f"refused the key from {params['url']}: {error}", url=params["url"])
-    problem = fingerprint_problem(keys, params["fingerprint"])
+    problem = fingerprint_problem(keys, params["fingerprint"]) if params["fingerprint"] else None
     if problem:
         module.fail_json(msg=f"refused the key from {params['url']}: {problem}", url=params["url"])
     dest = params["dest"]
@@ -140,7 +146,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         write_atomically(module, dest, data, mode=mode)
     return {
         "changed": changed,
-        "fingerprint": normalise_fingerprint(params["fingerprint"]),
+        "fingerprint": keys[0].fingerprint,
         "subkeys": keys[0].subkeys,
         "dest": dest,
     }
@@ -149,7 +155,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "url": {"type": "str", "required": True},
     "dest": {"type": "path", "required": True},
-    "fingerprint": {"type": "str", "required": True},
+    "fingerprint": {"type": "str", "default": ""},
     "checksum": {"type": "str", "default": ""},
     "mode": {"type": "str", "default": "0644"},
     "timeout": {"type": "int", "default": 30},

@@ -94,3 +94,14 @@ def test_a_pinned_checksum_that_matches_lets_the_file_through(key_server: str, t
     checksum = "sha256:" + hashlib.sha256(SERVED["/vendor.asc"]).hexdigest()
     result = place(key_server, "/vendor.asc", tmp_path / "vendor.asc", checksum=checksum)
     assert result["changed"] is True, result.get("msg")
+
+
+def test_a_checksum_alone_pins_the_key_and_nothing_at_all_is_refused(key_server: str, tmp_path: Path) -> None:
+    checksum = "sha256:" + hashlib.sha256(SERVED["/vendor.asc"]).hexdigest()
+    pinned = place(key_server, "/vendor.asc", tmp_path / "vendor.asc", fingerprint="", checksum=checksum)
+    assert pinned["changed"] is True, pinned.get("msg")
+    assert pinned["fingerprint"] == "E59E4B3D3EDDBE3208E499FC07C31312D6A6AD00"
+    unpinned = place(key_server, "/vendor.asc", tmp_path / "other.asc", fingerprint="")
+    assert unpinned.get("failed") is True
+    assert "give fingerprint or checksum" in unpinned["msg"]
+    assert not (tmp_path / "other.asc").exists()

@@ -140,8 +140,14 @@ def test_an_unreachable_grafana_url_fails_after_the_health_wait(tmp_path: Path) 
     assert "Connection refused" in failed.stdout
 
 
-@pytest.mark.parametrize("checksum", ["", "sha256:not-hex"])
-def test_an_unpinned_apt_key_is_refused_before_any_change(tmp_path: Path, checksum: str) -> None:
+@pytest.mark.parametrize(
+    ("checksum", "message"),
+    [
+        ("", "grafana_apt_key_fingerprint or grafana_apt_key_checksum must pin Grafana's apt signing key"),
+        ("sha256:not-hex", "grafana_apt_key_checksum must be sha256:<hex>, got 'sha256:not-hex'"),
+    ],
+)
+def test_an_unpinned_apt_key_is_refused_before_any_change(tmp_path: Path, checksum: str, message: str) -> None:
     variables = {
         "ansible_python_interpreter": "{{ ansible_playbook_python }}",
         "grafana_admin_password": PASSWORD,
@@ -164,5 +170,5 @@ def test_an_unpinned_apt_key_is_refused_before_any_change(tmp_path: Path, checks
     ]
     run = run_local_play(play, tmp_path)
     assert run.returncode != 0
-    assert "grafana_apt_key_checksum must pin Grafana's apt signing key" in " ".join(run.stdout.split()), run.stdout
+    assert message in " ".join(run.stdout.split()), run.stdout
     assert recap(run.stdout)["changed"] == 0

@@ -25,7 +25,6 @@ class Case:
     variable: str
     guide_file: str
     own_file_variable: str
-    key_module: str
 
     @property
     def files(self) -> RoleFiles:
@@ -47,7 +46,6 @@ CASES = [
         "influxdata_repo_replaced_apt_source_files",
         "/etc/apt/sources.list.d/influxdata.list",
         "influxdata_repo_source_file",
-        "sensorstack.iot.apt_signing_key",
     ),
     Case(
         "grafana",
@@ -55,7 +53,6 @@ CASES = [
         "grafana_replaced_apt_source_files",
         "/etc/apt/sources.list.d/grafana.list",
         "grafana_apt_source_file",
-        "ansible.builtin.get_url",
     ),
 ]
 IDS = [case.role for case in CASES]
@@ -109,7 +106,7 @@ def test_the_package_lists_are_refreshed_only_when_the_repository_changed(
     case: Case, changed: dict[str, bool], refreshed: bool
 ) -> None:
     refresh = case.task_using("ansible.builtin.apt")
-    key = case.task_using(case.key_module)["register"]
+    key = case.task_using("sensorstack.iot.apt_signing_key")["register"]
     results = {
         key: {"changed": changed.get("key", False)},
         removal(case)["register"]: {"changed": changed.get("removal", False), "results": []},

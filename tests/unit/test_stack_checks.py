@@ -157,6 +157,7 @@ def test_the_shipped_grafana_settings_pass() -> None:
         ({"grafana_admin_password": "admin"}, "grafana_admin_password must be set"),
         ({"grafana_apt_key_checksum": ""}, "grafana_apt_key_checksum must pin"),
         ({"grafana_apt_key_checksum": "md5:abc"}, "got 'md5:abc'"),
+        ({"grafana_apt_key_checksum": "", "grafana_apt_key_fingerprint": "B53A E77B"}, "got 'B53A E77B'"),
         ({"grafana_influxdb_password": ""}, "grafana_influxdb_user is grafana but grafana_influxdb_password is empty"),
         (
             {
@@ -185,3 +186,8 @@ def test_an_unpinned_key_is_fine_where_no_apt_repository_is_used() -> None:
 def test_no_user_or_no_datasource_needs_no_password() -> None:
     assert grafana_problems(grafana(grafana_influxdb_user="", grafana_influxdb_password="")) == []
     assert grafana_problems(grafana(grafana_influxdb_datasource_enabled=False, grafana_influxdb_password="")) == []
+
+
+def test_grafanas_key_may_be_pinned_by_its_fingerprint_instead_of_its_checksum() -> None:
+    fingerprint = "0123 4567 89AB CDEF 0123  4567 89AB CDEF 0123 4567"
+    assert grafana_problems(grafana(grafana_apt_key_checksum="", grafana_apt_key_fingerprint=fingerprint)) == []
