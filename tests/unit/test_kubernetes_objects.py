@@ -27,6 +27,8 @@ from ansible_collections.sensorstack.iot.plugins.filter.kubernetes_objects impor
     volume_claim,
 )
 
+from .role_files import ROLES, RoleFiles
+
 SIZES = {"mosquitto": "1Gi", "influxdb": "10Gi"}
 
 
@@ -243,3 +245,26 @@ def test_a_rollout_is_done_when_every_replica_runs_the_new_template_and_is_avail
     status: dict, pending: list[str]
 ) -> None:
     assert rollouts_pending([status]) == pending
+
+
+def test_the_rollout_wait_waits_for_each_changed_deployment_and_no_other() -> None:
+    [wait] = yaml.safe_load((ROLES / "sensorstack/tasks/kubernetes_rollout.yml").read_text())
+    files = RoleFiles.load("sensorstack")
+
+    def done(*pending: str) -> bool:
+        resources = []
+        for name in ("mosquitto", "telegraf", "grafana"):
+            status = deployment(2, 2, 1, 0 if name in pending else 1, 1)
+            status["metadata"]["name"] = name
+            resources.append(status)
+        changed = [{"namespace": "sensorstack", "name": "telegraf"}, {"namespace": "sensorstack", "name": "grafana"}]
+        return files.render(
+            "{{ " + wait["until"] + " }}",
+            sensorstack_rollout_found={"resources": resources},
+            sensorstack_rollout_deployments=changed,
+        )
+
+    assert done() is True
+    assert done("grafana") is False  # the second of the changed Deployments counts too
+    assert done("telegraf") is False
+    assert done("mosquitto") is True  # not changed by this apply: not waited for
