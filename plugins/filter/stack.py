@@ -169,6 +169,17 @@ def local_host(address: Any) -> str:
     return "::1" if host == "::" else host
 
 
+# An apt source file of sources.list.d: a name without a slash, ending .list or .sources.
+APT_SOURCE_FILE = re.compile(r"^/etc/apt/sources[.]list[.]d/[^/]+[.](list|sources)$")
+
+
+def refused_apt_source_files(files: Any, own_file: str) -> list[str]:
+    """The entries of a role's list of source files to remove (another definition of its repository, such as a
+    vendor's install guide writes) that must not be removed: anything but a source file of /etc/apt/sources.list.d,
+    and the role's own source."""
+    return [str(path) for path in files or [] if not APT_SOURCE_FILE.match(str(path)) or str(path) == own_file]
+
+
 def pod_bind_problems(value: Any, variable: str) -> list[str]:
     """A fixed bind address, which one config model would carry from an edge host into a pod: on loopback the probes
     and the Service cannot reach the pod, and any other fixed address is not the pod's (it gets its own when it
@@ -214,4 +225,5 @@ class FilterModule:
             "stack_cluster_problems": stack_cluster_problems,
             "stack_pod_bind_problems": pod_bind_problems,
             "stack_local_host": local_host,
+            "stack_refused_apt_source_files": refused_apt_source_files,
         }
