@@ -557,6 +557,22 @@ def test_a_new_telegraf_processor_rolls_telegraf_alone(cluster: Cluster) -> None
     assert back.returncode == 0, back.tail()
 
 
+def test_a_secret_variable_dropped_from_the_settings_leaves_the_cluster(cluster: Cluster) -> None:
+    """Server-side apply prunes a key dropped from a Secret's data; one dropped from stringData would stay, and reach
+    Telegraf's environment still (kubernetes/kubernetes#108008)."""
+
+    def secret_keys() -> set[str]:
+        return set(cluster.kubectl_json(f"--namespace={NAMESPACE}", "get", "secret", "telegraf-environment")["data"])
+
+    extra = {"telegraf_environment": {"SENSORSTACK_TEST_TOKEN": "token-of-the-test"}}
+    added = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name, "--extra-vars", json.dumps(extra))
+    assert added.returncode == 0, added.tail()
+    assert "SENSORSTACK_TEST_TOKEN" in secret_keys()
+    dropped = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name)
+    assert dropped.returncode == 0, dropped.tail()
+    assert "SENSORSTACK_TEST_TOKEN" not in secret_keys()
+
+
 def test_every_telegraf_pod_wrote_the_same_host_tag(cluster: Cluster) -> None:
     """Telegraf pods come and go (the rollouts and the lost worker above): the readings keep one host tag, the pods'
     fixed hostname, so each device's readings stay one series."""
