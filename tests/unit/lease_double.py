@@ -5,7 +5,7 @@ resourceVersion moved on).
 
 The state: ``api`` (false: no API server answers), ``lease`` (null, or holder, renewTime, leaseDurationSeconds and
 resourceVersion), ``released_after_gets`` (the other holder releases the Lease once it has been read that many times;
-null: never).
+null: never), ``api_refusals`` (how many calls are refused before the API server answers again, as after a restart).
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ class Cluster:
 
     def kubectl(self, arguments: list[str]) -> int:
         verb = next(a for a in arguments if a in ("create", "get", "replace", "delete"))
-        if not self.state["api"]:
+        if not self.state["api"] or self.state.get("api_refusals", 0) > 0:
+            if self.state.get("api_refusals", 0) > 0:
+                self.state["api_refusals"] -= 1
+                self.save()
             print("The connection to the server 127.0.0.1:6444 was refused", file=sys.stderr)
             return 1
         lease = self.state["lease"]

@@ -221,3 +221,49 @@ def test_a_control_planes_upgrade_holding_the_lease_postpones_the_renewal_by_nam
     assert result.returncode == 1
     assert "renewal postponed: upgrade of cp2 holds the Lease" in " ".join(result.stderr.split())
     assert "kubeadm certs renew all" not in asked
+
+
+def release(folder: Path, holder: str, **cluster: Any) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run ``kubeadm-renewal-lease release HOLDER`` alone against the Lease double in state ``cluster``."""
+    doubles = folder / "bin"
+    doubles.mkdir()
+    log = folder / "log"
+    (folder / "lease.json").write_text(json.dumps({"api": True, "lease": held_by(holder)} | cluster))
+    (doubles / "kubectl").write_text(f'#!/bin/sh\nexec {sys.executable} {LEASE_DOUBLE} {folder} "$@"\n')
+    (doubles / "sleep").write_text(f'#!/bin/sh\necho "sleep $*" >> {log}\n')
+    (doubles / "uname").write_text("#!/bin/sh\necho CP1\n")
+    for double in ("kubectl", "sleep", "uname"):
+        (doubles / double).chmod(0o755)
+    script = "\n".join(
+        f"export PATH={doubles}" if line.startswith("export PATH=") else line
+        for line in ROLE.render(LEASE_TEMPLATE, ansible_managed="managed").splitlines()
+    )
+    path = folder / "kubeadm-renewal-lease"
+    path.write_text(script + "\n")
+    path.chmod(0o755)
+    result = subprocess.run([str(path), "release", holder], capture_output=True, text=True, check=False, env={})
+    return result, log.read_text().splitlines() if log.exists() else []
+
+
+def test_a_release_right_after_a_restart_of_the_api_server_waits_until_it_answers(tmp_path: Path) -> None:
+    # kubeadm upgrade, and the new kubelet after it, restart the API server just before the upgrade releases.
+    result, asked = release(tmp_path, "upgrade of cp1", api_refusals=3)
+    assert result.returncode == 0, result.stderr
+    assert asked == ["sleep 2"] * 3 + ["delete lease of upgrade of cp1"]
+    assert lease_state(tmp_path)["lease"] is None
+
+
+def test_a_release_with_no_api_server_for_a_minute_warns_that_the_lease_expires_on_its_own(tmp_path: Path) -> None:
+    result, asked = release(tmp_path, "cp1", api=False)
+    assert result.returncode == 0
+    assert (
+        f"could not release the Lease kube-system/sensorstack-certificate-renewal; it expires after {LEASE_SECONDS}s"
+        in (result.stderr)
+    )
+    assert asked == ["sleep 2"] * 29
+
+
+def test_a_release_leaves_another_holders_lease_alone(tmp_path: Path) -> None:
+    result, asked = release(tmp_path, "cp1", lease=held_by("cp2"))
+    assert result.returncode == 0, result.stderr
+    assert asked == [] and lease_state(tmp_path)["lease"]["holder"] == "cp2"
