@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.sensorstack.iot.plugins.module_utils.check_mode import created_earlier_warning
 from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_client import (
     InfluxDBClient,
     InfluxDBError,
@@ -272,7 +273,7 @@ class Plan:
     def _missing(self, problem: str) -> None:
         if not self.check_mode:
             raise InfluxQLError(problem)
-        self.warnings.append(f"{problem}; check mode goes on as if an earlier task had created it")
+        self.warnings.append(created_earlier_warning(problem))
 
     def _require_database(self, database: str, label: str) -> None:
         if database not in self.databases:

@@ -133,6 +133,7 @@ import json  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.sensorstack.iot.plugins.module_utils.check_mode import created_earlier_warning  # noqa: E402
 from ansible_collections.sensorstack.iot.plugins.module_utils.grafana import (  # noqa: E402
     CONNECTION_CONSTRAINTS,
     GrafanaClient,
@@ -236,7 +237,7 @@ def present(
         if not check_mode:
             raise GrafanaError(missing)
         # In check mode the grafana_folder task before this one only said it would create the folder.
-        result["warnings"] = [f"{missing}; check mode goes on as if an earlier task had created it"]
+        result["warnings"] = [created_earlier_warning(missing)]
     if check_mode:
         return result
     answer = save(client, params, wanted, stored)

@@ -177,6 +177,7 @@ import os  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.sensorstack.iot.plugins.module_utils.check_mode import created_earlier_warning  # noqa: E402
 from ansible_collections.sensorstack.iot.plugins.module_utils.mosquitto_passwd import (  # noqa: E402
     Entry,
     PasswdFileError,
@@ -265,7 +266,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         if not module.check_mode:
             module.fail_json(msg=missing, path=params["path"])
         # In check mode the broker's package, which creates it, was only said to be installed.
-        module.warn(f"{missing}; check mode goes on as if an earlier task had created it")
+        module.warn(created_earlier_warning(missing))
 
     entries = read_entries(module, path)
     exists = entries is not None
