@@ -111,7 +111,7 @@ def grafana_dashboard_files(
     return files
 
 
-def _key_checksum_problems(settings: Mapping[str, Any]) -> list[str]:
+def _key_pin_problems(settings: Mapping[str, Any]) -> list[str]:
     """The systemd platform trusts Grafana's apt key only pinned: by its primary fingerprint, its file's checksum, or
     both (sensorstack.iot.apt_signing_key)."""
     if settings.get("grafana_platform", "systemd") != "systemd":
@@ -182,7 +182,7 @@ def grafana_problems(settings: Mapping[str, Any]) -> list[str]:
     """The admin password, the pinned apt key, the InfluxDB datasource's password, one default, declared folders."""
     return (
         admin_password_problems(settings.get("grafana_admin_password"), "grafana_admin_password", "grafana")
-        + _key_checksum_problems(settings)
+        + _key_pin_problems(settings)
         + _datasource_problems(settings)
         + _folder_problems(settings)
     )

@@ -159,14 +159,18 @@ def _bind_host(address: str) -> str:
     return address.rpartition(":")[0] if address.count(":") == 1 else address
 
 
+# Bind addresses that mean every interface.
+EVERY_INTERFACE = ("", "0.0.0.0", "::", "*")
+
+
 def local_host(address: Any) -> str:
     """Where a server on this host answers, given the address it binds (a bare address, or with its port): loopback
     when it listens on every interface (empty, ``0.0.0.0``, ``::``), else that address. One answer for every role
     that talks to a co-located server (the role's own API checks, Telegraf, Grafana, the broker's wait)."""
     host = _bind_host(str(address or "").strip())
-    if host in ("", "0.0.0.0", "*"):
-        return "127.0.0.1"
-    return "::1" if host == "::" else host
+    if host not in EVERY_INTERFACE:
+        return host
+    return "::1" if host == "::" else "127.0.0.1"
 
 
 # An apt source file of sources.list.d: a name without a slash, ending .list or .sources.
@@ -197,7 +201,7 @@ def pod_bind_problems(value: Any, variable: str) -> list[str]:
     problems = []
     for name, address in entries:
         host = _bind_host(address.strip())
-        if host in ("", "0.0.0.0", "::", "*"):
+        if host in EVERY_INTERFACE:
             continue
         try:
             loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
