@@ -49,6 +49,32 @@ def lease_state(folder: Path) -> dict[str, Any]:
     return json.loads((folder / "lease.json").read_text())
 
 
+def node_doubles(folder: Path, log: Path, lease_state: dict[str, Any] | None) -> Path:
+    """``folder/bin`` with the commands every script here calls: sleep (logged to ``log``, not slept), uname (node
+    CP1) and kubectl on the Lease double in ``lease_state`` (None: no kubectl at all)."""
+    doubles = folder / "bin"
+    doubles.mkdir()
+    if lease_state is not None:
+        (folder / "lease.json").write_text(json.dumps(lease_state))
+        (doubles / "kubectl").write_text(f'#!/bin/sh\nexec {sys.executable} {LEASE_DOUBLE} {folder} "$@"\n')
+        (doubles / "kubectl").chmod(0o755)
+    (doubles / "uname").write_text("#!/bin/sh\necho CP1\n")
+    (doubles / "sleep").write_text(f'#!/bin/sh\necho "sleep $*" >> {log}\n')
+    for double in (doubles / "uname", doubles / "sleep"):
+        double.chmod(0o755)
+    return doubles
+
+
+def install_script(template: str, path: Path, doubles: Path, **settings: Any) -> None:
+    """The role's script from ``template`` at ``path``, finding its commands in ``doubles`` only."""
+    script = "\n".join(
+        f"export PATH={doubles}" if line.startswith("export PATH=") else line
+        for line in ROLE.render(template, ansible_managed="managed", **settings).splitlines()
+    )
+    path.write_text(script + "\n")
+    path.chmod(0o755)
+
+
 def renew(
     folder: Path,
     days_left: int,
@@ -60,15 +86,9 @@ def renew(
     """Run the script on node cp1 with certificates that have ``days_left``, a restart helper answering
     ``etcd_status`` to --etcd-whole and the renewal Lease in state ``lease`` (``cluster``: more of lease_double.py's
     state; kubectl=False: no kubectl); return the run and what the doubles were asked."""
-    doubles = folder / "bin"
-    doubles.mkdir()
     log = folder / "log"
-    if cluster.pop("kubectl", True):
-        (folder / "lease.json").write_text(json.dumps({"api": True, "lease": lease} | cluster))
-        (doubles / "kubectl").write_text(f'#!/bin/sh\nexec {sys.executable} {LEASE_DOUBLE} {folder} "$@"\n')
-        (doubles / "kubectl").chmod(0o755)
-    (doubles / "uname").write_text("#!/bin/sh\necho CP1\n")
-    (doubles / "sleep").write_text(f'#!/bin/sh\necho "sleep $*" >> {log}\n')
+    with_kubectl = cluster.pop("kubectl", True)
+    doubles = node_doubles(folder, log, {"api": True, "lease": lease} | cluster if with_kubectl else None)
     expires = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=days_left, hours=1)).strftime(
         "%Y-%m-%dT%H:%M:%SZ"
     )
@@ -82,14 +102,13 @@ def renew(
         f'[ "$1" = --etcd-whole ] && [ {etcd_status} = 1 ] && echo "{UNHEALTHY}"\n'
         f'[ "$1" = --etcd-whole ] && exit {etcd_status}\nexit 0\n'
     )
-    for double in (doubles / "kubeadm", helper, doubles / "uname", doubles / "sleep"):
+    for double in (doubles / "kubeadm", helper):
         double.chmod(0o755)
     for tool in SCRIPT_TOOLS:
         found = shutil.which(tool)
         assert found, f"{tool} is not installed"
         (doubles / tool).symlink_to(found)
     settings = {
-        "ansible_managed": "managed",
         "kubeadm_certificates_restart_script": str(helper),
         "kubeadm_certificates_lease_script": str(folder / "kubeadm-renewal-lease"),
         "kubeadm_certificates_restart_timeout": restart_timeout,
@@ -97,13 +116,8 @@ def renew(
         "kubeadm_certificates_root_kubeconfig_file": str(folder / "root.conf"),
     }
     for template, name in ((LEASE_TEMPLATE, "kubeadm-renewal-lease"), (TEMPLATE, "kubeadm-certificates-renew")):
-        script = "\n".join(
-            f"export PATH={doubles}" if line.startswith("export PATH=") else line
-            for line in ROLE.render(template, **settings).splitlines()
-        )
         path = folder / name
-        path.write_text(script + "\n")
-        path.chmod(0o755)
+        install_script(template, path, doubles, **settings)
     result = subprocess.run(
         [str(path), "400"], capture_output=True, text=True, check=False, env={"HOME": os.environ["HOME"]}
     )
@@ -225,22 +239,10 @@ def test_a_control_planes_upgrade_holding_the_lease_postpones_the_renewal_by_nam
 
 def release(folder: Path, holder: str, **cluster: Any) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     """Run ``kubeadm-renewal-lease release HOLDER`` alone against the Lease double in state ``cluster``."""
-    doubles = folder / "bin"
-    doubles.mkdir()
     log = folder / "log"
-    (folder / "lease.json").write_text(json.dumps({"api": True, "lease": held_by(holder)} | cluster))
-    (doubles / "kubectl").write_text(f'#!/bin/sh\nexec {sys.executable} {LEASE_DOUBLE} {folder} "$@"\n')
-    (doubles / "sleep").write_text(f'#!/bin/sh\necho "sleep $*" >> {log}\n')
-    (doubles / "uname").write_text("#!/bin/sh\necho CP1\n")
-    for double in ("kubectl", "sleep", "uname"):
-        (doubles / double).chmod(0o755)
-    script = "\n".join(
-        f"export PATH={doubles}" if line.startswith("export PATH=") else line
-        for line in ROLE.render(LEASE_TEMPLATE, ansible_managed="managed").splitlines()
-    )
+    doubles = node_doubles(folder, log, {"api": True, "lease": held_by(holder)} | cluster)
     path = folder / "kubeadm-renewal-lease"
-    path.write_text(script + "\n")
-    path.chmod(0o755)
+    install_script(LEASE_TEMPLATE, path, doubles)
     result = subprocess.run([str(path), "release", holder], capture_output=True, text=True, check=False, env={})
     return result, log.read_text().splitlines() if log.exists() else []
 
