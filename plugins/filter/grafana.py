@@ -23,6 +23,15 @@ DEFAULT_SECTION = "DEFAULT"
 GENERAL_FOLDER_DIR = "general"
 KEY_CHECKSUM = re.compile(r"^sha(256|384|512):[0-9a-fA-F]{64,128}$")
 KEY_FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
+# grafana.ini settings named like these hold credentials: [smtp] password, [security] secret_key, an OAuth
+# client_secret, [rendering] renderer_token, an [external_image_storage.*] access or account key.
+SECRET_SETTING = re.compile(r"(password|secret|secret_key|token|api_key|access_key|account_key)$", re.IGNORECASE)
+# Grafana's own expansions, read when it starts or provisions: a value like this names a secret, it holds none.
+GRAFANA_EXPANSION = re.compile(r"^\$__(?:file|env|vault)\{[^}]*\}$")
+FILE_EXPANSION = re.compile(r"\$__file\{([^}]*)\}")
+SECRET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+# The files the role writes into the secrets directory itself (vars/main.yml).
+ROLE_SECRET_NAMES = ("admin_password", "influxdb_password")
 
 
 def ini_value(section: str, key: str, value: Any) -> str:
@@ -178,13 +187,124 @@ def _folder_problems(settings: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _holds_a_secret_in_the_clear(value: Any) -> bool:
+    if value is None or isinstance(value, bool | int | float):
+        return False
+    text = str(value).strip()
+    return bool(text) and not GRAFANA_EXPANSION.match(text)
+
+
+def _ini_settings(settings: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
+    """(section, key, value) of grafana_ini, sections that are not mappings left to the grafana_ini filter's error."""
+    return [
+        (str(section), str(key), value)
+        for section, values in sorted((settings.get("grafana_ini") or {}).items())
+        if isinstance(values, Mapping)
+        for key, value in sorted(values.items())
+    ]
+
+
+def _datasource_secrets(source: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(field, value) of what a provisioned datasource entry holds as credentials: every secureJsonData field, and the
+    deprecated top-level password fields."""
+    secure = source.get("secureJsonData") or {}
+    fields = (
+        [(f"secureJsonData.{key}", value) for key, value in sorted(secure.items())]
+        if isinstance(secure, Mapping)
+        else []
+    )
+    return fields + [(key, source[key]) for key in ("password", "basicAuthPassword") if key in source]
+
+
+def _clear_secret_problems(settings: Mapping[str, Any]) -> list[str]:
+    """On Kubernetes grafana.ini and the provisioning files are the ConfigMap grafana-config: a credential written
+    there in the clear is readable by whoever may read the namespace's ConfigMaps."""
+    if settings.get("grafana_platform") != "kubernetes":
+        return []
+    secrets_dir = str(settings.get("grafana_secrets_dir") or "/etc/grafana/secrets")
+    remedy = (
+        "Put the value in grafana_secrets (a name: the vaulted value), which the role places in the Secret grafana, "
+        f"and write the setting as $__file{{{secrets_dir}/<name>}}, which Grafana reads from that file"
+    )
+    problems = [
+        f"grafana_ini [{section}] {key} holds a credential in the clear, and on Kubernetes grafana.ini is the "
+        f"ConfigMap grafana-config. {remedy}."
+        for section, key, value in _ini_settings(settings)
+        if SECRET_SETTING.search(key) and _holds_a_secret_in_the_clear(value)
+    ]
+    for source in settings.get("grafana_datasources") or []:
+        if not isinstance(source, Mapping):
+            continue
+        fields = [field for field, value in _datasource_secrets(source) if _holds_a_secret_in_the_clear(value)]
+        if fields:
+            problems.append(
+                f"grafana_datasources entry {source.get('name')} holds {', '.join(fields)} in the clear, and on "
+                f"Kubernetes the provisioned datasources are the ConfigMap grafana-config. {remedy} (or converge the "
+                "datasource through grafana_api_datasources, whose secure_json_data goes to Grafana's API only)."
+            )
+    return problems
+
+
+def _file_expansions(value: Any) -> list[str]:
+    """The paths of every $__file{...} in a value, however deeply nested."""
+    if isinstance(value, Mapping):
+        return [path for item in value.values() for path in _file_expansions(item)]
+    if isinstance(value, list | tuple):
+        return [path for item in value for path in _file_expansions(item)]
+    return FILE_EXPANSION.findall(value) if isinstance(value, str) else []
+
+
+def _secret_name_problems(settings: Mapping[str, Any]) -> list[str]:
+    secrets = settings.get("grafana_secrets") or {}
+    if not isinstance(secrets, Mapping):
+        return ["grafana_secrets must be a mapping of names to values ({name: vaulted value})"]
+    names = [str(name) for name in secrets]
+    problems = [
+        f"grafana_secrets names the file {name!r}: a name is letters, digits, '.', '_' and '-', not starting with "
+        "'.' or '-'"
+        for name in names
+        if not SECRET_NAME.match(name)
+    ]
+    taken = [name for name in names if name in ROLE_SECRET_NAMES]
+    if taken:
+        problems.append(
+            f"grafana_secrets names {', '.join(taken)}, a file of the role's own ({', '.join(ROLE_SECRET_NAMES)}: "
+            "grafana_admin_password and grafana_influxdb_password); choose another name"
+        )
+    secrets_dir = str(settings.get("grafana_secrets_dir") or "/etc/grafana/secrets").rstrip("/")
+    known = set(names) | set(ROLE_SECRET_NAMES)
+    referring = {
+        "grafana_ini": settings.get("grafana_ini") or {},
+        "grafana_datasources": settings.get("grafana_datasources") or [],
+    }
+    for variable, value in referring.items():
+        undeclared = sorted(
+            {
+                path
+                for path in _file_expansions(value)
+                if path.rsplit("/", 1)[0] == secrets_dir and path.rsplit("/", 1)[-1] not in known
+            }
+        )
+        if undeclared:
+            problems.append(
+                f"{variable} refers to {', '.join(f'$__file{{{path}}}' for path in undeclared)}, a file of the "
+                f"secrets directory that grafana_secrets does not declare (it declares: {', '.join(names) or 'none'}); "
+                "Grafana would not start without it"
+            )
+    return problems
+
+
 def grafana_problems(settings: Mapping[str, Any]) -> list[str]:
-    """The admin password, the pinned apt key, the InfluxDB datasource's password, one default, declared folders."""
+    """The admin password, the pinned apt key, the InfluxDB datasource's password, one default, declared folders,
+    grafana_secrets and the files that refer to them, and no credential in the clear where Kubernetes would put it in
+    a ConfigMap."""
     return (
         admin_password_problems(settings.get("grafana_admin_password"), "grafana_admin_password", "grafana")
         + _key_pin_problems(settings)
         + _datasource_problems(settings)
         + _folder_problems(settings)
+        + _secret_name_problems(settings)
+        + _clear_secret_problems(settings)
     )
 
 

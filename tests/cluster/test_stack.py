@@ -166,6 +166,17 @@ def test_the_broker_reads_its_own_copies_of_the_secret_files_and_warns_of_none(c
     assert not [line for line in log.splitlines() if "Warning" in line or "refuse" in line], log
 
 
+def test_grafana_reads_its_secret_key_from_the_secret_and_no_config_map_holds_it(cluster: Cluster) -> None:
+    """grafana.ini is a ConfigMap here: it names the file ($__file) that the Secret mounts, which holds the key."""
+    key = secret(cluster, "grafana_secret_key")
+    config_maps = cluster.kubectl_json("--namespace", NAMESPACE, "get", "configmaps")["items"]
+    assert not [item["metadata"]["name"] for item in config_maps if key in json.dumps(item.get("data", {}))]
+    [grafana_config] = [item for item in config_maps if item["metadata"]["name"] == "grafana-config"]
+    assert "secret_key = $__file{/etc/grafana/secrets/secret_key}" in grafana_config["data"]["grafana.ini"]
+    exec_ = ("--namespace", NAMESPACE, "exec", "deployment/grafana", "-c", "grafana", "--")
+    assert cluster.kubectl(*exec_, "cat", "/etc/grafana/secrets/secret_key") == key
+
+
 def probe_pods(image: str) -> str:
     """Pods that stand in for each source: labelled as Telegraf and Grafana, unlabelled, and in another namespace.
     They meet the namespace's restricted Pod Security, and only sleep until the test runs its probes in them."""

@@ -27,6 +27,7 @@ ADMIN_PASSWORD = "vaulted-admin-9f2c"
 # A well-formed pin of Grafana's apt key, as an inventory sets it (the role refuses to run without one).
 KEY_CHECKSUM = "sha256:" + "0" * 64
 INFLUX_PASSWORD = "vaulted-reader-41d7"
+CLEAR_SECRET = "clear-credential-7b1e"
 
 
 # --- The filters --------------------------------------------------------------------------------------------------
@@ -272,6 +273,52 @@ REFUSALS: dict[str, tuple[dict[str, Any], list[str]]] = {
     ),
     "dashboard without uid": ({"grafana_extra_dashboards": [{"src": "NO_UID"}]}, ["needs a title and a uid"]),
     "multi-line setting": ({"grafana_ini": {"server": {"root_url": "a\nb"}}}, ["[server] root_url spans lines"]),
+    # On Kubernetes grafana.ini and datasources.yaml are a ConfigMap: no credential in the clear there.
+    "clear ini credential on kubernetes": (
+        {"grafana_platform": "kubernetes", "grafana_ini": {"smtp": {"password": CLEAR_SECRET}}},
+        ["grafana_ini [smtp] password holds a credential in the clear", "ConfigMap grafana-config", "grafana_secrets"],
+    ),
+    "clear datasource credential on kubernetes": (
+        {
+            "grafana_platform": "kubernetes",
+            "grafana_datasources": [
+                {"name": "Loki", "type": "loki", "secureJsonData": {"basicAuthPassword": CLEAR_SECRET}}
+            ],
+        },
+        ["grafana_datasources entry Loki holds secureJsonData.basicAuthPassword in the clear"],
+    ),
+    "undeclared secret file": (
+        {"grafana_ini": {"smtp": {"password": "$__file{/etc/grafana/secrets/smtp_password}"}}},
+        ["grafana_ini refers to $__file{/etc/grafana/secrets/smtp_password}", "grafana_secrets does not declare"],
+    ),
+    "secret named like one of the role": (
+        {"grafana_secrets": {"admin_password": CLEAR_SECRET}},
+        ["grafana_secrets names admin_password, a file of the role's own"],
+    ),
+    "secret name outside the directory": (
+        {"grafana_secrets": {"../grafana.ini": CLEAR_SECRET}},
+        ["grafana_secrets names the file '../grafana.ini'"],
+    ),
+}
+
+# Cases the role must let through, run in the same playbook.
+ACCEPTED: dict[str, dict[str, Any]] = {
+    "secret through grafana_secrets on kubernetes": {
+        "grafana_platform": "kubernetes",
+        "grafana_influxdb_database": "telemetry",
+        "grafana_secrets": {"smtp_password": CLEAR_SECRET},
+        "grafana_ini": {
+            "smtp": {"password": "$__file{/etc/grafana/secrets/smtp_password}", "enabled": True},
+            "auth.generic_oauth": {"use_refresh_token": True, "client_secret": "$__env{OAUTH_SECRET}"},
+        },
+        "grafana_datasources": [
+            {
+                "name": "Loki",
+                "type": "loki",
+                "secureJsonData": {"basicAuthPassword": "$__file{/etc/grafana/secrets/smtp_password}"},
+            }
+        ],
+    },
 }
 
 
@@ -295,7 +342,7 @@ def refusals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "grafana_apt_key_checksum": KEY_CHECKSUM,
     }
     tasks: list[dict[str, Any]] = [{"name": "Start with no results", "ansible.builtin.set_fact": {"outcomes": {}}}]
-    for case, (overrides, _) in REFUSALS.items():
+    for case, overrides in {**{case: overrides for case, (overrides, _) in REFUSALS.items()}, **ACCEPTED}.items():
         case_vars = base | json.loads(json.dumps(overrides).replace("NO_UID", str(no_uid)))
         case_vars = {key: value for key, value in case_vars.items() if value is not None}
         tasks.append(
@@ -348,3 +395,8 @@ def test_the_role_refuses_bad_settings_with_a_message_naming_them(refusals: dict
     assert message != "passed", f"{case} was not refused"
     for fragment in REFUSALS[case][1]:
         assert fragment in message, f"{fragment!r} not in {message!r}"
+    assert CLEAR_SECRET not in message
+
+
+def test_a_credential_read_from_grafana_secrets_is_accepted_on_kubernetes(refusals: dict[str, str]) -> None:
+    assert refusals["secret through grafana_secrets on kubernetes"] == "passed"

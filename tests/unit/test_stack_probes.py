@@ -90,6 +90,32 @@ def test_secrets_are_applied_as_data_so_that_a_key_dropped_from_the_settings_lea
     assert {key: decoded.get(key) for key in values} == values
 
 
+def test_grafana_secrets_go_to_the_secret_and_are_mounted_where_grafana_ini_refers_to_them() -> None:
+    files = RoleFiles.load("grafana")
+    template = (ROOT / "roles/grafana/templates/kubernetes.yml.j2").read_text()
+    variables = {
+        "ansible_managed": "managed",
+        **RENDERED["grafana"],
+        "grafana_secrets": {"smtp_password": "Smtp-Pw-3", "oauth.client_secret": "Oauth-Pw-4"},
+    }
+    objects = yaml.safe_load(files.render(template, **variables))
+    [secret] = [item for item in objects if item["kind"] == "Secret"]
+    decoded = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+    assert decoded == {
+        "secrets.admin_password": "x",
+        "secrets.smtp_password": "Smtp-Pw-3",
+        "secrets.oauth.client_secret": "Oauth-Pw-4",
+    }
+    config_maps = [item for item in objects if item["kind"] == "ConfigMap"]
+    assert "Pw-" not in yaml.safe_dump(config_maps)
+    [workload] = [item for item in objects if item["kind"] == "Deployment"]
+    [config] = [volume for volume in workload["spec"]["template"]["spec"]["volumes"] if volume["name"] == "config"]
+    [mounted] = [source["secret"]["items"] for source in config["projected"]["sources"] if "secret" in source]
+    # /etc/grafana is the mount: $__file{/etc/grafana/secrets/smtp_password} reads the Secret's key.
+    assert {"key": "secrets.smtp_password", "path": "secrets/smtp_password"} in mounted
+    assert {"key": "secrets.oauth.client_secret", "path": "secrets/oauth.client_secret"} in mounted
+
+
 # --- Egress beyond the stack ----------------------------------------------------------------------------------
 
 OUTSIDE = {"to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}], "ports": [{"protocol": "TCP", "port": 8086}]}
