@@ -184,6 +184,36 @@ def refused_apt_source_files(files: Any, own_file: str) -> list[str]:
     return [str(path) for path in files or [] if not APT_SOURCE_FILE.match(str(path)) or str(path) == own_file]
 
 
+# The fields of a deb822 apt source, in the order sources.list(5) lists them.
+DEB822_FIELDS = ("Types", "URIs", "Suites", "Components", "Signed-By")
+DEB822_REQUIRED = ("Types", "URIs", "Suites")
+
+
+def apt_source_files(source: Mapping[str, Any], path: str, replaced: Any, header: str = "") -> list[dict[str, Any]]:
+    """sensorstack.iot.files entries for a role's apt repository: every replaced source file absent first (apt refuses
+    two definitions of one repository with different Signed-By values, and then reads no source at all), then the
+    role's deb822 source at ``path``, root's, 0644. ``source``: {field: value or list of values} of DEB822_FIELDS.
+    Rendered as text on the controller: ansible.builtin.deb822_repository needs python3-debian on the host, which a
+    minimal Debian does not have."""
+    unknown = sorted(set(source) - set(DEB822_FIELDS))
+    missing = [name for name in DEB822_REQUIRED if not source.get(name)]
+    if unknown or missing:
+        raise AnsibleFilterError(
+            f"apt source {path}: unknown fields {unknown or 'none'}, missing fields {missing or 'none'}"
+        )
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    for name in DEB822_FIELDS:
+        value = source.get(name)
+        if value in (None, "", []):
+            continue
+        text = " ".join(str(item) for item in value) if isinstance(value, list | tuple) else str(value)
+        if "\n" in text or "\r" in text:
+            raise AnsibleFilterError(f"apt source {path}: {name} spans lines")
+        lines.append(f"{name}: {text}")
+    own = {"path": path, "owner": "root", "group": "root", "mode": "0644", "content": "\n".join(lines) + "\n"}
+    return [{"path": str(file), "state": "absent"} for file in replaced or []] + [own]
+
+
 def pod_bind_problems(value: Any, variable: str) -> list[str]:
     """A fixed bind address, which one config model would carry from an edge host into a pod: on loopback the probes
     and the Service cannot reach the pod, and any other fixed address is not the pod's (it gets its own when it
@@ -230,4 +260,5 @@ class FilterModule:
             "stack_pod_bind_problems": pod_bind_problems,
             "stack_local_host": local_host,
             "stack_refused_apt_source_files": refused_apt_source_files,
+            "stack_apt_source_files": apt_source_files,
         }

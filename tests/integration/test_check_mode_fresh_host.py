@@ -5,27 +5,63 @@ do not exist. And it changes nothing."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sensorstack.lab import containers
 from sensorstack.lab.containers import LAB_CONNECTION
 
 from .conftest import run_playbook, write_inventory
 
 STACK: dict[str, Any] = {
     "sensorstack_cluster_enabled": False,
-    "sensorstack_stack_components": ["mosquitto", "telegraf", "influxdb"],
+    "sensorstack_stack_components": ["mosquitto", "telegraf", "influxdb", "grafana"],
     # Any executable on the controller: check mode copies nothing.
     "telegraf_install_source": "binary",
     "telegraf_binary_src": "/bin/true",
     "mosquitto_users": [{"name": "telegraf", "password": "mqtt-telegraf-pw"}],
     "influxdb_admin_password": "vaulted-admin-pw",
     "influxdb_databases": [{"name": "telemetry"}],
-    "influxdb_users": [{"name": "telegraf", "password": "influx-telegraf-pw"}],
+    "influxdb_users": [
+        {"name": "telegraf", "password": "influx-telegraf-pw"},
+        {"name": "grafana", "password": "influx-grafana-pw"},
+    ],
+    "grafana_admin_password": "vaulted-grafana-admin-pw",
+    # Grafana's repository stands on the lab network's gateway (below): check mode fetches the key to compare it.
+    "grafana_apt_key_fingerprint": "E59E 4B3D 3EDD BE32 08E4  99FC 07C3 1312 D6A6 AD00",
+    "grafana_api_folders": [{"uid": "lab-operations", "title": "Lab operations"}],
 }
+SIGNING_KEY = (Path(__file__).resolve().parents[1] / "unit/data/openpgp/vendor.asc").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def grafana_repository() -> Iterator[str]:
+    """Grafana's apt repository as check mode sees it: its signing key, and nothing else (check mode downloads no
+    package list). Bound to the lab network's gateway only: reachable from the lab hosts, not from other machines."""
+
+    class Repository(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path == "/gpg.key"
+            self.send_response(200 if found else 404)
+            self.end_headers()
+            self.wfile.write(SIGNING_KEY if found else b"not found")
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    containers.ensure_network()
+    server = ThreadingHTTPServer((containers.network_gateway(), 0), Repository)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://{server.server_address[0]}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +78,22 @@ def installed(container: str, package: str) -> bool:
     return shown.stdout.startswith("ii")
 
 
-def test_check_mode_on_a_fresh_edge_host_reports_the_changes_and_makes_none(fresh_edge: str, tmp_path: Path) -> None:
+def test_check_mode_on_a_fresh_edge_host_reports_the_changes_and_makes_none(
+    fresh_edge: str, grafana_repository: str, tmp_path: Path
+) -> None:
     assert not installed(fresh_edge, "mosquitto") and not installed(fresh_edge, "influxdb")
+    repository = {
+        "grafana_apt_repository_url": grafana_repository,
+        "grafana_apt_key_url": f"{grafana_repository}/gpg.key",
+    }
     inventory = {
         "all": {
-            "vars": {"ansible_connection": LAB_CONNECTION, "ansible_python_interpreter": "/usr/bin/python3", **STACK},
+            "vars": {
+                "ansible_connection": LAB_CONNECTION,
+                "ansible_python_interpreter": "/usr/bin/python3",
+                **STACK,
+                **repository,
+            },
             "children": {"sensorstack": {"children": {"edge": {"hosts": {"edge1": {"ansible_host": fresh_edge}}}}}},
         }
     }
@@ -56,7 +103,12 @@ def test_check_mode_on_a_fresh_edge_host_reports_the_changes_and_makes_none(fres
     assert run.returncode == 0, run.output[-6000:]
     recap = run.recap()["edge1"]
     assert recap["failed"] == 0 and recap["changed"] > 0, recap
-    assert "the directory of /etc/mosquitto/passwd does not exist; check mode goes on" in " ".join(run.output.split())
-    assert not installed(fresh_edge, "mosquitto") and not installed(fresh_edge, "influxdb")
-    listing = subprocess.run(["docker", "exec", fresh_edge, "ls", "/etc/mosquitto"], capture_output=True)
-    assert listing.returncode != 0, "check mode created the broker's folder"
+    output = " ".join(run.output.split())
+    assert "the directory of /etc/mosquitto/passwd does not exist; check mode goes on" in output
+    # Grafana: no unit to start, no server to ask for the admin password or the API objects, which wait for a run.
+    assert "Grafana is not installed yet (check mode only said it would be): a run converges the 1 folders" in output
+    for package in ("mosquitto", "influxdb", "grafana"):
+        assert not installed(fresh_edge, package), package
+    for folder in ("/etc/mosquitto", "/etc/grafana"):
+        listing = subprocess.run(["docker", "exec", fresh_edge, "ls", folder], capture_output=True)
+        assert listing.returncode != 0, f"check mode created {folder}"

@@ -3,17 +3,22 @@
 A host set up by InfluxData's or Grafana's install guide has a one-line source (influxdata.list, grafana.list) signed
 by another keyring than the role's deb822 source; apt refuses two definitions of one repository with different
 Signed-By values and then reads no source at all. Like containerd and kubernetes_packages, each role removes the
-guide's file before it writes its own source and refreshes the package lists when that changed anything. The files
-are removed, so an entry outside /etc/apt/sources.list.d, or the role's own source, is refused before any change.
+guide's file before it writes its own source, in the same call, and refreshes the package lists when that changed
+anything. The files are removed, so an entry outside /etc/apt/sources.list.d, or the role's own source, is refused
+before any change. The source is written as text (sensorstack.iot.stack_apt_source_files), not with
+ansible.builtin.deb822_repository, which needs python3-debian on the host: a minimal Debian has none.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import yaml
+from ansible.errors import AnsibleFilterError
+from ansible_collections.sensorstack.iot.plugins.filter.stack import apt_source_files
 
 from .role_files import ROLES, RoleFiles, opened_tasks
 
@@ -58,14 +63,12 @@ CASES = [
 IDS = [case.role for case in CASES]
 
 
-def removal(case: Case) -> dict[str, Any]:
-    [task] = [
-        task
-        for task in case.tasks
-        if task.get("ansible.builtin.file", {}).get("state") == "absent"
-        and task.get("loop") == "{{ " + case.variable + " }}"
-    ]
-    return task
+def source_task(case: Case) -> dict[str, Any]:
+    return case.task_using("sensorstack.iot.files")
+
+
+def source_entries(case: Case, **variables: Any) -> list[dict[str, Any]]:
+    return case.files.render(source_task(case)["sensorstack.iot.files"]["files"], **variables)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -74,21 +77,28 @@ def test_the_install_guides_source_file_is_replaced_by_default(case: Case) -> No
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_the_role_writes_the_source_file_it_protects_from_removal(case: Case) -> None:
-    source = case.task_using("ansible.builtin.deb822_repository")["ansible.builtin.deb822_repository"]
-    assert case.files.vars[case.own_file_variable] == f"/etc/apt/sources.list.d/{source['name']}.sources"
+def test_the_guides_file_goes_and_the_roles_deb822_source_comes_in_one_call(case: Case) -> None:
+    *removed, own = source_entries(case)
+    assert removed == [{"path": case.guide_file, "state": "absent"}]
+    assert own["path"] == case.files.vars[case.own_file_variable]
+    assert (own["owner"], own["group"], own["mode"]) == ("root", "root", "0644")
+    fields = dict(line.split(": ", 1) for line in own["content"].splitlines() if not line.startswith("#"))
+    assert list(fields) == ["Types", "URIs", "Suites", "Components", "Signed-By"]
+    assert fields["Types"] == "deb" and fields["Components"] == "main"
+    assert fields["URIs"].startswith("https://") and fields["Signed-By"].startswith("/etc/apt/keyrings/")
+    assert not [task for task in case.tasks if "ansible.builtin.deb822_repository" in task]
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_the_files_are_checked_then_removed_before_the_source_is_written_and_the_lists_refreshed(case: Case) -> None:
+def test_the_files_are_checked_then_replaced_by_the_source_and_the_lists_refreshed(case: Case) -> None:
     tasks = case.tasks
     check = case.task_using("ansible.builtin.assert")
-    source = case.task_using("ansible.builtin.deb822_repository")
     refresh = case.task_using("ansible.builtin.apt")
     # The check comes before any task that changes the host.
     assert tasks.index(check) == 0
-    assert tasks.index(removal(case)) < tasks.index(source) < tasks.index(refresh)
+    assert tasks.index(source_task(case)) < tasks.index(refresh)
     assert refresh["ansible.builtin.apt"] == {"update_cache": True}
+    assert source_entries(case, **{case.variable: []})[0]["path"] == case.files.vars[case.own_file_variable]
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -96,11 +106,10 @@ def test_the_files_are_checked_then_removed_before_the_source_is_written_and_the
     ("changed", "refreshed"),
     [
         ({}, False),
-        ({"removal": True}, True),
         ({"source": True}, True),
         ({"key": True}, True),
     ],
-    ids=["nothing changed", "a guide's file removed", "the source written", "the key written"],
+    ids=["nothing changed", "a guide's file removed or the source written", "the key written"],
 )
 def test_the_package_lists_are_refreshed_only_when_the_repository_changed(
     case: Case, changed: dict[str, bool], refreshed: bool
@@ -109,8 +118,7 @@ def test_the_package_lists_are_refreshed_only_when_the_repository_changed(
     key = case.task_using("sensorstack.iot.apt_signing_key")["register"]
     results = {
         key: {"changed": changed.get("key", False)},
-        removal(case)["register"]: {"changed": changed.get("removal", False), "results": []},
-        case.task_using("ansible.builtin.deb822_repository")["register"]: {"changed": changed.get("source", False)},
+        source_task(case)["register"]: {"changed": changed.get("source", False)},
     }
     [condition] = [refresh["when"]] if isinstance(refresh["when"], str) else refresh["when"]
     variables = {**refresh.get("vars", {}), **results}
@@ -149,3 +157,22 @@ def test_the_roles_own_source_is_never_removed(case: Case) -> None:
     [expression] = check["vars"].values()
     own = case.files.vars[case.own_file_variable]
     assert case.files.render(expression, **{case.variable: [case.guide_file, own]}) == [own]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ({"Types": "deb", "URIs": "https://x"}, "missing fields ['Suites']"),
+        ({"Types": "deb", "URIs": "https://x", "Suites": "/", "Trusted": "yes"}, "unknown fields ['Trusted']"),
+        ({"Types": "deb", "URIs": "https://x\nTrusted: yes", "Suites": "/"}, "URIs spans lines"),
+    ],
+    ids=["a required field missing", "a field apt would trust blindly", "a value that adds a line"],
+)
+def test_a_source_apt_would_misread_is_refused(source: dict[str, str], message: str) -> None:
+    with pytest.raises(AnsibleFilterError, match=re.escape(message)):
+        apt_source_files(source, "/etc/apt/sources.list.d/x.sources", [])
+
+
+def test_a_flat_repository_needs_no_components() -> None:
+    [own] = apt_source_files({"Types": ["deb"], "URIs": ["https://x/"], "Suites": ["/"]}, "/etc/apt/x.sources", [])
+    assert own["content"] == "Types: deb\nURIs: https://x/\nSuites: /\n"
