@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import ipaddress
 import json
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,3 +123,46 @@ def kubernetes_binaries() -> dict[str, Path]:
 
     version = load_versions()["sensorstack_kubernetes_version"]
     return {name: Path(path) for name, path in build_kubernetes(version, cache_root()).binaries.items()}
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def served_on_lab_gateway(directory: Path) -> Iterator[str]:
+    """A folder served over HTTP (an apt repository, a bundle) on the lab network's gateway only: reachable from the
+    lab hosts, not from other machines. Yields its URL, without a trailing slash."""
+    containers.ensure_network()
+    gateway = containers.network_gateway()
+    server = _QuietServer((gateway, 0), functools.partial(_QuietHandler, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://{gateway}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_role_on_lab_host(
+    role: str, name: str, container: str, directory: Path, variables: dict[str, Any], *options: str
+) -> PlaybookRun:
+    """ansible-playbook of one play that runs ``role`` on one lab container (inventory name ``name``)."""
+    playbook = directory / "play.yml"
+    playbook.write_text(yaml.safe_dump([{"name": f"Run the role {role}", "hosts": "all", "roles": [role]}]))
+    inventory = {
+        "all": {
+            "hosts": {name: {"ansible_host": container}},
+            "vars": {
+                "ansible_connection": LAB_CONNECTION,
+                "ansible_python_interpreter": "/usr/bin/python3",
+                **variables,
+            },
+        }
+    }
+    return run_playbook(str(playbook), write_inventory(directory, inventory), *options)

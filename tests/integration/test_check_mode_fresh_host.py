@@ -5,18 +5,15 @@ do not exist. And it changes nothing."""
 from __future__ import annotations
 
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sensorstack.lab import containers
 from sensorstack.lab.containers import LAB_CONNECTION
 
-from .conftest import run_playbook, write_inventory
+from .conftest import run_playbook, served_on_lab_gateway, write_inventory
 
 STACK: dict[str, Any] = {
     "sensorstack_cluster_enabled": False,
@@ -40,28 +37,13 @@ SIGNING_KEY = (Path(__file__).resolve().parents[1] / "unit/data/openpgp/vendor.a
 
 
 @pytest.fixture(scope="module")
-def grafana_repository() -> Iterator[str]:
+def grafana_repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Grafana's apt repository as check mode sees it: its signing key, and nothing else (check mode downloads no
-    package list). Bound to the lab network's gateway only: reachable from the lab hosts, not from other machines."""
-
-    class Repository(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            found = self.path == "/gpg.key"
-            self.send_response(200 if found else 404)
-            self.end_headers()
-            self.wfile.write(SIGNING_KEY if found else b"not found")
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    containers.ensure_network()
-    server = ThreadingHTTPServer((containers.network_gateway(), 0), Repository)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://{server.server_address[0]}:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    package list)."""
+    folder = tmp_path_factory.mktemp("grafana-repository")
+    (folder / "gpg.key").write_bytes(SIGNING_KEY)
+    with served_on_lab_gateway(folder) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

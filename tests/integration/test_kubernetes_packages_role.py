@@ -12,25 +12,19 @@ the upgrade path.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from sensorstack.bundle import aptrepo, debs
 from sensorstack.bundle.manifest import Manifest, artifact_for, read_manifest
 from sensorstack.bundle.versions import load_versions
-from sensorstack.lab import containers
-from sensorstack.lab.containers import LAB_CONNECTION
 
-from .conftest import PlaybookRun, kubernetes_binaries, run_playbook, write_inventory
+from .conftest import PlaybookRun, kubernetes_binaries, run_role_on_lab_host, served_on_lab_gateway
 
 pytestmark = pytest.mark.lab
 
@@ -76,15 +70,6 @@ def _binaries(folder: Path, real: dict[str, Path] | None) -> dict[str, Path]:
     return binaries
 
 
-class _QuietServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @dataclass(frozen=True)
 class ServedBundle:
     url: str
@@ -118,17 +103,9 @@ def served_bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedBu
     )
     Manifest(source="test", versions={}, artifacts=[release_key]).write(bundle)
 
-    containers.ensure_network()
-    gateway = containers.network_gateway()
-    # Bound to the lab network's gateway only: reachable from the lab hosts, not from other machines.
-    server = _QuietServer((gateway, 0), functools.partial(_QuietHandler, directory=str(bundle)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with served_on_lab_gateway(bundle) as url:
         checksum = read_manifest(bundle).find("key", "apt-signing-key").sha256
-        yield ServedBundle(f"http://{gateway}:{server.server_address[1]}", f"sha256:{checksum}")
-    finally:
-        server.shutdown()
-        server.server_close()
+        yield ServedBundle(url, f"sha256:{checksum}")
 
 
 @pytest.fixture(scope="module")
@@ -137,22 +114,12 @@ def host(lab_host_factory, served_bundle: ServedBundle) -> str:
 
 
 def apply_role(host: str, bundle: ServedBundle, directory: Path, *options: str, **variables: Any) -> PlaybookRun:
-    playbook = directory / "play.yml"
-    play = {"name": "Install the Kubernetes packages", "hosts": "all", "roles": ["kubernetes_packages"]}
-    playbook.write_text(yaml.safe_dump([play]))
-    inventory = {
-        "all": {
-            "hosts": {HOST: {"ansible_host": host}},
-            "vars": {
-                "ansible_connection": LAB_CONNECTION,
-                "ansible_python_interpreter": "/usr/bin/python3",
-                "sensorstack_mirror": bundle.url,
-                "sensorstack_kubernetes_apt_key_checksum": bundle.key_checksum,
-                **variables,
-            },
-        }
+    settings = {
+        "sensorstack_mirror": bundle.url,
+        "sensorstack_kubernetes_apt_key_checksum": bundle.key_checksum,
+        **variables,
     }
-    return run_playbook(str(playbook), write_inventory(directory, inventory), *options)
+    return run_role_on_lab_host("kubernetes_packages", HOST, host, directory, settings, *options)
 
 
 def on_host(host: str, *command: str) -> subprocess.CompletedProcess[str]:

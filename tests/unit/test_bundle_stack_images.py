@@ -294,6 +294,43 @@ def test_provisioning_files_expand_variables_like_grafana(launcher: ModuleType) 
     assert expanded == "url: http://influxdb:8086/x, user: grafana, cost: $5"
 
 
+def test_file_and_environment_references_expand_like_grafana(launcher: ModuleType, tmp_path: Path) -> None:
+    secret = tmp_path / "admin_password"
+    secret.write_text("from-a-file\n")
+    ini = f"[security]\nadmin_user = $__env{{ADMIN}}\nadmin_password = $__file{{{secret}}}\n"
+
+    settings = launcher.read_settings({"ADMIN": "root"}, ini)
+    provisioned = launcher.expand(f"password: $__file{{{secret}}}", {})
+
+    assert (settings.admin_user, settings.admin_password, provisioned) == (
+        "root",
+        "from-a-file",
+        "password: from-a-file",
+    )
+
+
+def test_a_provisioning_reload_reads_the_changed_files_again(launcher: ModuleType, tmp_path: Path) -> None:
+    from tests.grafana_double import GrafanaDouble, JsonApi, basic_auth
+
+    (tmp_path / "datasources").mkdir()
+    source = tmp_path / "datasources/influxdb.yaml"
+    source.write_text("apiVersion: 1\ndatasources:\n  - {name: InfluxDB, type: influxdb, uid: influx, url: http://a}\n")
+    settings = launcher.Settings(provisioning=tmp_path)
+    with GrafanaDouble(password="pw", token=None) as double:
+        launcher._provision(double, settings, {})
+        double.routes.append(launcher.reload_route(double, settings, {}))
+        api = JsonApi(double.url, basic_auth("admin", "pw"))
+        source.write_text(
+            "apiVersion: 1\ndatasources:\n  - {name: InfluxDB, type: influxdb, uid: influx, url: http://b}\n"
+        )
+        before = api("GET", "/api/datasources/uid/influx")[1]["url"]
+        status, answer = api("POST", "/api/admin/provisioning/datasources/reload")
+        after = api("GET", "/api/datasources/uid/influx")[1]
+
+    assert (before, status, answer["message"]) == ("http://a", 200, "Datasources config reloaded")
+    assert (after["url"], after["readOnly"]) == ("http://b", True)
+
+
 def test_provisioned_datasources_and_dashboards_are_read(launcher: ModuleType, tmp_path: Path) -> None:
     (tmp_path / "datasources").mkdir()
     (tmp_path / "datasources/influxdb.yaml").write_text(

@@ -69,6 +69,8 @@ class PackageSpec:
     depends: tuple[str, ...] = ()
     conffiles: tuple[str, ...] = ()
     maintainer_scripts: Mapping[str, str] = field(default_factory=dict)
+    maintainer: str = MAINTAINER
+    homepage: str = HOMEPAGE
 
     @property
     def filename(self) -> str:
@@ -247,12 +249,12 @@ def render_control(spec: PackageSpec, installed_size: int) -> str:
         ("Package", spec.name),
         ("Version", spec.version),
         ("Architecture", ARCHITECTURE),
-        ("Maintainer", MAINTAINER),
+        ("Maintainer", spec.maintainer),
         ("Installed-Size", str(installed_size)),
         ("Depends", ", ".join(spec.depends)),
         ("Section", spec.section),
         ("Priority", "optional"),
-        ("Homepage", HOMEPAGE),
+        ("Homepage", spec.homepage),
         ("Description", f"{spec.summary}\n {spec.summary}."),
     ]
     return "".join(f"{name}: {value}\n" for name, value in fields if value)

@@ -8,10 +8,12 @@ password counts only when that file is created. ``grafana cli admin reset-admin-
 ``cli``, as the image's ``grafana`` command) changes the admin's password in it, running server or not.
 It reads what the grafana/grafana image reads for that part:
 - GF_PATHS_CONFIG (grafana.ini): [server] http_addr, http_port; [security] admin_user, admin_password; [paths] data;
+  a value may be $__env{VAR} or $__file{path}, which Grafana expands (the file's text, trimmed);
 - GF_<SECTION>_<KEY> environment variables over the file, e.g. GF_SECURITY_ADMIN_PASSWORD;
 - GF_<NAME>__FILE: the variable's value from that file (Docker and Kubernetes secrets), as /run.sh does;
-- GF_PATHS_PROVISIONING: datasources/*.yaml and dashboards/*.yaml (file providers), with $VAR, ${VAR} and
-  $__env{VAR} expanded; what they provision is read-only through the API, as in Grafana.
+- GF_PATHS_PROVISIONING: datasources/*.yaml and dashboards/*.yaml (file providers), with $VAR, ${VAR},
+  $__env{VAR} and $__file{path} expanded; what they provision is read-only through the API, as in Grafana, and
+  POST /api/admin/provisioning/{datasources,dashboards}/reload provisions them again from the files.
 
 Runs with the image's python3 and the double's package beside this file; the functions above ``serve`` are pure.
 """
@@ -76,6 +78,20 @@ def _environment_key(section: str, key: str) -> str:
     return f"GF_{section}_{key}".upper().replace(".", "_").replace("-", "_")
 
 
+_INI_EXPANSION = re.compile(r"\$__(?P<kind>env|file)\{(?P<name>[^}]*)\}")
+
+
+def expand_ini_value(text: str, environ: Mapping[str, str]) -> str:
+    """Grafana's expansion of a grafana.ini value: $__env{VAR} and $__file{path} (the file's text, trimmed)."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group("kind") == "env":
+            return environ.get(match.group("name"), "")
+        return Path(match.group("name")).read_text().strip()
+
+    return _INI_EXPANSION.sub(replace, text)
+
+
 def read_settings(environ: Mapping[str, str], ini_text: str) -> Settings:
     """The settings from grafana.ini's text, each overridden by its GF_<SECTION>_<KEY> variable."""
     parser = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"), strict=False)
@@ -85,7 +101,7 @@ def read_settings(environ: Mapping[str, str], ini_text: str) -> Settings:
         override = environ.get(_environment_key(section, key))
         if override is not None:
             return override
-        found = parser.get(section, key, fallback="").strip()
+        found = expand_ini_value(parser.get(section, key, fallback="").strip(), environ)
         return found or default
 
     return Settings(
@@ -98,15 +114,21 @@ def read_settings(environ: Mapping[str, str], ini_text: str) -> Settings:
     )
 
 
-_VARIABLE = re.compile(r"\$\$|\$__env\{(?P<env>[^}]*)\}|\$\{(?P<braced>[^}]*)\}|\$(?P<plain>[A-Za-z_][A-Za-z0-9_]*)")
+_VARIABLE = re.compile(
+    r"\$\$|\$__env\{(?P<env>[^}]*)\}|\$__file\{(?P<file>[^}]*)\}|\$\{(?P<braced>[^}]*)\}"
+    r"|\$(?P<plain>[A-Za-z_][A-Za-z0-9_]*)"
+)
 
 
 def expand(text: str, environ: Mapping[str, str]) -> str:
-    """Grafana's expansion of provisioning files: $VAR, ${VAR}, $__env{VAR}; $$ is a literal $."""
+    """Grafana's expansion of provisioning files: $VAR, ${VAR}, $__env{VAR}, $__file{path} (the file's text,
+    trimmed); $$ is a literal $."""
 
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
+        if match.group("file") is not None:
+            return Path(match.group("file")).read_text().strip()
         name = match.group("env") or match.group("braced") or match.group("plain")
         return environ.get(name, "")
 
@@ -185,12 +207,52 @@ def _double(settings: Settings) -> Any:
     return double
 
 
-def _provision(double: Any, settings: Settings, environ: Mapping[str, str]) -> None:
+PROVISIONED_KINDS = ("datasources", "dashboards")
+
+
+def _forget_provisioned(double: Any, kind: str) -> None:
+    """Drop what the provisioning files made of one kind, before they are read again."""
+    with double.lock:
+        for org in double.state.orgs.values():
+            if kind == "datasources":
+                for uid in [uid for uid, item in org.datasources.items() if item.fields["readOnly"]]:
+                    del org.datasources[uid]
+            else:
+                for uid in [uid for uid, item in org.dashboards.items() if item.provisioned]:
+                    del org.dashboards[uid]
+
+
+def reload_route(double: Any, settings: Settings, environ: Mapping[str, str]) -> tuple[str, Any, Any]:
+    """POST /api/admin/provisioning/<kind>/reload: the files of that kind provisioned again, as Grafana does."""
+
+    def reload(org: Any, who: Any, query: Any, body: Any, kind: str) -> dict[str, str]:
+        _forget_provisioned(double, kind)
+        _provision(double, settings, environ, kinds=(kind,))
+        return {"message": f"{kind.capitalize()} config reloaded"}
+
+    reload.takes_no_body = True  # type: ignore[attr-defined]
+    pattern = re.compile(rf"^/api/admin/provisioning/(?P<kind>{'|'.join(PROVISIONED_KINDS)})/reload$")
+    return ("POST", pattern, reload)
+
+
+def _provision(
+    double: Any, settings: Settings, environ: Mapping[str, str], kinds: tuple[str, ...] = PROVISIONED_KINDS
+) -> None:
+    if "datasources" in kinds:
+        _provision_datasources(double, settings, environ)
+    if "dashboards" in kinds:
+        _provision_dashboards(double, settings, environ)
+
+
+def _provision_datasources(double: Any, settings: Settings, environ: Mapping[str, str]) -> None:
     for org_id, datasource in provisioned_datasources(settings.provisioning, environ):
         if org_id not in double.state.orgs:
             print(f"provisioning: skipped datasource {datasource.get('name')!r} of unknown org {org_id}", flush=True)
             continue
         double.add_provisioned_datasource(datasource, org_id=org_id)
+
+
+def _provision_dashboards(double: Any, settings: Settings, environ: Mapping[str, str]) -> None:
     for item in provisioned_dashboards(settings.provisioning, environ):
         if item.org_id not in double.state.orgs:
             print(f"provisioning: skipped dashboard {item.dashboard.get('title')!r} of org {item.org_id}", flush=True)
@@ -265,6 +327,7 @@ def serve(environ: Mapping[str, str]) -> None:
         # Grafana creates its database, and its admin with admin_password, at its first start only.
         database.save(double.state)
     _provision(double, settings, environ)
+    double.routes.append(reload_route(double, settings, environ))
     double.on_write = database.save
     double.on_request = database.read_users_if_changed
     stop = threading.Event()
