@@ -25,10 +25,19 @@ KEY_CHECKSUM = re.compile(r"^sha(256|384|512):[0-9a-fA-F]{64,128}$")
 KEY_FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 # grafana.ini settings named like these hold credentials: [smtp] password, [security] secret_key, an OAuth
 # client_secret, [rendering] renderer_token, an [external_image_storage.*] access or account key.
-SECRET_SETTING = re.compile(r"(password|secret|secret_key|token|api_key|access_key|account_key)$", re.IGNORECASE)
-# Grafana's own expansions, read when it starts or provisions: a value like this names a secret, it holds none.
-GRAFANA_EXPANSION = re.compile(r"^\$__(?:file|env|vault)\{[^}]*\}$")
+SECRET_SETTING = re.compile(
+    r"(password|secret|secret_key|token|api_key|access_key|account_key|private_key)$", re.IGNORECASE
+)
+# A credential inside another value: user:password@ in a URL ([database] url), password= in a connection string
+# ([remote_cache] connstr).
+EMBEDDED_CREDENTIAL = re.compile(r"://[^/@\s:]+:[^/@\s]+@|(?:^|[\s,;])password=", re.IGNORECASE)
+# Grafana's own expansions, read when it starts or provisions, anywhere in a value ("Bearer $__file{...}"): a value
+# with one takes its credential from there.
+GRAFANA_EXPANSION = re.compile(r"\$__(?:file|env|vault)\{[^}]*\}|\$\{[^}]*\}")
+# The ones that read the environment, which the Grafana pod's fixed list of variables never holds for them.
+ENVIRONMENT_EXPANSION = re.compile(r"\$__env\{[^}]*\}|\$\{[^}]*\}")
 FILE_EXPANSION = re.compile(r"\$__file\{([^}]*)\}")
+BOOLEAN_TEXT = ("true", "false", "yes", "no", "on", "off", "0", "1")
 SECRET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 # The files the role writes into the secrets directory itself (vars/main.yml).
 ROLE_SECRET_NAMES = ("admin_password", "influxdb_password")
@@ -191,7 +200,11 @@ def _holds_a_secret_in_the_clear(value: Any) -> bool:
     if value is None or isinstance(value, bool | int | float):
         return False
     text = str(value).strip()
-    return bool(text) and not GRAFANA_EXPANSION.match(text)
+    return bool(text) and text.lower() not in BOOLEAN_TEXT and not GRAFANA_EXPANSION.search(text)
+
+
+def _embeds_a_credential(value: Any) -> bool:
+    return isinstance(value, str) and bool(EMBEDDED_CREDENTIAL.search(value)) and not GRAFANA_EXPANSION.search(value)
 
 
 def _ini_settings(settings: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
@@ -230,7 +243,7 @@ def _clear_secret_problems(settings: Mapping[str, Any]) -> list[str]:
         f"grafana_ini [{section}] {key} holds a credential in the clear, and on Kubernetes grafana.ini is the "
         f"ConfigMap grafana-config. {remedy}."
         for section, key, value in _ini_settings(settings)
-        if SECRET_SETTING.search(key) and _holds_a_secret_in_the_clear(value)
+        if (SECRET_SETTING.search(key) and _holds_a_secret_in_the_clear(value)) or _embeds_a_credential(value)
     ]
     for source in settings.get("grafana_datasources") or []:
         if not isinstance(source, Mapping):
@@ -242,16 +255,38 @@ def _clear_secret_problems(settings: Mapping[str, Any]) -> list[str]:
                 f"Kubernetes the provisioned datasources are the ConfigMap grafana-config. {remedy} (or converge the "
                 "datasource through grafana_api_datasources, whose secure_json_data goes to Grafana's API only)."
             )
+    from_environment = sorted(
+        {
+            f"grafana_ini [{section}] {key}"
+            for section, key, value in _ini_settings(settings)
+            if isinstance(value, str) and ENVIRONMENT_EXPANSION.search(value)
+        }
+        | {
+            f"grafana_datasources entry {source.get('name')}"
+            for source in settings.get("grafana_datasources") or []
+            if isinstance(source, Mapping) and any(ENVIRONMENT_EXPANSION.search(text) for text in _texts(source))
+        }
+    )
+    if from_environment:
+        problems.append(
+            f"{', '.join(from_environment)} read an environment variable ($__env{{...}} or ${{...}}), which the "
+            f"Grafana pod's environment never holds on Kubernetes, so Grafana would get an empty value. {remedy}."
+        )
     return problems
+
+
+def _texts(value: Any) -> list[str]:
+    """Every string in a value, however deeply nested."""
+    if isinstance(value, Mapping):
+        return [text for item in value.values() for text in _texts(item)]
+    if isinstance(value, list | tuple):
+        return [text for item in value for text in _texts(item)]
+    return [value] if isinstance(value, str) else []
 
 
 def _file_expansions(value: Any) -> list[str]:
     """The paths of every $__file{...} in a value, however deeply nested."""
-    if isinstance(value, Mapping):
-        return [path for item in value.values() for path in _file_expansions(item)]
-    if isinstance(value, list | tuple):
-        return [path for item in value for path in _file_expansions(item)]
-    return FILE_EXPANSION.findall(value) if isinstance(value, str) else []
+    return [path for text in _texts(value) for path in FILE_EXPANSION.findall(text)]
 
 
 def _secret_name_problems(settings: Mapping[str, Any]) -> list[str]:
@@ -265,6 +300,11 @@ def _secret_name_problems(settings: Mapping[str, Any]) -> list[str]:
         for name in names
         if not SECRET_NAME.match(name)
     ]
+    empty = [str(name) for name, value in secrets.items() if not isinstance(value, str | int | float) or value == ""]
+    if empty:
+        problems.append(
+            f"grafana_secrets gives {', '.join(empty)} no value, or one that is not text: each needs its credential"
+        )
     taken = [name for name in names if name in ROLE_SECRET_NAMES]
     if taken:
         problems.append(
@@ -272,7 +312,9 @@ def _secret_name_problems(settings: Mapping[str, Any]) -> list[str]:
             "grafana_admin_password and grafana_influxdb_password); choose another name"
         )
     secrets_dir = str(settings.get("grafana_secrets_dir") or "/etc/grafana/secrets").rstrip("/")
-    known = set(names) | set(ROLE_SECRET_NAMES)
+    # The role writes influxdb_password only when the datasource has a password.
+    written = {"admin_password"} | ({"influxdb_password"} if settings.get("grafana_influxdb_password") else set())
+    known = set(names) | written
     referring = {
         "grafana_ini": settings.get("grafana_ini") or {},
         "grafana_datasources": settings.get("grafana_datasources") or [],

@@ -201,15 +201,24 @@ def apt_source_files(source: Mapping[str, Any], path: str, replaced: Any, header
         raise AnsibleFilterError(
             f"apt source {path}: unknown fields {unknown or 'none'}, missing fields {missing or 'none'}"
         )
+    values = {
+        name: [str(item) for item in (source[name] if isinstance(source[name], list | tuple) else [source[name]])]
+        for name in DEB822_FIELDS
+        if source.get(name) not in (None, "", [])
+    }
+    for name, items in values.items():
+        if any(not item or item != item.strip() or any(mark.isspace() for mark in item) for item in items):
+            raise AnsibleFilterError(f"apt source {path}: {name} has an empty value or one with spaces: {items}")
+    # sources.list(5): a suite that ends in '/' is a flat repository's path, and then no component may follow; any
+    # other suite needs at least one. apt refuses the file otherwise, and then reads no source at all.
+    flat = [suite.endswith("/") for suite in values["Suites"]]
+    if any(flat) != all(flat) or all(flat) == bool(values.get("Components")):
+        raise AnsibleFilterError(
+            f"apt source {path}: a suite ending in '/' (a flat repository) takes no components, any other suite at "
+            f"least one; got Suites {values['Suites']} and Components {values.get('Components', [])}"
+        )
     lines = [f"# {line}".rstrip() for line in header.splitlines()]
-    for name in DEB822_FIELDS:
-        value = source.get(name)
-        if value in (None, "", []):
-            continue
-        text = " ".join(str(item) for item in value) if isinstance(value, list | tuple) else str(value)
-        if "\n" in text or "\r" in text:
-            raise AnsibleFilterError(f"apt source {path}: {name} spans lines")
-        lines.append(f"{name}: {text}")
+    lines += [f"{name}: {' '.join(items)}" for name, items in values.items()]
     own = {"path": path, "owner": "root", "group": "root", "mode": "0644", "content": "\n".join(lines) + "\n"}
     return [{"path": str(file), "state": "absent"} for file in replaced or []] + [own]
 

@@ -164,9 +164,19 @@ def test_the_roles_own_source_is_never_removed(case: Case) -> None:
     [
         ({"Types": "deb", "URIs": "https://x"}, "missing fields ['Suites']"),
         ({"Types": "deb", "URIs": "https://x", "Suites": "/", "Trusted": "yes"}, "unknown fields ['Trusted']"),
-        ({"Types": "deb", "URIs": "https://x\nTrusted: yes", "Suites": "/"}, "URIs spans lines"),
+        ({"Types": "deb", "URIs": "https://x\nTrusted: yes", "Suites": "/"}, "URIs has an empty value or one with"),
+        ({"Types": "deb", "URIs": "https://x", "Suites": [""], "Components": "main"}, "Suites has an empty value"),
+        ({"Types": "deb", "URIs": "https://x", "Suites": "stable"}, "any other suite at least one"),
+        ({"Types": "deb", "URIs": "https://x", "Suites": "/", "Components": "main"}, "takes no components"),
     ],
-    ids=["a required field missing", "a field apt would trust blindly", "a value that adds a line"],
+    ids=[
+        "a required field missing",
+        "a field apt would trust blindly",
+        "a value that adds a line",
+        "an empty suite",
+        "a suite without components",
+        "a flat repository with components",
+    ],
 )
 def test_a_source_apt_would_misread_is_refused(source: dict[str, str], message: str) -> None:
     with pytest.raises(AnsibleFilterError, match=re.escape(message)):

@@ -309,26 +309,40 @@ def test_file_and_environment_references_expand_like_grafana(launcher: ModuleTyp
     )
 
 
-def test_a_provisioning_reload_reads_the_changed_files_again(launcher: ModuleType, tmp_path: Path) -> None:
+def test_a_file_that_grafana_ini_names_and_that_is_missing_stops_the_start(
+    launcher: ModuleType, tmp_path: Path
+) -> None:
+    ini = f"[smtp]\npassword = $__file{{{tmp_path / 'missing'}}}\n"
+
+    with pytest.raises(SystemExit, match=r"Failed to expand \[smtp\] password"):
+        launcher.read_settings({}, ini)
+
+
+def test_a_provisioning_reload_updates_the_datasources_of_the_files_and_keeps_the_others(
+    launcher: ModuleType, tmp_path: Path
+) -> None:
     from tests.grafana_double import GrafanaDouble, JsonApi, basic_auth
 
     (tmp_path / "datasources").mkdir()
     source = tmp_path / "datasources/influxdb.yaml"
-    source.write_text("apiVersion: 1\ndatasources:\n  - {name: InfluxDB, type: influxdb, uid: influx, url: http://a}\n")
+    entry = "  - {{name: {name}, type: {name}, uid: {name}, url: {url}}}\n"
+    source.write_text(
+        "datasources:\n" + entry.format(name="influx", url="http://a") + entry.format(name="loki", url="x")
+    )
     settings = launcher.Settings(provisioning=tmp_path)
     with GrafanaDouble(password="pw", token=None) as double:
         launcher._provision(double, settings, {})
         double.routes.append(launcher.reload_route(double, settings, {}))
         api = JsonApi(double.url, basic_auth("admin", "pw"))
-        source.write_text(
-            "apiVersion: 1\ndatasources:\n  - {name: InfluxDB, type: influxdb, uid: influx, url: http://b}\n"
-        )
+        # One changed, the other dropped from the files: Grafana updates the first and keeps the second.
+        source.write_text("datasources:\n" + entry.format(name="influx", url="http://b"))
         before = api("GET", "/api/datasources/uid/influx")[1]["url"]
         status, answer = api("POST", "/api/admin/provisioning/datasources/reload")
         after = api("GET", "/api/datasources/uid/influx")[1]
+        kept = api("GET", "/api/datasources/uid/loki")[0]
 
     assert (before, status, answer["message"]) == ("http://a", 200, "Datasources config reloaded")
-    assert (after["url"], after["readOnly"]) == ("http://b", True)
+    assert (after["url"], after["readOnly"], kept) == ("http://b", True, 200)
 
 
 def test_provisioned_datasources_and_dashboards_are_read(launcher: ModuleType, tmp_path: Path) -> None:

@@ -295,6 +295,26 @@ REFUSALS: dict[str, tuple[dict[str, Any], list[str]]] = {
         {"grafana_secrets": {"admin_password": CLEAR_SECRET}},
         ["grafana_secrets names admin_password, a file of the role's own"],
     ),
+    "environment on kubernetes": (
+        {"grafana_platform": "kubernetes", "grafana_ini": {"auth.generic_oauth": {"client_secret": "${OAUTH}"}}},
+        ["grafana_ini [auth.generic_oauth] client_secret read an environment variable", "an empty value"],
+    ),
+    "credential inside a url on kubernetes": (
+        {
+            "grafana_platform": "kubernetes",
+            "grafana_ini": {"database": {"url": f"mysql://grafana:{CLEAR_SECRET}@db/g"}},
+        },
+        ["grafana_ini [database] url holds a credential in the clear"],
+    ),
+    "secret without a value": ({"grafana_secrets": {"smtp_password": ""}}, ["grafana_secrets gives smtp_password no"]),
+    "file the role does not write": (
+        {
+            "grafana_influxdb_user": "",
+            "grafana_influxdb_password": "",
+            "grafana_ini": {"x": {"password": "$__file{/etc/grafana/secrets/influxdb_password}"}},
+        },
+        ["refers to $__file{/etc/grafana/secrets/influxdb_password}"],
+    ),
     "secret name outside the directory": (
         {"grafana_secrets": {"../grafana.ini": CLEAR_SECRET}},
         ["grafana_secrets names the file '../grafana.ini'"],
@@ -309,13 +329,15 @@ ACCEPTED: dict[str, dict[str, Any]] = {
         "grafana_secrets": {"smtp_password": CLEAR_SECRET},
         "grafana_ini": {
             "smtp": {"password": "$__file{/etc/grafana/secrets/smtp_password}", "enabled": True},
-            "auth.generic_oauth": {"use_refresh_token": True, "client_secret": "$__env{OAUTH_SECRET}"},
+            "auth.generic_oauth": {"use_refresh_token": "true", "token_url": "https://sso.lab/token"},
+            "database": {"url": "postgres://grafana@db.lab:5432/grafana"},
         },
         "grafana_datasources": [
             {
                 "name": "Loki",
                 "type": "loki",
-                "secureJsonData": {"basicAuthPassword": "$__file{/etc/grafana/secrets/smtp_password}"},
+                "jsonData": {"httpHeaderName1": "Authorization"},
+                "secureJsonData": {"httpHeaderValue1": "Bearer $__file{/etc/grafana/secrets/smtp_password}"},
             }
         ],
     },

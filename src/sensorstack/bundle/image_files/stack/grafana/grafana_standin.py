@@ -13,7 +13,8 @@ It reads what the grafana/grafana image reads for that part:
 - GF_<NAME>__FILE: the variable's value from that file (Docker and Kubernetes secrets), as /run.sh does;
 - GF_PATHS_PROVISIONING: datasources/*.yaml and dashboards/*.yaml (file providers), with $VAR, ${VAR},
   $__env{VAR} and $__file{path} expanded; what they provision is read-only through the API, as in Grafana, and
-  POST /api/admin/provisioning/{datasources,dashboards}/reload provisions them again from the files.
+  POST /api/admin/provisioning/{datasources,dashboards}/reload provisions them again from the files (datasources
+  inserted or updated by name, dashboards replaced by those of the files).
 
 Runs with the image's python3 and the double's package beside this file; the functions above ``serve`` are pure.
 """
@@ -93,9 +94,16 @@ def expand_ini_value(text: str, environ: Mapping[str, str]) -> str:
 
 
 def read_settings(environ: Mapping[str, str], ini_text: str) -> Settings:
-    """The settings from grafana.ini's text, each overridden by its GF_<SECTION>_<KEY> variable."""
+    """The settings from grafana.ini's text, each overridden by its GF_<SECTION>_<KEY> variable. Like Grafana, every
+    value's expansion is read at start, and a file one names that cannot be read stops the server."""
     parser = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"), strict=False)
     parser.read_string("[__top__]\n" + ini_text)
+    for section in parser.sections():
+        for key, text in parser.items(section):
+            try:
+                expand_ini_value(text, environ)
+            except OSError as error:
+                raise SystemExit(f"Failed to expand [{section}] {key}: {error}") from error
 
     def value(section: str, key: str, default: str) -> str:
         override = environ.get(_environment_key(section, key))
@@ -210,23 +218,20 @@ def _double(settings: Settings) -> Any:
 PROVISIONED_KINDS = ("datasources", "dashboards")
 
 
-def _forget_provisioned(double: Any, kind: str) -> None:
-    """Drop what the provisioning files made of one kind, before they are read again."""
+def _forget_provisioned_dashboards(double: Any) -> None:
+    """A file provider's dashboards are its files': one whose file is gone goes too (disableDeletion false)."""
     with double.lock:
         for org in double.state.orgs.values():
-            if kind == "datasources":
-                for uid in [uid for uid, item in org.datasources.items() if item.fields["readOnly"]]:
-                    del org.datasources[uid]
-            else:
-                for uid in [uid for uid, item in org.dashboards.items() if item.provisioned]:
-                    del org.dashboards[uid]
+            for uid in [uid for uid, item in org.dashboards.items() if item.provisioned]:
+                del org.dashboards[uid]
 
 
 def reload_route(double: Any, settings: Settings, environ: Mapping[str, str]) -> tuple[str, Any, Any]:
     """POST /api/admin/provisioning/<kind>/reload: the files of that kind provisioned again, as Grafana does."""
 
     def reload(org: Any, who: Any, query: Any, body: Any, kind: str) -> dict[str, str]:
-        _forget_provisioned(double, kind)
+        if kind == "dashboards":
+            _forget_provisioned_dashboards(double)
         _provision(double, settings, environ, kinds=(kind,))
         return {"message": f"{kind.capitalize()} config reloaded"}
 
@@ -245,10 +250,16 @@ def _provision(
 
 
 def _provision_datasources(double: Any, settings: Settings, environ: Mapping[str, str]) -> None:
+    """Each datasource of the files inserted, or updated in place by name as Grafana does; one no longer in the files
+    stays (Grafana deletes only those named in deleteDatasources, which the role does not write)."""
     for org_id, datasource in provisioned_datasources(settings.provisioning, environ):
         if org_id not in double.state.orgs:
             print(f"provisioning: skipped datasource {datasource.get('name')!r} of unknown org {org_id}", flush=True)
             continue
+        with double.lock:
+            org = double.state.orgs[org_id]
+            for uid in [uid for uid, item in org.datasources.items() if item.fields["name"] == datasource.get("name")]:
+                del org.datasources[uid]
         double.add_provisioned_datasource(datasource, org_id=org_id)
 
 
