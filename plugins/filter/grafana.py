@@ -300,10 +300,11 @@ def _secret_name_problems(settings: Mapping[str, Any]) -> list[str]:
         for name in names
         if not SECRET_NAME.match(name)
     ]
-    empty = [str(name) for name, value in secrets.items() if not isinstance(value, str | int | float) or value == ""]
+    # Not "is a str": a vaulted value may reach the filter still encrypted, as a type of its own.
+    empty = [str(name) for name, value in secrets.items() if value in (None, "") or isinstance(value, Mapping | list)]
     if empty:
         problems.append(
-            f"grafana_secrets gives {', '.join(empty)} no value, or one that is not text: each needs its credential"
+            f"grafana_secrets gives {', '.join(empty)} no value, or a list or mapping: each needs its credential"
         )
     taken = [name for name in names if name in ROLE_SECRET_NAMES]
     if taken:
