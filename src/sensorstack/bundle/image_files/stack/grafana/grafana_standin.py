@@ -82,26 +82,32 @@ def _environment_key(section: str, key: str) -> str:
 _INI_EXPANSION = re.compile(r"\$__(?P<kind>env|file)\{(?P<name>[^}]*)\}")
 
 
+def _file_text(path: str) -> str:
+    """What $__file{path} expands to, in grafana.ini and in provisioning files: the file's text, trimmed."""
+    return Path(path).read_text().strip()
+
+
 def expand_ini_value(text: str, environ: Mapping[str, str]) -> str:
-    """Grafana's expansion of a grafana.ini value: $__env{VAR} and $__file{path} (the file's text, trimmed)."""
+    """Grafana's expansion of a grafana.ini value: $__env{VAR} and $__file{path}."""
 
     def replace(match: re.Match[str]) -> str:
         if match.group("kind") == "env":
             return environ.get(match.group("name"), "")
-        return Path(match.group("name")).read_text().strip()
+        return _file_text(match.group("name"))
 
     return _INI_EXPANSION.sub(replace, text)
 
 
 def read_settings(environ: Mapping[str, str], ini_text: str) -> Settings:
     """The settings from grafana.ini's text, each overridden by its GF_<SECTION>_<KEY> variable. Like Grafana, every
-    value's expansion is read at start, and a file one names that cannot be read stops the server."""
+    value is expanded at start, and a file one names that cannot be read stops the server."""
     parser = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"), strict=False)
     parser.read_string("[__top__]\n" + ini_text)
+    expanded: dict[tuple[str, str], str] = {}
     for section in parser.sections():
         for key, text in parser.items(section):
             try:
-                expand_ini_value(text, environ)
+                expanded[section, key] = expand_ini_value(text.strip(), environ)
             except OSError as error:
                 raise SystemExit(f"Failed to expand [{section}] {key}: {error}") from error
 
@@ -109,8 +115,7 @@ def read_settings(environ: Mapping[str, str], ini_text: str) -> Settings:
         override = environ.get(_environment_key(section, key))
         if override is not None:
             return override
-        found = expand_ini_value(parser.get(section, key, fallback="").strip(), environ)
-        return found or default
+        return expanded.get((section, key)) or default
 
     return Settings(
         admin_user=value("security", "admin_user", "admin"),
@@ -136,7 +141,7 @@ def expand(text: str, environ: Mapping[str, str]) -> str:
         if match.group(0) == "$$":
             return "$"
         if match.group("file") is not None:
-            return Path(match.group("file")).read_text().strip()
+            return _file_text(match.group("file"))
         name = match.group("env") or match.group("braced") or match.group("plain")
         return environ.get(name, "")
 
