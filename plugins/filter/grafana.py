@@ -39,8 +39,9 @@ ENVIRONMENT_EXPANSION = re.compile(r"\$__env\{[^}]*\}|\$\{[^}]*\}")
 FILE_EXPANSION = re.compile(r"\$__file\{([^}]*)\}")
 BOOLEAN_TEXT = ("true", "false", "yes", "no", "on", "off", "0", "1")
 SECRET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
-# The files the role writes into the secrets directory itself (vars/main.yml).
+# The files the role writes into the secrets directory itself, and that directory (vars/main.yml).
 ROLE_SECRET_NAMES = ("admin_password", "influxdb_password")
+DEFAULT_SECRETS_DIR = "/etc/grafana/secrets"
 
 
 def ini_value(section: str, key: str, value: Any) -> str:
@@ -196,6 +197,10 @@ def _folder_problems(settings: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _secrets_dir(settings: Mapping[str, Any]) -> str:
+    return str(settings.get("grafana_secrets_dir") or DEFAULT_SECRETS_DIR).rstrip("/")
+
+
 def _holds_a_secret_in_the_clear(value: Any) -> bool:
     if value is None or isinstance(value, bool | int | float):
         return False
@@ -234,20 +239,20 @@ def _clear_secret_problems(settings: Mapping[str, Any]) -> list[str]:
     there in the clear is readable by whoever may read the namespace's ConfigMaps."""
     if settings.get("grafana_platform") != "kubernetes":
         return []
-    secrets_dir = str(settings.get("grafana_secrets_dir") or "/etc/grafana/secrets")
+    secrets_dir = _secrets_dir(settings)
     remedy = (
         "Put the value in grafana_secrets (a name: the vaulted value), which the role places in the Secret grafana, "
         f"and write the setting as $__file{{{secrets_dir}/<name>}}, which Grafana reads from that file"
     )
+    ini = _ini_settings(settings)
+    sources = [source for source in settings.get("grafana_datasources") or [] if isinstance(source, Mapping)]
     problems = [
         f"grafana_ini [{section}] {key} holds a credential in the clear, and on Kubernetes grafana.ini is the "
         f"ConfigMap grafana-config. {remedy}."
-        for section, key, value in _ini_settings(settings)
+        for section, key, value in ini
         if (SECRET_SETTING.search(key) and _holds_a_secret_in_the_clear(value)) or _embeds_a_credential(value)
     ]
-    for source in settings.get("grafana_datasources") or []:
-        if not isinstance(source, Mapping):
-            continue
+    for source in sources:
         fields = [field for field, value in _datasource_secrets(source) if _holds_a_secret_in_the_clear(value)]
         if fields:
             problems.append(
@@ -258,13 +263,13 @@ def _clear_secret_problems(settings: Mapping[str, Any]) -> list[str]:
     from_environment = sorted(
         {
             f"grafana_ini [{section}] {key}"
-            for section, key, value in _ini_settings(settings)
+            for section, key, value in ini
             if isinstance(value, str) and ENVIRONMENT_EXPANSION.search(value)
         }
         | {
             f"grafana_datasources entry {source.get('name')}"
-            for source in settings.get("grafana_datasources") or []
-            if isinstance(source, Mapping) and any(ENVIRONMENT_EXPANSION.search(text) for text in _texts(source))
+            for source in sources
+            if any(ENVIRONMENT_EXPANSION.search(text) for text in _texts(source))
         }
     )
     if from_environment:
@@ -312,7 +317,7 @@ def _secret_name_problems(settings: Mapping[str, Any]) -> list[str]:
             f"grafana_secrets names {', '.join(taken)}, a file of the role's own ({', '.join(ROLE_SECRET_NAMES)}: "
             "grafana_admin_password and grafana_influxdb_password); choose another name"
         )
-    secrets_dir = str(settings.get("grafana_secrets_dir") or "/etc/grafana/secrets").rstrip("/")
+    secrets_dir = _secrets_dir(settings)
     # The role writes influxdb_password only when the datasource has a password.
     written = {"admin_password"} | ({"influxdb_password"} if settings.get("grafana_influxdb_password") else set())
     known = set(names) | written
