@@ -22,6 +22,7 @@ ENTRY_OPTIONS: dict[str, dict[str, Any]] = {
     "group": {"type": "str"},
     "mode": {"type": "raw"},
     "validate": {"type": "str"},
+    "exclusive": {"type": "bool", "default": False},
 }
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "files": {"type": "list", "elements": "dict", "required": True, "options": ENTRY_OPTIONS},
@@ -43,6 +44,7 @@ class Entry:
     group: str | None = None
     mode: str | None = None
     validate: str | None = None
+    exclusive: bool = False
 
     def file_arguments(self, path: str | None = None) -> dict[str, Any]:
         """The attributes in the form AnsibleModule.set_fs_attributes_if_different takes them."""
@@ -96,6 +98,9 @@ def build_entries(
             problems.append(f"{where}: content is for state=file, not state={state}")
         if validate is not None and state != "file":
             problems.append(f"{where}: validate is for state=file, not state={state}")
+        exclusive = bool(item.get("exclusive"))
+        if exclusive and state != "directory":
+            problems.append(f"{where}: exclusive is for state=directory, not state={state}")
         if validate is not None and "%s" not in validate:
             problems.append(f"{where}: validate must contain %s, the place of the file to check")
         default_mode = directory_mode if state == "directory" else mode
@@ -108,9 +113,24 @@ def build_entries(
                 group=item.get("group") or group,
                 mode=_mode(item["mode"] if item.get("mode") is not None else default_mode),
                 validate=validate,
+                exclusive=exclusive,
             )
         )
     return entries, problems
+
+
+def strays(directory: str, names: Iterable[str], entries: Iterable[Entry]) -> list[str]:
+    """What an exclusive ``directory`` holds (``names``, its listing) that the task does not place, as paths.
+
+    A name is left to the task when it is an entry (an absent one removes itself) or lies on the way to one (a folder
+    holding a listed file).
+    """
+    kept: set[str] = set()
+    for path in (entry.path for entry in entries):
+        relative = posixpath.relpath(path, directory)
+        if relative != "." and not relative.startswith("../"):
+            kept.add(relative.split("/", 1)[0])
+    return [posixpath.join(directory, name) for name in sorted(names) if name not in kept]
 
 
 def content_summary(content: str | None) -> str | None:

@@ -10,7 +10,8 @@ description:
   - Walks O(files) in order. A V(file) entry gets O(files[].content) when its text differs, written to a temporary
     file next to it, given its owner, group and mode, checked by O(files[].validate) and renamed over the old one,
     so a reader never sees a half-written file or, for a secret, a file with the wrong mode. A V(directory) entry is
-    created (with its parents) when missing; an V(absent) entry is removed, a directory with what it holds.
+    created (with its parents) when missing; an V(absent) entry is removed, a directory with what it holds. An
+    V(exclusive) directory then loses whatever it holds that no entry of the task places.
     Owner, group and mode are set where they differ.
   - One module run for all the paths, where one M(ansible.builtin.template) or M(ansible.builtin.copy) task costs
     two module runs per path and one M(ansible.builtin.file) task one, on every run, changed or not.
@@ -65,6 +66,14 @@ options:
             path goes (as for M(ansible.builtin.copy)). When it fails, the file keeps its old content and the task
             fails with the command's output. Runs only when the content changes.
         type: str
+      exclusive:
+        description:
+          - For a V(directory) entry; the directory keeps only what the task places in it. After every entry is
+            handled, anything else it holds directly (a file, a link, a folder with what is in it) is removed and
+            reported among RV(changed_paths). A folder on the way to a listed path stays.
+          - For a directory the role owns as a whole, so that a file dropped from the task's list goes too.
+        type: bool
+        default: false
   owner:
     description: The owner of every entry that names none.
     type: str
@@ -149,6 +158,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.files import (  # 
     Entry,
     build_entries,
     content_summary,
+    strays,
     text_diff,
 )
 from ansible_collections.sensorstack.iot.plugins.module_utils.text_file import write_replacement  # noqa: E402
@@ -222,6 +232,20 @@ def ensure_directory(module: AnsibleModule, entry: Entry) -> bool:
     return module.set_fs_attributes_if_different(entry.file_arguments(), created)
 
 
+def remove_strays(module: AnsibleModule, directory: Entry, entries: list[Entry]) -> list[str]:
+    """Remove what the exclusive directory holds that no entry places; the removed paths."""
+    if not os.path.isdir(directory.path):
+        return []  # check mode: the directory is still to be created, and holds nothing
+    try:
+        names = os.listdir(directory.path)
+    except OSError as error:
+        module.fail_json(msg=f"cannot list {directory.path}: {to_native(error)}", path=directory.path)
+    removed = strays(directory.path, names, entries)
+    for path in removed:
+        ensure_absent(module, Entry(path=path, state="absent"))
+    return removed
+
+
 def ensure_absent(module: AnsibleModule, entry: Entry) -> bool:
     if not os.path.lexists(entry.path):
         return False
@@ -256,6 +280,9 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         else:
             changed = ensure_absent(module, entry)
         results.append({"path": entry.path, "state": entry.state, "changed": changed})
+    for directory in (entry for entry in entries if entry.exclusive):
+        removed = remove_strays(module, directory, entries)
+        results += [{"path": path, "state": "absent", "changed": True} for path in removed]
     changed_paths = [result["path"] for result in results if result["changed"]]
     outcome: dict[str, Any] = {"changed": bool(changed_paths), "changed_paths": changed_paths, "results": results}
     if module._diff:

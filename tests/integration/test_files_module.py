@@ -126,6 +126,25 @@ def test_absent_removes_a_file_and_a_directory_with_what_it_holds(tmp_path: Path
     assert not place(files=[{"path": str(tmp_path / "app"), "state": "absent"}])["changed"]
 
 
+def test_an_exclusive_directory_loses_what_the_task_no_longer_places(tmp_path: Path) -> None:
+    def task(*names: str) -> dict[str, Any]:
+        files = [{"path": str(tmp_path / "app"), "state": "directory", "exclusive": True}]
+        return {"files": files + [{"path": str(tmp_path / "app" / name), "content": f"{name}\n"} for name in names]}
+
+    assert place(**task("a.conf", "b.crt"))["changed"]
+    (tmp_path / "app/by-hand").mkdir()
+    (tmp_path / "app/by-hand/note").write_text("x\n")
+    (tmp_path / "outside.conf").write_text("kept\n")
+    preview = place(check=True, **task("a.conf"))
+    assert preview["changed_paths"] == [str(tmp_path / "app/b.crt"), str(tmp_path / "app/by-hand")]
+    assert (tmp_path / "app/b.crt").exists(), "check mode removes nothing"
+    result = place(**task("a.conf"))
+    assert result["changed_paths"] == [str(tmp_path / "app/b.crt"), str(tmp_path / "app/by-hand")]
+    assert sorted(os.listdir(tmp_path / "app")) == ["a.conf"]
+    assert (tmp_path / "outside.conf").read_text() == "kept\n"
+    assert not place(**task("a.conf"))["changed"]
+
+
 def test_bad_entries_are_named_and_nothing_is_written(tmp_path: Path) -> None:
     result = place(
         files=[

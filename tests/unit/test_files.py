@@ -8,6 +8,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.files import (
     Entry,
     build_entries,
     content_summary,
+    strays,
     text_diff,
 )
 
@@ -56,6 +57,7 @@ def test_every_mistake_is_named_with_its_entry_before_anything_changes() -> None
             {"path": "/etc/gone", "state": "absent", "validate": "true %s"},
             {"path": "/etc/twice/", "content": "x"},
             {"path": "/etc/twice", "content": "y"},
+            {"path": "/etc/only", "content": "x", "exclusive": True},
         ]
     )
     assert problems == [
@@ -65,6 +67,27 @@ def test_every_mistake_is_named_with_its_entry_before_anything_changes() -> None
         "files[3] (/etc/check): validate must contain %s, the place of the file to check",
         "files[4] (/etc/gone): validate is for state=file, not state=absent",
         "files[6] (/etc/twice): the path is listed twice",
+        "files[7] (/etc/only): exclusive is for state=directory, not state=file",
+    ]
+
+
+def test_an_exclusive_directory_loses_only_what_no_entry_places() -> None:
+    entries, problems = build_entries(
+        [
+            {"path": "/etc/app", "state": "directory", "exclusive": True},
+            {"path": "/etc/app/app.conf", "content": "x"},
+            {"path": "/etc/app/certs/ca.crt", "content": "x"},
+            {"path": "/etc/app/old.conf", "state": "absent"},
+            {"path": "/etc/appendix.conf", "content": "x"},
+        ]
+    )
+    assert problems == []
+    assert entries[0].exclusive and not entries[1].exclusive
+    listing = ["app.conf", "certs", "dropped.crt", "old.conf", "appendix.conf", ".hidden"]
+    assert strays("/etc/app", listing, entries) == [
+        "/etc/app/.hidden",
+        "/etc/app/appendix.conf",
+        "/etc/app/dropped.crt",
     ]
 
 
