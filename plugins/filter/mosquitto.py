@@ -1,19 +1,32 @@
-"""The mosquitto role's semantic checks: what its argument spec cannot say about listeners, TLS and the ACL.
+"""The mosquitto role's semantic checks and its bridges' helpers.
 
 ``sensorstack.iot.mosquitto_problems(settings)`` takes the role's variables as one mapping (``mosquitto_listeners``,
 ``mosquitto_tls_cert``, ``mosquitto_tls_key``, ``mosquitto_tls_ca``, ``mosquitto_acl_patterns``,
-``mosquitto_acl_anonymous``, ``mosquitto_users``) and lists what is wrong, each message naming the variable.
-The role calls it before rendering; the preflight play calls it, through the role's ``validate.yml``, on every
-host that runs the broker before any host changes. Pure; unit-tested in ``tests/unit/test_stack_checks.py``.
+``mosquitto_acl_anonymous``, ``mosquitto_users``, ``mosquitto_bridges``, ``mosquitto_platform``,
+``mosquitto_config_extra``, ``mosquitto_kubernetes_extra_egress``) and lists what is wrong, each message naming the
+variable and never a password. The role calls it before rendering; the preflight play calls it, through the role's
+``validate.yml``, on every host that runs the broker before any host changes. ``mosquitto_bridge_ca_path``,
+``mosquitto_bridge_ca_files`` and ``mosquitto_bridge_egress`` give the bridges' CA files and, on Kubernetes, the
+egress their IP addresses need. Pure; unit-tested in ``tests/unit/test_stack_checks.py`` and
+``tests/unit/test_mosquitto_bridges.py``.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import posixpath
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 ACL_ACCESS = ("read", "write", "readwrite", "deny")
+BRIDGE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+BRIDGE_DIRECTIONS = ("out", "in", "both")
+BRIDGE_PROTOCOLS = ("mqttv31", "mqttv311", "mqttv50")
+BRIDGE_DEFAULT_PORT = 1883
+# mosquitto.conf settings whose value is a credential: on Kubernetes mosquitto.conf is a ConfigMap.
+CREDENTIAL_SETTINGS = ("remote_password", "local_password", "bridge_psk")
 
 
 def _entries(value: Any) -> list[Mapping[str, Any]]:
@@ -65,11 +78,175 @@ def _acl_problems(settings: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def bridge_address(address: str) -> tuple[str, int | None]:
+    """``host[:port]`` as (host, port), the port 1883 when omitted and None when it is not a port number."""
+    host, separator, port = address.rpartition(":")
+    if not separator:
+        return address, BRIDGE_DEFAULT_PORT
+    return host, int(port) if port.isdigit() and 0 < int(port) < 65536 else None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _one_word(value: Any) -> bool:
+    return bool(value) and isinstance(value, str) and not re.search(r"\s", value)
+
+
+def _bridge_topic_problems(where: str, topics: Any) -> list[str]:
+    entries = _entries(topics)
+    if not entries:
+        return [f"{where}: topics must list at least one {{pattern}}"]
+    problems = []
+    for topic in entries:
+        pattern = topic.get("pattern")
+        if not _one_word(pattern):
+            problems.append(f"{where}: a topic pattern must be one word without spaces (got {pattern!r})")
+        if topic.get("direction", "out") not in BRIDGE_DIRECTIONS:
+            problems.append(
+                f"{where}: the topic {pattern} has direction {topic.get('direction')!r}; use out, in or both"
+            )
+        if str(topic.get("qos", 1)) not in ("0", "1", "2"):
+            problems.append(f"{where}: the topic {pattern} has qos {topic.get('qos')!r}; use 0, 1 or 2")
+        for key in ("local_prefix", "remote_prefix"):
+            prefix = topic.get(key) or ""
+            if prefix and (not _one_word(prefix) or "+" in prefix or "#" in prefix):
+                problems.append(f"{where}: the topic {pattern} has {key} {prefix!r}: one word, no + or #")
+    return problems
+
+
+def _bridge_dir_problems(settings: Mapping[str, Any]) -> list[str]:
+    """The bridges' folder is the role's whole (removed when no bridge is left): never the configuration's folder."""
+    folder = str(settings.get("mosquitto_bridge_dir") or "")
+    config = posixpath.normpath(str(settings.get("mosquitto_config_dir") or "/"))
+    if not posixpath.isabs(folder):
+        return [f"mosquitto_bridge_dir must be an absolute path (got {folder!r})"]
+    folder = posixpath.normpath(folder)
+    if folder == config or config.startswith(folder.rstrip("/") + "/"):
+        return [
+            f"mosquitto_bridge_dir ({folder}) must be a folder of its own: the role removes what else it holds, and"
+            f" it holds mosquitto_config_dir ({config})"
+        ]
+    return []
+
+
+def _bridge_problems(settings: Mapping[str, Any]) -> list[str]:
+    bridges = _entries(settings.get("mosquitto_bridges"))
+    on_kubernetes = settings.get("mosquitto_platform") == "kubernetes"
+    problems = []
+    names = [str(bridge.get("name") or "") for bridge in bridges]
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1 and name)
+    if repeated:
+        problems.append(f"mosquitto_bridges: the name {', '.join(repeated)} is used by more than one bridge")
+    if "mosquitto_bridge_dir" in settings:
+        problems += _bridge_dir_problems(settings)
+    for index, bridge in enumerate(bridges):
+        name = names[index]
+        where = f"mosquitto_bridges[{name or index}]"
+        if not BRIDGE_NAME.match(name):
+            problems.append(f"{where}: name must be letters, digits, - and _ (got {name!r})")
+        addresses = bridge.get("addresses")
+        if not isinstance(addresses, Sequence) or isinstance(addresses, str) or not addresses:
+            problems.append(f"{where}: addresses must list the remote broker as host[:port]")
+            addresses = []
+        for address in addresses:
+            host, port = bridge_address(str(address))
+            if not _one_word(address) or not host or port is None:
+                problems.append(f"{where}: the address {address!r} is not host[:port] with a port from 1 to 65535")
+            elif on_kubernetes and not _is_ip(host) and not settings.get("mosquitto_kubernetes_extra_egress"):
+                problems.append(
+                    f"{where}: on Kubernetes the namespace denies the broker's egress, and only an IP address is"
+                    f" allowed by itself: add a rule for {host} to mosquitto_kubernetes_extra_egress"
+                )
+        problems += _bridge_topic_problems(where, bridge.get("topics"))
+        for key in ("remote_username", "remote_clientid"):
+            if bridge.get(key) and not _one_word(bridge.get(key)):
+                problems.append(f"{where}: {key} must be one word without spaces")
+        password = bridge.get("remote_password") or ""
+        if password and not bridge.get("remote_username"):
+            problems.append(f"{where}: remote_password needs remote_username")
+        if password and (not isinstance(password, str) or password != password.strip() or "\n" in password):
+            problems.append(f"{where}: remote_password may not start or end with a space or hold a line break")
+        if bridge.get("protocol_version", "mqttv311") not in BRIDGE_PROTOCOLS:
+            problems.append(f"{where}: protocol_version must be one of {', '.join(BRIDGE_PROTOCOLS)}")
+        if any("\n" in str(line) for line in bridge.get("extra") or []):
+            problems.append(f"{where}: each line of extra must be one line")
+    return problems
+
+
+def _credential_settings(lines: Any) -> list[str]:
+    """The credential settings among mosquitto.conf lines (their names: never a value)."""
+    names = [str(line).strip().split(" ", 1)[0] for line in lines or []]
+    return [name for name in names if name in CREDENTIAL_SETTINGS]
+
+
+def _clear_credential_problems(settings: Mapping[str, Any]) -> list[str]:
+    """On Kubernetes mosquitto.conf is a ConfigMap: a credential written into it would be readable there."""
+    if settings.get("mosquitto_platform") != "kubernetes":
+        return []
+    sources = [("mosquitto_config_extra", settings.get("mosquitto_config_extra"))] + [
+        (f"mosquitto_listeners: the listener on port {listener.get('port')}, extra", listener.get("extra"))
+        for listener in _entries(settings.get("mosquitto_listeners"))
+    ]
+    return [
+        f"{variable}: on Kubernetes mosquitto.conf is the ConfigMap mosquitto-config, readable by whoever reads"
+        f" ConfigMaps; declare the bridge with its {setting} in mosquitto_bridges, whose file is a key of the Secret"
+        " mosquitto"
+        for variable, lines in sources
+        for setting in _credential_settings(lines)
+    ]
+
+
 def mosquitto_problems(settings: Mapping[str, Any]) -> list[str]:
-    """Listeners sharing a port, TLS listeners without their files, ACL rules without a topic or a known access."""
-    return _listener_problems(settings) + _acl_problems(settings)
+    """Listeners sharing a port, TLS listeners without their files, ACL rules without a topic or a known access,
+    bridges the broker would refuse or could not reach, and credentials bound for a ConfigMap."""
+    return (
+        _listener_problems(settings)
+        + _acl_problems(settings)
+        + _bridge_problems(settings)
+        + _clear_credential_problems(settings)
+    )
+
+
+def mosquitto_bridge_ca_path(name: str, directory: str) -> str:
+    """Where the CA file of the bridge ``name`` lives."""
+    return f"{directory.rstrip('/')}/{name}.ca.crt"
+
+
+def mosquitto_bridge_ca_files(bridges: Sequence[Mapping[str, Any]], directory: str) -> dict[str, str]:
+    """{path: PEM text} of every bridge with a tls_ca."""
+    return {
+        mosquitto_bridge_ca_path(str(bridge["name"]), directory): str(bridge["tls_ca"]).strip() + "\n"
+        for bridge in bridges
+        if bridge.get("tls_ca")
+    }
+
+
+def mosquitto_bridge_egress(bridges: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """NetworkPolicy egress rules for every bridge address given as an IP address, each on its own port."""
+    rules: list[dict[str, Any]] = []
+    for bridge in bridges:
+        for address in bridge.get("addresses") or []:
+            host, port = bridge_address(str(address))
+            if not _is_ip(host) or port is None:
+                continue
+            cidr = str(ipaddress.ip_network(host))
+            rule = {"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"protocol": "TCP", "port": port}]}
+            if rule not in rules:
+                rules.append(rule)
+    return rules
 
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"mosquitto_problems": mosquitto_problems}
+        return {
+            "mosquitto_problems": mosquitto_problems,
+            "mosquitto_bridge_ca_path": mosquitto_bridge_ca_path,
+            "mosquitto_bridge_ca_files": mosquitto_bridge_ca_files,
+            "mosquitto_bridge_egress": mosquitto_bridge_egress,
+        }

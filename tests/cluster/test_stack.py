@@ -30,7 +30,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.mosquitto_passwd i
 
 from sensorstack import project_root
 
-from .conftest import WORKERS, Cluster
+from .conftest import KUBECTL, WORKERS, Cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -756,3 +756,108 @@ def test_a_user_added_to_the_secret_by_hand_is_removed_and_the_broker_restarted_
     again = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name)
     assert again.returncode == 0, again.tail()
     assert again.changed() == {cluster.control_plane.name: 0}, again.explain()
+
+
+BRIDGE_NAMESPACE = "sensorstack-bridge-remote"
+BRIDGE_PASSWORD = "bridge pass #1 of the cluster"
+BRIDGE_REMOTE = """set -eu
+umask 077
+mosquitto_passwd -b -c /tmp/passwd site-a "$BRIDGE_PASSWORD"
+printf '%s\\n' 'listener 1883' 'allow_anonymous false' 'password_file /tmp/passwd' > /tmp/mosquitto.conf
+exec mosquitto -c /tmp/mosquitto.conf
+"""
+
+
+def bridge_remote(image: str) -> str:
+    """A broker outside the stack's namespace, the remote end of a bridge, with a login of its own."""
+    return yaml.safe_dump_all(
+        [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": BRIDGE_NAMESPACE}},
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "remote", "namespace": BRIDGE_NAMESPACE},
+                "spec": {
+                    "terminationGracePeriodSeconds": 0,
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 1883,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "mosquitto",
+                            "image": image,
+                            "command": ["sh", "-c", BRIDGE_REMOTE],
+                            "env": [{"name": "BRIDGE_PASSWORD", "value": BRIDGE_PASSWORD}],
+                            "readinessProbe": {"tcpSocket": {"port": 1883}, "periodSeconds": 2},
+                            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                        }
+                    ],
+                },
+            },
+        ]
+    )
+
+
+def test_a_bridge_forwards_readings_with_its_password_in_the_secret_alone(cluster: Cluster) -> None:
+    """mosquitto_bridges on Kubernetes: the bridges' file is a key of the Secret mosquitto (mosquitto.conf, a ConfigMap,
+    only includes its folder), and the policy mosquitto-egress lets the broker reach the remote's IP address, which
+    the namespace's default deny would drop. A reading a device publishes reaches the remote under the prefix."""
+    namespace = f"--namespace={NAMESPACE}"
+    image = cluster.kubectl_json(namespace, "get", "deployment", "mosquitto")["spec"]["template"]["spec"]["containers"][
+        0
+    ]["image"]
+    manifests = bridge_remote(image)
+    cluster.kubectl("apply", "--filename=-", stdin=manifests)
+    try:
+        cluster.kubectl(
+            f"--namespace={BRIDGE_NAMESPACE}", "wait", "--for=condition=Ready", "pod/remote", "--timeout=300s"
+        )
+        remote_ip = cluster.kubectl_json(f"--namespace={BRIDGE_NAMESPACE}", "get", "pod", "remote")["status"]["podIP"]
+        bridge = {
+            "name": "remote",
+            "addresses": [f"{remote_ip}:1883"],
+            "topics": [{"pattern": "sensors/#", "remote_prefix": "bridged/"}],
+            "remote_username": "site-a",
+            "remote_password": BRIDGE_PASSWORD,
+        }
+        extra = json.dumps({"mosquitto_bridges": [bridge]})
+        run = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name, "--extra-vars", extra)
+        assert run.returncode == 0, run.tail()
+        assert BRIDGE_PASSWORD not in run.output
+
+        config = cluster.kubectl_json(namespace, "get", "configmap", "mosquitto-config")["data"]["mosquitto.conf"]
+        assert "include_dir /etc/mosquitto/bridges" in config and BRIDGE_PASSWORD not in config
+        held = cluster.kubectl_json(namespace, "get", "secret", "mosquitto")["data"]
+        assert f"remote_password {BRIDGE_PASSWORD}" in b64decode(held["bridges.bridges.conf"]).decode()
+        egress = cluster.kubectl_json(namespace, "get", "networkpolicy", "mosquitto-egress")["spec"]["egress"]
+        assert egress == [
+            {"to": [{"ipBlock": {"cidr": f"{remote_ip}/32"}}], "ports": [{"protocol": "TCP", "port": 1883}]}
+        ]
+
+        subscriber = subprocess.Popen(
+            [
+                "docker", "exec", cluster.control_plane.container, *KUBECTL,
+                f"--namespace={BRIDGE_NAMESPACE}", "exec", "remote", "--", "sh", "-c",
+                'mosquitto_sub -u site-a -P "$BRIDGE_PASSWORD" -t "bridged/#" -v -C 1 -W 120',
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        publisher = start_publisher(cluster, "bridge-probe", count=100, pause=1)
+        try:
+            received, _ = subscriber.communicate(timeout=150)
+        finally:
+            publisher.kill()
+            publisher.wait()
+        assert subscriber.returncode == 0, received
+        assert received.startswith("bridged/sensors/lab-device-1/bridge-probe {"), received
+    finally:
+        back = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name)
+        cluster.kubectl("delete", "--filename=-", "--wait=false", stdin=manifests)
+    assert back.returncode == 0, back.tail()
+    assert not cluster.kubectl_json(namespace, "get", "networkpolicy", "mosquitto-egress")["spec"].get("egress")
+    assert "bridges.bridges.conf" not in cluster.kubectl_json(namespace, "get", "secret", "mosquitto")["data"]

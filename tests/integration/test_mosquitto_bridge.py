@@ -1,0 +1,236 @@
+"""The mosquitto role's bridges (mosquitto_bridges) on a real systemd host, to a real remote broker over TLS.
+
+The role converges Debian's broker in a lab container (Debian 13, systemd as PID 1) with one bridge to a second
+Mosquitto started by the test on this machine, on the lab network's gateway only (reachable from the lab hosts, not
+from other machines), with a password file of its own and a TLS listener whose certificate a test CA signs. A device
+publishes to the container's broker with paho-mqtt and a client of the remote broker receives the reading under the
+bridge's prefix. The bridge's password (with a space and a #, as vaults hold them) lives only in the bridges' file,
+root's and the broker group's, never in mosquitto.conf.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import queue
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+from sensorstack.lab import containers
+from sensorstack.lab.containers import LAB_CONNECTION
+from tests.tiers import needs
+
+from .ansible_module import free_port
+from .certificates import issue, make_ca
+from .conftest import PlaybookRun, run_playbook, write_inventory
+from .test_mosquitto_broker import wait_until
+
+MOSQUITTO = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin")
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
+pytestmark = needs(MOSQUITTO is None or MOSQUITTO_PASSWD is None, "needs Debian's mosquitto package")
+
+PORT = 1883
+REMOTE_USER = "site-a"
+REMOTE_PASSWORD = "bridge pass #1 of site-a"
+DEVICE = {"name": "alice", "password": "alice-bridge-password-1"}
+BASE: dict[str, Any] = {
+    "mosquitto_users": [
+        DEVICE,
+        {"name": "telegraf", "password": "telegraf-password-2", "topics": [{"topic": "sensors/#", "access": "read"}]},
+    ],
+}
+PLAYBOOK = [{"name": "Converge the broker", "hosts": "all", "gather_facts": True, "roles": [{"role": "mosquitto"}]}]
+
+
+@dataclass
+class Remote:
+    """The broker at the other end of the bridge, on the lab network's gateway."""
+
+    address: str
+    port: int
+    ca: Path
+
+    @property
+    def ca_pem(self) -> str:
+        return self.ca.read_text()
+
+
+@dataclass
+class Edge:
+    container: str
+    address: str
+    directory: Path
+
+    def converge(self, variables: dict[str, Any]) -> PlaybookRun:
+        (self.directory / "vars.json").write_text(json.dumps(variables))
+        return run_playbook(
+            str(self.directory / "play.yml"), self.directory / "hosts.yml", "-e", f"@{self.directory / 'vars.json'}"
+        )
+
+    def shell(self, script: str) -> str:
+        done = subprocess.run(["docker", "exec", self.container, "sh", "-c", script], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+
+@pytest.fixture(scope="module")
+def remote() -> Iterator[Remote]:
+    assert MOSQUITTO is not None and MOSQUITTO_PASSWD is not None
+    # Under /tmp, not pytest's own folder: the broker's account must reach its files (nobody may list them).
+    directory = Path(tempfile.mkdtemp(prefix="mosquitto-bridge-remote-"))
+    directory.chmod(0o711)
+    containers.ensure_network()
+    gateway = containers.network_gateway()
+    ca = make_ca(directory, "ca")
+    cert, key = issue(directory, "remote", ca, f"subjectAltName=IP:{gateway}\nextendedKeyUsage=serverAuth\n")
+    passwords = directory / "passwd"
+    subprocess.run([MOSQUITTO_PASSWD, "-b", "-c", str(passwords), REMOTE_USER, REMOTE_PASSWORD], check=True)
+    port = free_port()
+    config = directory / "mosquitto.conf"
+    config.write_text(
+        f"per_listener_settings false\nallow_anonymous false\npassword_file {passwords}\n"
+        f"listener {port} {gateway}\ncertfile {cert}\nkeyfile {key}\n"
+    )
+    if os.geteuid() == 0:
+        # The broker drops to its account before it reads the password file and the key.
+        account = pwd.getpwnam("mosquitto")
+        for path in (passwords, cert, key):
+            os.chown(path, account.pw_uid, account.pw_gid)
+    log = directory / "remote.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: process.poll() is not None or connects(gateway, port), "the remote broker")
+        assert process.poll() is None, log.read_text()
+        yield Remote(gateway, port, ca[1])
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def connects(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex((host, port)) == 0
+
+
+@pytest.fixture(scope="module")
+def edge(lab_host_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Edge:
+    container = lab_host_factory("mosquitto-bridge", "debian13")
+    directory = tmp_path_factory.mktemp("mosquitto-bridge")
+    write_inventory(
+        directory,
+        {
+            "all": {
+                "vars": {"ansible_connection": LAB_CONNECTION, "ansible_python_interpreter": "/usr/bin/python3"},
+                "hosts": {"edge": {"ansible_host": container}},
+            }
+        },
+    )
+    (directory / "play.yml").write_text(yaml.safe_dump(PLAYBOOK, sort_keys=False))
+    inspect = subprocess.run(["docker", "inspect", container], capture_output=True, text=True, check=True)
+    address = next(iter(json.loads(inspect.stdout)[0]["NetworkSettings"]["Networks"].values()))["IPAddress"]
+    return Edge(container, address, directory)
+
+
+def bridged(remote: Remote) -> dict[str, Any]:
+    bridge = {
+        "name": "central",
+        "addresses": [f"{remote.address}:{remote.port}"],
+        "topics": [{"pattern": "sensors/#", "remote_prefix": "site-a/"}],
+        "remote_username": REMOTE_USER,
+        "remote_password": REMOTE_PASSWORD,
+        "tls_ca": remote.ca_pem,
+    }
+    return BASE | {"mosquitto_bridges": [bridge]}
+
+
+def receive_on_remote(remote: Remote, topic: str, publish: Any) -> tuple[str, str]:
+    """Subscribe on the remote broker, call ``publish``, and return the first message that arrives."""
+    messages: queue.Queue[tuple[str, str]] = queue.Queue()
+    subscribed: queue.Queue[bool] = queue.Queue()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bridge-test-{uuid.uuid4().hex[:8]}")
+    client.username_pw_set(REMOTE_USER, REMOTE_PASSWORD)
+    client.tls_set(ca_certs=str(remote.ca))
+    client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+    client.on_subscribe = lambda *_: subscribed.put(True)
+    client.on_message = lambda _c, _u, message: messages.put((message.topic, message.payload.decode()))
+    client.connect(remote.address, remote.port, keepalive=10)
+    client.loop_start()
+    try:
+        subscribed.get(timeout=10)
+        publish()
+        return messages.get(timeout=15)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def publish_on_edge(edge: Edge, topic: str, payload: str) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bridge-device-{uuid.uuid4().hex[:8]}")
+    client.username_pw_set(DEVICE["name"], DEVICE["password"])
+    client.connect(edge.address, PORT, keepalive=10)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=1).wait_for_publish(timeout=10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_a_reading_crosses_the_bridge_whose_password_only_the_bridges_file_holds(edge: Edge, remote: Remote) -> None:
+    run = edge.converge(bridged(remote))
+    assert run.returncode == 0, run.output
+    assert REMOTE_PASSWORD not in run.output
+    payload = json.dumps({"temperature": 21.5, "id": uuid.uuid4().hex})
+    # Published at once: the broker queues a QoS 1 reading for the bridge until it has connected.
+    topic, received = receive_on_remote(
+        remote, "site-a/#", lambda: publish_on_edge(edge, "sensors/alice/room", payload)
+    )
+    assert (topic, received) == ("site-a/sensors/alice/room", payload)
+
+    listing = edge.shell("stat -c '%n %U %G %a' /etc/mosquitto/bridges /etc/mosquitto/bridges/*")
+    assert sorted(listing.splitlines()) == [
+        "/etc/mosquitto/bridges root mosquitto 750",
+        "/etc/mosquitto/bridges/bridges.conf root mosquitto 640",
+        "/etc/mosquitto/bridges/central.ca.crt root mosquitto 640",
+    ]
+    assert f"remote_password {REMOTE_PASSWORD}" in edge.shell("cat /etc/mosquitto/bridges/bridges.conf")
+    config = edge.shell("cat /etc/mosquitto/mosquitto.conf")
+    assert "include_dir /etc/mosquitto/bridges" in config
+    assert REMOTE_PASSWORD not in config
+
+    again = edge.converge(bridged(remote))
+    assert again.returncode == 0, again.output
+    assert again.recap()["edge"]["changed"] == 0, again.output
+
+
+def test_the_bridges_folder_keeps_only_the_roles_files_and_goes_with_the_last_bridge(
+    edge: Edge, remote: Remote
+) -> None:
+    assert edge.converge(bridged(remote)).returncode == 0
+    # A file of bridge settings left there by hand would be read too (include_dir): the role removes it.
+    edge.shell("echo 'connection stray' > /etc/mosquitto/bridges/by-hand.conf")
+    kept = edge.converge(bridged(remote))
+    assert kept.returncode == 0, kept.output
+    assert edge.shell("ls /etc/mosquitto/bridges").split() == ["bridges.conf", "central.ca.crt"]
+    run = edge.converge(BASE)
+    assert run.returncode == 0, run.output
+    assert "RUNNING HANDLER [mosquitto : Restart the broker]" in run.output
+    assert edge.shell("test -e /etc/mosquitto/bridges && echo present || echo gone").strip() == "gone"
+    assert "include_dir" not in edge.shell("cat /etc/mosquitto/mosquitto.conf")
+    wait_until(lambda: connects(edge.address, PORT), "the broker to answer after its restart")
