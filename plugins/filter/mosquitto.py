@@ -156,7 +156,12 @@ def _bridge_problems(settings: Mapping[str, Any]) -> list[str]:
             addresses = []
         for address in addresses:
             host, port = bridge_address(str(address))
-            if not _one_word(address) or not host or port is None:
+            if str(address).count(":") > 1:
+                problems.append(
+                    f"{where}: the address {address!r} is an IPv6 address, which Mosquitto's bridges cannot take"
+                    " (they split host and port at the first colon): use a host name"
+                )
+            elif not _one_word(address) or not host or port is None:
                 problems.append(f"{where}: the address {address!r} is not host[:port] with a port from 1 to 65535")
             elif on_kubernetes and not _is_ip(host) and not settings.get("mosquitto_kubernetes_extra_egress"):
                 problems.append(
