@@ -183,6 +183,19 @@ def run_role_locally(tmp_path: Path, variables: dict[str, Any]) -> PlaybookRun:
         ),
         ({"mosquitto_listeners": [{"port": "mqtt"}]}, "mosquitto_listeners"),
         ({"mosquitto_acl_patterns": [{"topic": "sensors/%u/#", "access": "all"}]}, "mosquitto_acl_patterns"),
+        (
+            {"mosquitto_bridges": [{"name": "central", "addresses": ["10.0.0.1"], "topics": [{"pattern": "a b"}]}]},
+            "mosquitto_bridges[central]: a topic pattern must be one word without spaces",
+        ),
+        (
+            {"mosquitto_bridges": [{"name": "central", "addresses": ["10.0.0.1"], "topics": [{"pattern": "#"}]}]}
+            | {"mosquitto_bridge_dir": "/etc/mosquitto"},
+            "mosquitto_bridge_dir (/etc/mosquitto) must be a folder of its own",
+        ),
+        (
+            {"mosquitto_platform": "kubernetes", "mosquitto_config_extra": ["remote_password hunter2-in-the-clear"]},
+            "mosquitto_config_extra: on Kubernetes mosquitto.conf is the ConfigMap mosquitto-config",
+        ),
     ],
     ids=[
         "unknown platform",
@@ -191,6 +204,9 @@ def run_role_locally(tmp_path: Path, variables: dict[str, Any]) -> PlaybookRun:
         "shared port",
         "port not a number",
         "unknown access",
+        "bridge topic with a space",
+        "bridge folder holding the configuration",
+        "bridge password bound for a ConfigMap",
     ],
 )
 def test_the_role_refuses_what_it_cannot_do_with_a_message_naming_it(
@@ -200,3 +216,4 @@ def test_the_role_refuses_what_it_cannot_do_with_a_message_naming_it(
     assert run.returncode != 0
     assert message in run.output, run.output
     assert "Ensure the broker package is installed" not in run.output
+    assert "hunter2" not in run.output, "a refusal repeats no credential"
