@@ -185,7 +185,7 @@ def refused_apt_source_files(files: Any, own_file: str) -> list[str]:
 
 
 # The fields of a deb822 apt source, in the order sources.list(5) lists them.
-DEB822_FIELDS = ("Types", "URIs", "Suites", "Components", "Signed-By")
+DEB822_FIELDS = ("Types", "URIs", "Suites", "Components", "Architectures", "Signed-By")
 DEB822_REQUIRED = ("Types", "URIs", "Suites")
 
 
