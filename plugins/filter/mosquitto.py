@@ -218,6 +218,14 @@ def mosquitto_problems(settings: Mapping[str, Any]) -> list[str]:
     )
 
 
+def mosquitto_node_ports(listeners: Sequence[Mapping[str, Any]], node_ports: Mapping[Any, Any]) -> dict[str, Any]:
+    """{listener port: node port} of the listeners mosquitto_kubernetes_node_ports names (as a string or a number);
+    a listener it does not name gets a node port the API server picks."""
+    named = {str(key): value for key, value in (node_ports or {}).items()}
+    ports = [str(listener.get("port")) for listener in listeners or []]
+    return {port: named[port] for port in ports if port in named}
+
+
 def mosquitto_bridge_ca_path(name: str, directory: str) -> str:
     """Where the CA file of the bridge ``name`` lives."""
     return f"{directory.rstrip('/')}/{name}.ca.crt"
@@ -251,6 +259,7 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "mosquitto_problems": mosquitto_problems,
+            "mosquitto_node_ports": mosquitto_node_ports,
             "mosquitto_bridge_ca_path": mosquitto_bridge_ca_path,
             "mosquitto_bridge_ca_files": mosquitto_bridge_ca_files,
             "mosquitto_bridge_egress": mosquitto_bridge_egress,

@@ -259,9 +259,54 @@ def pod_bind_problems(value: Any, variable: str) -> list[str]:
     return problems
 
 
+# kube-apiserver's --service-node-port-range, which kubeadm leaves at its default.
+NODE_PORTS = range(30000, 32768)
+
+
+def node_ports_held(services: Any) -> list[dict[str, Any]]:
+    """The node ports the cluster's Services hold, [{service: namespace/name, node_port}], from a list of Services
+    (the kubernetes.core.k8s lookup's)."""
+    held = []
+    for service in services or []:
+        metadata = service.get("metadata") or {}
+        name = f"{metadata.get('namespace')}/{metadata.get('name')}"
+        for port in (service.get("spec") or {}).get("ports") or []:
+            if port.get("nodePort"):
+                held.append({"service": name, "node_port": int(port["nodePort"])})
+    return held
+
+
+def node_port_problems(
+    claimed: Mapping[Any, Any], held: Any, namespace: str, name: str, variable: str | None = None
+) -> list[str]:
+    """A service's node ports, {variable: port} (or {key: port} of the dict ``variable``): each in the range the API
+    server allocates from, and none held by a Service of the cluster other than its own (``namespace``/``name``: a
+    second stack, another namespace), which would stop the apply half-way with the API's "provided port is already
+    allocated"."""
+    problems = []
+    own = f"{namespace}/{name}"
+    holders = {entry["node_port"]: entry["service"] for entry in held or [] if entry.get("service") != own}
+    for key, port in claimed.items():
+        variable_named = f"{variable}[{key}]" if variable else str(key)
+        number = int(port) if str(port).isdigit() else None
+        if number not in NODE_PORTS:
+            problems.append(
+                f"{variable_named} ({port}) must be a node port from {NODE_PORTS.start} to {NODE_PORTS.stop - 1},"
+                " the range the cluster's API server allocates from"
+            )
+        elif number in holders:
+            problems.append(
+                f"{variable_named} ({port}) is held by the Service {holders[number]} of the cluster: choose another"
+                " node port, or remove that Service"
+            )
+    return problems
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
+            "stack_node_ports_held": node_ports_held,
+            "stack_node_port_problems": node_port_problems,
             "dns_label_problems": dns_label_problems,
             "stack_user_password": stack_user_password,
             "stack_first_database": stack_first_database,

@@ -861,3 +861,26 @@ def test_a_bridge_forwards_readings_with_its_password_in_the_secret_alone(cluste
     assert back.returncode == 0, back.tail()
     assert not cluster.kubectl_json(namespace, "get", "networkpolicy", "mosquitto-egress")["spec"].get("egress")
     assert "bridges.bridges.conf" not in cluster.kubectl_json(namespace, "get", "secret", "mosquitto")["data"]
+
+
+def test_a_node_port_another_service_holds_stops_the_stack_before_its_service_changes(cluster: Cluster) -> None:
+    """A second stack, or another namespace's Service, holding a node port the settings ask for: the API would refuse
+    the Service half-way through the apply. The role's check names the variable and the holder first."""
+    squatter = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "squatter", "namespace": "default"},
+        "spec": {"type": "NodePort", "selector": {"app": "none"}, "ports": [{"port": 80, "nodePort": 30999}]},
+    }
+    manifest = json.dumps(squatter)
+    cluster.kubectl("apply", "--filename=-", stdin=manifest)
+    try:
+        extra = json.dumps({"grafana_kubernetes_node_port": 30999})
+        run = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name, "--extra-vars", extra)
+    finally:
+        cluster.kubectl("delete", "--filename=-", stdin=manifest)
+    assert run.returncode != 0
+    assert "grafana_kubernetes_node_port (30999) is held by the Service default/squatter of the cluster" in run.output
+    assert run.changed() == {cluster.control_plane.name: 0}, run.explain()
+    grafana = cluster.kubectl_json(f"--namespace={NAMESPACE}", "get", "service", "grafana")
+    assert [port["nodePort"] for port in grafana["spec"]["ports"]] == [NODE_PORTS["grafana"]]

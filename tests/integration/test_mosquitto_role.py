@@ -193,6 +193,10 @@ def run_role_locally(tmp_path: Path, variables: dict[str, Any]) -> PlaybookRun:
             "mosquitto_bridge_dir (/etc/mosquitto) must be a folder of its own",
         ),
         (
+            {"mosquitto_platform": "kubernetes", "mosquitto_kubernetes_node_ports": {1883: 1883}},
+            "mosquitto_kubernetes_node_ports[1883] (1883) must be a node port from 30000 to 32767",
+        ),
+        (
             {"mosquitto_platform": "kubernetes", "mosquitto_config_extra": ["remote_password hunter2-in-the-clear"]},
             "mosquitto_config_extra: on Kubernetes mosquitto.conf is the ConfigMap mosquitto-config",
         ),
@@ -206,6 +210,7 @@ def run_role_locally(tmp_path: Path, variables: dict[str, Any]) -> PlaybookRun:
         "unknown access",
         "bridge topic with a space",
         "bridge folder holding the configuration",
+        "node port out of range",
         "bridge password bound for a ConfigMap",
     ],
 )
