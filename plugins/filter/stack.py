@@ -259,6 +259,44 @@ def pod_bind_problems(value: Any, variable: str) -> list[str]:
     return problems
 
 
+# An environment variable's name, and what systemd's EnvironmentFile= unescapes inside double quotes.
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENVIRONMENT_ESCAPES = {"\\": "\\\\", '"': '\\"', "`": "\\`", "$": "\\$"}
+
+
+def environment_strings(variables: Mapping[str, Any]) -> dict[str, str]:
+    """A service's environment (Telegraf's, InfluxDB's) as the text each variable holds, on either platform: the
+    Secret's values on Kubernetes, the environment file's on systemd. Booleans as ``true``/``false``; a name that is
+    not a variable name, a value that is not a single line of text, is refused."""
+    if not isinstance(variables, Mapping):
+        raise AnsibleFilterError("an environment must be a mapping of variable names to values")
+    strings = {}
+    for name in sorted(variables):
+        value = variables[name]
+        if not isinstance(name, str) or not VARIABLE_NAME.match(name):
+            raise AnsibleFilterError(f"environment variable name {name!r} is not a valid name (letters, digits, _)")
+        if value is None or isinstance(value, (Mapping, list, tuple)):
+            raise AnsibleFilterError(f"environment variable {name} needs a single text value")
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if any(character in text for character in "\n\r\0"):
+            raise AnsibleFilterError(f"environment variable {name}: the value holds a line break or NUL")
+        strings[name] = text
+    return strings
+
+
+def systemd_environment(variables: Mapping[str, Any]) -> str:
+    """Render ``NAME="value"`` lines that systemd's ``EnvironmentFile=`` reads back to exactly ``value``.
+
+    Values are double-quoted with backslash escapes for the characters systemd unescapes there, so passwords
+    holding quotes, backslashes or dollar signs survive; newlines and NUL are refused (a single line each).
+    """
+    lines = []
+    for name, text in environment_strings(variables).items():
+        escaped = "".join(ENVIRONMENT_ESCAPES.get(character, character) for character in text)
+        lines.append(f'{name}="{escaped}"')
+    return "".join(f"{line}\n" for line in lines)
+
+
 # kube-apiserver's --service-node-port-range, which kubeadm leaves at its default.
 NODE_PORTS = range(30000, 32768)
 
@@ -305,6 +343,8 @@ def node_port_problems(
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
+            "stack_environment_strings": environment_strings,
+            "stack_systemd_environment": systemd_environment,
             "stack_node_ports_held": node_ports_held,
             "stack_node_port_problems": node_port_problems,
             "dns_label_problems": dns_label_problems,

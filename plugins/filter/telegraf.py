@@ -18,9 +18,7 @@ KINDS = ("inputs", "outputs", "processors", "aggregators")
 # Telegraf plugin names: lower case words joined by underscores (mqtt_consumer, influxdb_v2, ...).
 PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # Variables a systemd EnvironmentFile= and Telegraf's ${VAR} references both accept.
-VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Characters systemd unescapes after a backslash inside a double-quoted EnvironmentFile= value.
-ENVIRONMENT_ESCAPES = {"\\": "\\\\", '"': '\\"', "`": "\\`", "$": "\\$"}
 VERSION = re.compile(r"\b[Tt]elegraf\s+v?(\d+)\.(\d+)\.(\d+)")
 # The version in an image reference's tag: registry:5000/telegraf:1.37.2-alpine -> 1.37.2.
 IMAGE_TAG_VERSION = re.compile(r":v?(\d+\.\d+\.\d+)[^:/]*$")
@@ -76,38 +74,6 @@ def _plugin_entry(entry: Any, where: str) -> tuple[str | None, dict[str, Any]]:
     if not entry.get("enabled", True):
         return None, {}
     return name, dict(options)
-
-
-def environment_strings(variables: Mapping[str, Any]) -> dict[str, str]:
-    """Telegraf's environment as the text each variable holds, on either platform: booleans as ``true``/``false``;
-    a name that is not a variable name, a value that is not a single line of text, is refused."""
-    if not isinstance(variables, Mapping):
-        raise AnsibleFilterError("telegraf_environment must be a mapping of variable names to values")
-    strings = {}
-    for name in sorted(variables):
-        value = variables[name]
-        if not isinstance(name, str) or not VARIABLE_NAME.match(name):
-            raise AnsibleFilterError(f"environment variable name {name!r} is not a valid name (letters, digits, _)")
-        if value is None or isinstance(value, (Mapping, list, tuple)):
-            raise AnsibleFilterError(f"environment variable {name} needs a single text value")
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        if any(character in text for character in "\n\r\0"):
-            raise AnsibleFilterError(f"environment variable {name}: the value holds a line break or NUL")
-        strings[name] = text
-    return strings
-
-
-def systemd_environment(variables: Mapping[str, Any]) -> str:
-    """Render ``NAME="value"`` lines that systemd's ``EnvironmentFile=`` reads back to exactly ``value``.
-
-    Values are double-quoted with backslash escapes for the characters systemd unescapes there, so passwords
-    holding quotes, backslashes or dollar signs survive; newlines and NUL are refused (a single line each).
-    """
-    lines = []
-    for name, text in environment_strings(variables).items():
-        escaped = "".join(ENVIRONMENT_ESCAPES.get(character, character) for character in text)
-        lines.append(f'{name}="{escaped}"')
-    return "".join(f"{line}\n" for line in lines)
 
 
 def telegraf_version(output: str) -> str:
@@ -209,8 +175,6 @@ class FilterModule:
             "telegraf_plain_mqtt_listener": plain_mqtt_listener,
             "telegraf_environment_references": telegraf_environment_references,
             "telegraf_problems": telegraf_problems,
-            "telegraf_systemd_environment": systemd_environment,
-            "telegraf_environment_strings": environment_strings,
             "telegraf_version": telegraf_version,
             "image_version": image_version,
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import ssl
 import subprocess
@@ -50,6 +51,8 @@ class InfluxDBServer:
     auth_enabled: bool = True
     # (certificate, key, CA that signed the certificate): serve HTTPS instead of HTTP.
     https: tuple[Path, Path, Path] | None = None
+    # Environment variables of influxd, over this process's (InfluxDB reads INFLUXDB_<SECTION>_<KEY> over its file).
+    environment: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
 
     @property
@@ -74,7 +77,9 @@ class InfluxDBServer:
             )
         )
         log = (self.root / "influxd.log").open("w")
-        self.process = subprocess.Popen([self.binary, "-config", str(config)], stdout=log, stderr=log)
+        self.process = subprocess.Popen(
+            [self.binary, "-config", str(config)], stdout=log, stderr=log, env=os.environ | self.environment
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

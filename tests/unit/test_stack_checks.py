@@ -129,6 +129,30 @@ def test_influxdb_needs_a_real_admin_password_only_with_authentication() -> None
     assert influxdb_problems({"influxdb_auth_enabled": False}) == []
 
 
+def test_a_credential_in_influxdb_conf_is_refused_on_kubernetes_only_and_never_shown() -> None:
+    overrides = {"http": {"shared-secret": "jwt-signing-9f2c", "max-body-size": 0}, "meta": {"token-ttl": ""}}
+    settings = {"influxdb_auth_enabled": False, "influxdb_config_overrides": overrides}
+    assert influxdb_problems(settings | {"influxdb_platform": "systemd"}) == []
+    problems = influxdb_problems(settings | {"influxdb_platform": "kubernetes"})
+    assert problems == [
+        "influxdb_config_overrides.http.shared-secret: on Kubernetes influxdb.conf is the ConfigMap influxdb-config,"
+        " readable by whoever reads ConfigMaps; give it in influxdb_environment (InfluxDB reads"
+        " INFLUXDB_<SECTION>_<KEY>, e.g. INFLUXDB_HTTP_SHARED_SECRET), which is the Secret influxdb-environment"
+    ]
+    assert "jwt-signing" not in " ".join(problems)
+
+
+def test_influxdb_environment_takes_variable_names_and_one_line_values() -> None:
+    settings = {"influxdb_auth_enabled": False}
+    assert influxdb_problems(settings | {"influxdb_environment": {"INFLUXDB_HTTP_SHARED_SECRET": "s3cret"}}) == []
+    assert influxdb_problems(settings | {"influxdb_environment": {"HTTP SECRET": "x"}}) == [
+        "influxdb_environment: environment variable name 'HTTP SECRET' is not a valid name (letters, digits, _)"
+    ]
+    assert influxdb_problems(settings | {"influxdb_environment": {"INFLUXDB_X": "two\nlines"}}) == [
+        "influxdb_environment: environment variable INFLUXDB_X: the value holds a line break or NUL"
+    ]
+
+
 # --- grafana --------------------------------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.sensorstack.iot.plugins.filter import telegraf
+from ansible_collections.sensorstack.iot.plugins.filter import stack, telegraf
 from ansible_collections.sensorstack.iot.plugins.filter.toml import to_toml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -79,12 +79,12 @@ TRICKY = {"TELEGRAF_MQTT_PASSWORD": "a \"quoted\" \\ back$slash `tick` $(id) ${H
 
 def test_the_environment_file_reads_back_exactly_through_sh(tmp_path: Path) -> None:
     path = tmp_path / "telegraf.env"
-    path.write_text(telegraf.systemd_environment(TRICKY))
+    path.write_text(stack.systemd_environment(TRICKY))
     assert _read_back_with_sh(path, sorted(TRICKY)) == TRICKY
 
 
 def test_the_environment_file_is_sorted_one_double_quoted_line_per_variable() -> None:
-    text = telegraf.systemd_environment({"B": "2", "A": True})
+    text = stack.systemd_environment({"B": "2", "A": True})
     assert text == 'A="true"\nB="2"\n'
 
 
@@ -95,7 +95,7 @@ safe_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blackli
 @given(st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,10}", fullmatch=True), safe_text, min_size=1, max_size=3))
 def test_any_single_line_value_reads_back_exactly(tmp_path_factory: pytest.TempPathFactory, values: dict) -> None:
     path = tmp_path_factory.mktemp("env") / "telegraf.env"
-    path.write_text(telegraf.systemd_environment(values), encoding="utf-8")
+    path.write_text(stack.systemd_environment(values), encoding="utf-8")
     assert _read_back_with_sh(path, sorted(values)) == values
 
 
@@ -111,7 +111,7 @@ def test_any_single_line_value_reads_back_exactly(tmp_path_factory: pytest.TempP
 )
 def test_values_a_single_environment_line_cannot_hold_are_refused(values: dict, message: str) -> None:
     with pytest.raises(AnsibleFilterError, match=message):
-        telegraf.systemd_environment(values)
+        stack.systemd_environment(values)
 
 
 @pytest.mark.parametrize(
@@ -132,10 +132,10 @@ def test_an_unreadable_version_is_an_error() -> None:
 
 
 def test_the_cluster_secret_holds_the_text_the_environment_file_holds() -> None:
-    strings = telegraf.environment_strings({"B_FLAG": True, "A_PORT": 8086, "C_PASSWORD": 'p"w'})
+    strings = stack.environment_strings({"B_FLAG": True, "A_PORT": 8086, "C_PASSWORD": 'p"w'})
 
     assert strings == {"A_PORT": "8086", "B_FLAG": "true", "C_PASSWORD": 'p"w'}
-    assert telegraf.systemd_environment({"B_FLAG": True}) == 'B_FLAG="true"\n'
+    assert stack.systemd_environment({"B_FLAG": True}) == 'B_FLAG="true"\n'
 
 
 def test_environment_references_are_found_in_every_string() -> None:
@@ -206,4 +206,4 @@ def test_the_database_and_policy_are_the_declared_defaults() -> None:
 
 def test_the_filters_are_registered_under_their_documented_names() -> None:
     names = set(telegraf.FilterModule().filters())
-    assert {"telegraf_document", "telegraf_systemd_environment", "telegraf_problems", "telegraf_version"} <= names
+    assert {"telegraf_document", "telegraf_problems", "telegraf_version"} <= names
