@@ -2,13 +2,14 @@
 
 ``sensorstack.iot.mosquitto_problems(settings)`` takes the role's variables as one mapping (``mosquitto_listeners``,
 ``mosquitto_tls_cert``, ``mosquitto_tls_key``, ``mosquitto_tls_ca``, ``mosquitto_acl_patterns``,
-``mosquitto_acl_anonymous``, ``mosquitto_users``, ``mosquitto_bridges``, ``mosquitto_platform``,
-``mosquitto_config_extra``, ``mosquitto_kubernetes_extra_egress``) and lists what is wrong, each message naming the
-variable and never a password. The role calls it before rendering; the preflight play calls it, through the role's
-``validate.yml``, on every host that runs the broker before any host changes. ``mosquitto_bridge_ca_path``,
-``mosquitto_bridge_ca_files`` and ``mosquitto_bridge_egress`` give the bridges' CA files and, on Kubernetes, the
-egress their IP addresses need. Pure; unit-tested in ``tests/unit/test_stack_checks.py`` and
-``tests/unit/test_mosquitto_bridges.py``.
+``mosquitto_acl_anonymous``, ``mosquitto_users``, ``mosquitto_bridges``, ``mosquitto_bridge_dir``,
+``mosquitto_config_dir``, ``mosquitto_platform``, ``mosquitto_config_extra``, ``mosquitto_kubernetes_extra_egress``)
+and lists what is wrong, each message naming the variable and never a password. The role calls it before rendering;
+the preflight play calls it, through the role's ``validate.yml``, on every host that runs the broker before any host
+changes. ``mosquitto_bridge_ca_path``, ``mosquitto_bridge_ca_files`` and ``mosquitto_bridge_egress`` give the
+bridges' CA files and, on Kubernetes, the egress their IP addresses need; ``mosquitto_node_ports`` the node port of
+each listener. Pure; unit-tested in ``tests/unit/test_stack_checks.py``, ``tests/unit/test_mosquitto_bridges.py``
+and ``tests/unit/test_node_ports.py``.
 """
 
 from __future__ import annotations
