@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.sensorstack.iot.plugins.filter.stack import admin_password_problems
+from ansible_collections.sensorstack.iot.plugins.filter.stack import admin_password_problems, names_a_credential
 from ansible_collections.sensorstack.iot.plugins.module_utils.openpgp import normalise_fingerprint
 
 # go-ini (Grafana's parser) reads keys before the first section header as this section.
@@ -23,11 +23,6 @@ DEFAULT_SECTION = "DEFAULT"
 GENERAL_FOLDER_DIR = "general"
 KEY_CHECKSUM = re.compile(r"^sha(256|384|512):[0-9a-fA-F]{64,128}$")
 KEY_FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
-# grafana.ini settings named like these hold credentials: [smtp] password, [security] secret_key, an OAuth
-# client_secret, [rendering] renderer_token, an [external_image_storage.*] access or account key.
-SECRET_SETTING = re.compile(
-    r"(password|secret|secret_key|token|api_key|access_key|account_key|private_key)$", re.IGNORECASE
-)
 # A credential inside another value: user:password@ in a URL ([database] url), password= in a connection string
 # ([remote_cache] connstr).
 EMBEDDED_CREDENTIAL = re.compile(r"://[^/@\s:]+:[^/@\s]+@|(?:^|[\s,;])password=", re.IGNORECASE)
@@ -250,7 +245,7 @@ def _clear_secret_problems(settings: Mapping[str, Any]) -> list[str]:
         f"grafana_ini [{section}] {key} holds a credential in the clear, and on Kubernetes grafana.ini is the "
         f"ConfigMap grafana-config. {remedy}."
         for section, key, value in ini
-        if (SECRET_SETTING.search(key) and _holds_a_secret_in_the_clear(value)) or _embeds_a_credential(value)
+        if (names_a_credential(key) and _holds_a_secret_in_the_clear(value)) or _embeds_a_credential(value)
     ]
     for source in sources:
         fields = [field for field, value in _datasource_secrets(source) if _holds_a_secret_in_the_clear(value)]

@@ -8,35 +8,54 @@ through the role's ``validate.yml``, on every host that runs InfluxDB before any
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.sensorstack.iot.plugins.filter.stack import admin_password_problems, environment_strings
+from ansible_collections.sensorstack.iot.plugins.filter.stack import (
+    admin_password_problems,
+    environment_strings,
+    names_a_credential,
+)
 
-# influxdb.conf settings that hold a credential ([http] shared-secret, and any password or token).
-CREDENTIAL_KEY = re.compile(r"secret|password|token", re.IGNORECASE)
+# Environment variables that would override what the role sets and checks, {name: the variable that sets it}.
+ROLE_SETTINGS = {
+    "INFLUXDB_BIND_ADDRESS": "influxdb_rpc_bind_address",
+    "INFLUXDB_HTTP_BIND_ADDRESS": "influxdb_http_address and influxdb_http_port",
+    "INFLUXDB_HTTP_AUTH_ENABLED": "influxdb_auth_enabled",
+    "INFLUXDB_META_DIR": "influxdb_meta_dir",
+    "INFLUXDB_DATA_DIR": "influxdb_data_dir",
+    "INFLUXDB_DATA_WAL_DIR": "influxdb_wal_dir",
+}
 
 
 def _credential_settings(overrides: Any, path: str = "") -> list[str]:
-    """The dotted names of the settings in ``overrides`` that are named like a credential and hold a value."""
+    """The dotted names of the settings in ``overrides`` (sections, and arrays of tables such as [[graphite]]) that
+    are named like a credential and hold a value."""
     found = []
-    for key, value in (overrides or {}).items() if isinstance(overrides, Mapping) else []:
+    items = overrides.items() if isinstance(overrides, Mapping) else []
+    for key, value in items:
         name = f"{path}.{key}" if path else str(key)
         if isinstance(value, Mapping):
             found += _credential_settings(value, name)
-        elif CREDENTIAL_KEY.search(str(key)) and value not in (None, ""):
+        elif isinstance(value, Sequence) and not isinstance(value, str):
+            for index, table in enumerate(value):
+                found += _credential_settings(table, f"{name}[{index}]")
+        elif names_a_credential(key) and value not in (None, ""):
             found.append(name)
     return found
 
 
 def _environment_problems(environment: Any) -> list[str]:
     try:
-        environment_strings(environment or {})
+        names = environment_strings({} if environment is None else environment)
     except AnsibleFilterError as error:
         return [f"influxdb_environment: {error.message}"]
-    return []
+    return [
+        f"influxdb_environment: {name} would override what the role sets and checks; set {ROLE_SETTINGS[name]}"
+        for name in names
+        if name in ROLE_SETTINGS
+    ]
 
 
 def influxdb_problems(settings: Mapping[str, Any]) -> list[str]:

@@ -26,6 +26,14 @@ BRIDGE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 BRIDGE_DIRECTIONS = ("out", "in", "both")
 BRIDGE_PROTOCOLS = ("mqttv31", "mqttv311", "mqttv50")
 BRIDGE_DEFAULT_PORT = 1883
+# The broker's own folders and files, which the bridges' folder may not be or hold.
+BROKER_PATHS = (
+    "mosquitto_config_dir",
+    "mosquitto_persistence_location",
+    "mosquitto_tls_dir",
+    "mosquitto_password_file",
+    "mosquitto_acl_file",
+)
 # mosquitto.conf settings whose value is a credential: on Kubernetes mosquitto.conf is a ConfigMap.
 CREDENTIAL_SETTINGS = ("remote_password", "local_password", "bridge_psk")
 
@@ -122,18 +130,24 @@ def _bridge_topic_problems(where: str, topics: Any) -> list[str]:
 
 
 def _bridge_dir_problems(settings: Mapping[str, Any]) -> list[str]:
-    """The bridges' folder is the role's whole (removed when no bridge is left): never the configuration's folder."""
+    """The bridges' folder is the role's whole (emptied of anything else, removed with the last bridge): it may not be
+    or hold a folder or file of the broker's own (configuration, persistence, TLS, password and ACL files)."""
     folder = str(settings.get("mosquitto_bridge_dir") or "")
-    config = posixpath.normpath(str(settings.get("mosquitto_config_dir") or "/"))
     if not posixpath.isabs(folder):
         return [f"mosquitto_bridge_dir must be an absolute path (got {folder!r})"]
     folder = posixpath.normpath(folder)
-    if folder == config or config.startswith(folder.rstrip("/") + "/"):
-        return [
-            f"mosquitto_bridge_dir ({folder}) must be a folder of its own: the role removes what else it holds, and"
-            f" it holds mosquitto_config_dir ({config})"
-        ]
-    return []
+    inside = folder.rstrip("/") + "/"
+    own = [
+        (variable, posixpath.normpath(str(settings[variable])))
+        for variable in BROKER_PATHS
+        if settings.get(variable) and posixpath.isabs(str(settings[variable]))
+    ]
+    return [
+        f"mosquitto_bridge_dir ({folder}) must be a folder of its own: the role removes what else it holds, and it"
+        f" holds {variable} ({path})"
+        for variable, path in own
+        if path == folder or path.startswith(inside)
+    ]
 
 
 def _bridge_problems(settings: Mapping[str, Any]) -> list[str]:
@@ -171,18 +185,28 @@ def _bridge_problems(settings: Mapping[str, Any]) -> list[str]:
                 )
         problems += _bridge_topic_problems(where, bridge.get("topics"))
         for key in ("remote_username", "remote_clientid"):
-            if bridge.get(key) and not _one_word(bridge.get(key)):
+            if bridge.get(key) not in (None, "") and not _one_word(str(bridge.get(key))):
                 problems.append(f"{where}: {key} must be one word without spaces")
-        password = bridge.get("remote_password") or ""
+        password = "" if bridge.get("remote_password") is None else str(bridge.get("remote_password"))
         if password and not bridge.get("remote_username"):
             problems.append(f"{where}: remote_password needs remote_username")
-        if password and (not isinstance(password, str) or password != password.strip() or "\n" in password):
+        if password and (password != password.strip() or "\n" in password):
             problems.append(f"{where}: remote_password may not start or end with a space or hold a line break")
         if bridge.get("protocol_version", "mqttv311") not in BRIDGE_PROTOCOLS:
             problems.append(f"{where}: protocol_version must be one of {', '.join(BRIDGE_PROTOCOLS)}")
-        if any("\n" in str(line) for line in bridge.get("extra") or []):
-            problems.append(f"{where}: each line of extra must be one line")
+        problems += _lines_problems(f"{where}.extra", bridge.get("extra"))
     return problems
+
+
+def _lines_problems(variable: str, lines: Any) -> list[str]:
+    """mosquitto.conf lines must come as a list of single lines (a string would be written a character a line)."""
+    if lines is None:
+        return []
+    if isinstance(lines, str) or not isinstance(lines, Sequence):
+        return [f"{variable} must be a list of mosquitto.conf lines"]
+    if any("\n" in str(line) for line in lines):
+        return [f"{variable}: each entry must be one line"]
+    return []
 
 
 def _credential_settings(lines: Any) -> list[str]:
@@ -192,13 +216,15 @@ def _credential_settings(lines: Any) -> list[str]:
 
 
 def _clear_credential_problems(settings: Mapping[str, Any]) -> list[str]:
-    """On Kubernetes mosquitto.conf is a ConfigMap: a credential written into it would be readable there."""
-    if settings.get("mosquitto_platform") != "kubernetes":
-        return []
+    """The lines of mosquitto_config_extra and the listeners' extra; on Kubernetes, where mosquitto.conf is a
+    ConfigMap, no credential among them (it would be readable there)."""
     sources = [("mosquitto_config_extra", settings.get("mosquitto_config_extra"))] + [
         (f"mosquitto_listeners: the listener on port {listener.get('port')}, extra", listener.get("extra"))
         for listener in _entries(settings.get("mosquitto_listeners"))
     ]
+    malformed = [problem for variable, lines in sources for problem in _lines_problems(variable, lines)]
+    if malformed or settings.get("mosquitto_platform") != "kubernetes":
+        return malformed
     return [
         f"{variable}: on Kubernetes mosquitto.conf is the ConfigMap mosquitto-config, readable by whoever reads"
         f" ConfigMaps; declare the bridge with its {setting} in mosquitto_bridges, whose file is a key of the Secret"

@@ -259,6 +259,18 @@ def pod_bind_problems(value: Any, variable: str) -> list[str]:
     return problems
 
 
+# Settings named like these hold credentials: [smtp] password, [security] secret_key, an OAuth client_secret,
+# [rendering] renderer_token, an access or account key (grafana.ini); [http] shared-secret (influxdb.conf).
+CREDENTIAL_SETTING = re.compile(
+    r"(password|secret|secret_key|token|api_key|access_key|account_key|private_key)$", re.IGNORECASE
+)
+
+
+def names_a_credential(setting: Any) -> bool:
+    """Whether a configuration setting's name says it holds a credential (its value is for a Secret)."""
+    return bool(CREDENTIAL_SETTING.search(str(setting)))
+
+
 # An environment variable's name, and what systemd's EnvironmentFile= unescapes inside double quotes.
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ENVIRONMENT_ESCAPES = {"\\": "\\\\", '"': '\\"', "`": "\\`", "$": "\\$"}
@@ -318,12 +330,13 @@ def node_port_problems(
     claimed: Mapping[Any, Any], held: Any, namespace: str, name: str, variable: str | None = None
 ) -> list[str]:
     """A service's node ports, {variable: port} (or {key: port} of the dict ``variable``): each in the range the API
-    server allocates from, and none held by a Service of the cluster other than its own (``namespace``/``name``: a
-    second stack, another namespace), which would stop the apply half-way with the API's "provided port is already
-    allocated"."""
+    server allocates from, none twice, and none held by a Service of the cluster other than its own
+    (``namespace``/``name``: a second stack, another namespace), which the API would refuse ("provided port is
+    already allocated") after the role's other objects."""
     problems = []
     own = f"{namespace}/{name}"
     holders = {entry["node_port"]: entry["service"] for entry in held or [] if entry.get("service") != own}
+    seen: dict[int, str] = {}
     for key, port in claimed.items():
         variable_named = f"{variable}[{key}]" if variable else str(key)
         number = int(port) if str(port).isdigit() else None
@@ -332,11 +345,17 @@ def node_port_problems(
                 f"{variable_named} ({port}) must be a node port from {NODE_PORTS.start} to {NODE_PORTS.stop - 1},"
                 " the range the cluster's API server allocates from"
             )
+        elif number in seen:
+            problems.append(
+                f"{variable_named} ({port}) is {seen[number]} too: one Service cannot use a node port twice"
+            )
         elif number in holders:
             problems.append(
                 f"{variable_named} ({port}) is held by the Service {holders[number]} of the cluster: choose another"
                 " node port, or remove that Service"
             )
+        if number is not None:
+            seen.setdefault(number, variable_named)
     return problems
 
 

@@ -17,8 +17,6 @@ from ansible_collections.sensorstack.iot.plugins.filter.stack import present_ent
 KINDS = ("inputs", "outputs", "processors", "aggregators")
 # Telegraf plugin names: lower case words joined by underscores (mqtt_consumer, influxdb_v2, ...).
 PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-# Variables a systemd EnvironmentFile= and Telegraf's ${VAR} references both accept.
-# Characters systemd unescapes after a backslash inside a double-quoted EnvironmentFile= value.
 VERSION = re.compile(r"\b[Tt]elegraf\s+v?(\d+)\.(\d+)\.(\d+)")
 # The version in an image reference's tag: registry:5000/telegraf:1.37.2-alpine -> 1.37.2.
 IMAGE_TAG_VERSION = re.compile(r":v?(\d+\.\d+\.\d+)[^:/]*$")

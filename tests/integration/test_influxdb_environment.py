@@ -102,7 +102,9 @@ def test_the_role_gives_influxd_the_environment_through_a_private_file_and_remov
     run = run_role_on_lab_host("sensorstack.iot.influxdb", "edge", container, tmp_path, settings)
     assert run.returncode == 0, run.output
     assert "signing" not in run.output, "the secret reached the output"
-    assert in_container(container, "stat -c '%U %G %a' /etc/default/influxdb") == "root root 600"
+    assert in_container(container, "stat -c '%U %G %a' /etc/influxdb/influxdb.env") == "root root 600"
+    # The package's own environment file is the operator's: the role leaves it alone.
+    in_container(container, "echo 'INFLUXD_OPTS=' > /etc/default/influxdb")
     assert influxd_environment(container)["INFLUXDB_HTTP_SHARED_SECRET"] == SECRET
 
     again = run_role_on_lab_host("sensorstack.iot.influxdb", "edge", container, tmp_path, settings)
@@ -114,5 +116,7 @@ def test_the_role_gives_influxd_the_environment_through_a_private_file_and_remov
     )
     assert dropped.returncode == 0, dropped.output
     assert "RUNNING HANDLER [sensorstack.iot.influxdb : Restart InfluxDB]" in dropped.output, dropped.output
-    assert in_container(container, "test -e /etc/default/influxdb && echo kept || echo gone") == "gone"
+    assert in_container(container, "test -e /etc/influxdb/influxdb.env && echo kept || echo gone") == "gone"
+    assert in_container(container, "ls /etc/systemd/system/influxdb.service.d") == ""
+    assert in_container(container, "cat /etc/default/influxdb") == "INFLUXD_OPTS="
     assert "INFLUXDB_HTTP_SHARED_SECRET" not in influxd_environment(container)

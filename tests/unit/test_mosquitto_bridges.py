@@ -69,7 +69,7 @@ def test_every_mistake_names_its_bridge_and_never_the_password() -> None:
         f"{where}: remote_password needs remote_username",
         f"{where}: remote_password may not start or end with a space or hold a line break",
         f"{where}: protocol_version must be one of mqttv31, mqttv311, mqttv50",
-        f"{where}: each line of extra must be one line",
+        f"{where}.extra: each entry must be one line",
         "mosquitto_bridges[bare]: addresses must list the remote broker as host[:port]",
         "mosquitto_bridges[bare]: topics must list at least one {pattern}",
     ]
@@ -82,12 +82,22 @@ def test_two_bridges_of_one_name_are_refused() -> None:
     ]
 
 
-def test_the_bridges_folder_may_not_be_or_hold_the_configuration_folder() -> None:
+def test_the_bridges_folder_may_not_be_or_hold_a_folder_or_file_of_the_brokers_own() -> None:
     for folder in ("/etc/mosquitto", "/etc/mosquitto/", "/etc"):
         assert mosquitto_problems(settings(mosquitto_bridge_dir=folder)) == [
             f"mosquitto_bridge_dir ({folder.rstrip('/') or '/'}) must be a folder of its own: the role removes what"
             " else it holds, and it holds mosquitto_config_dir (/etc/mosquitto)"
         ]
+    own = {"mosquitto_persistence_location": "/var/lib/mosquitto", "mosquitto_tls_dir": "/etc/mosquitto/tls"}
+    assert mosquitto_problems(settings(mosquitto_bridge_dir="/var/lib/mosquitto", **own)) == [
+        "mosquitto_bridge_dir (/var/lib/mosquitto) must be a folder of its own: the role removes what else it holds,"
+        " and it holds mosquitto_persistence_location (/var/lib/mosquitto)"
+    ]
+    assert mosquitto_problems(settings(mosquitto_bridge_dir="/etc/mosquitto/tls", **own)) == [
+        "mosquitto_bridge_dir (/etc/mosquitto/tls) must be a folder of its own: the role removes what else it holds,"
+        " and it holds mosquitto_tls_dir (/etc/mosquitto/tls)"
+    ]
+    assert mosquitto_problems(settings(mosquitto_bridge_dir="/etc/mosquitto/bridges", **own)) == []
     assert mosquitto_problems(settings(mosquitto_bridge_dir="bridges")) == [
         "mosquitto_bridge_dir must be an absolute path (got 'bridges')"
     ]
@@ -145,3 +155,16 @@ def test_the_egress_allows_each_ip_address_on_its_port_once_and_leaves_host_name
         {"to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}], "ports": [{"protocol": "TCP", "port": 8883}]},
         {"to": [{"ipBlock": {"cidr": "192.0.2.11/32"}}], "ports": [{"protocol": "TCP", "port": 1883}]},
     ]
+
+
+def test_lines_given_as_one_string_are_refused_rather_than_written_a_character_a_line() -> None:
+    assert mosquitto_problems(settings(BRIDGE | {"extra": "keepalive_interval 30"})) == [
+        "mosquitto_bridges[central].extra must be a list of mosquitto.conf lines"
+    ]
+    assert mosquitto_problems(settings(mosquitto_config_extra="remote_password x")) == [
+        "mosquitto_config_extra must be a list of mosquitto.conf lines"
+    ]
+
+
+def test_a_numeric_login_from_unquoted_yaml_is_a_login() -> None:
+    assert mosquitto_problems(settings(BRIDGE | {"remote_username": 4711, "remote_password": 12345678})) == []

@@ -66,3 +66,11 @@ def test_each_listener_named_in_the_node_ports_gets_its_own_as_a_number_or_a_str
     listeners = [{"port": 1883}, {"port": "8883", "tls": True}, {"port": 9001, "protocol": "websockets"}]
     assert mosquitto_node_ports(listeners, {1883: 31883, "8883": 30883, 1884: 31884}) == {"1883": 31883, "8883": 30883}
     assert mosquitto_node_ports(listeners, {}) == {}
+
+
+def test_one_service_cannot_claim_a_node_port_twice() -> None:
+    claimed = {"1883": 31883, "8883": 31883}
+    assert node_port_problems(claimed, [], "sensorstack", "mosquitto", "mosquitto_kubernetes_node_ports") == [
+        "mosquitto_kubernetes_node_ports[8883] (31883) is mosquitto_kubernetes_node_ports[1883] too: one Service"
+        " cannot use a node port twice"
+    ]

@@ -151,6 +151,23 @@ def test_influxdb_environment_takes_variable_names_and_one_line_values() -> None
     assert influxdb_problems(settings | {"influxdb_environment": {"INFLUXDB_X": "two\nlines"}}) == [
         "influxdb_environment: environment variable INFLUXDB_X: the value holds a line break or NUL"
     ]
+    assert influxdb_problems(settings | {"influxdb_environment": []}) == [
+        "influxdb_environment: an environment must be a mapping of variable names to values"
+    ]
+    overriding = {"INFLUXDB_HTTP_AUTH_ENABLED": False, "INFLUXDB_DATA_DIR": "/tmp"}
+    assert influxdb_problems(settings | {"influxdb_environment": overriding}) == [
+        "influxdb_environment: INFLUXDB_DATA_DIR would override what the role sets and checks; set influxdb_data_dir",
+        "influxdb_environment: INFLUXDB_HTTP_AUTH_ENABLED would override what the role sets and checks; set"
+        " influxdb_auth_enabled",
+    ]
+
+
+def test_a_credential_in_an_array_of_tables_is_found_too() -> None:
+    overrides = {"graphite": [{"enabled": True}, {"password": "in-the-clear"}]}
+    problems = influxdb_problems(
+        {"influxdb_auth_enabled": False, "influxdb_platform": "kubernetes", "influxdb_config_overrides": overrides}
+    )
+    assert [problem.split(":")[0] for problem in problems] == ["influxdb_config_overrides.graphite[1].password"]
 
 
 # --- grafana --------------------------------------------------------------------------------------------------------
