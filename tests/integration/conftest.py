@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sensorstack.bundle import aptrepo
 from sensorstack.lab import containers, images
 from sensorstack.lab.containers import LAB_CONNECTION
 from tests.tiers import unavailable
@@ -106,13 +107,29 @@ def influxdb_edge_inventory(host: str, container: str) -> dict[str, Any]:
     }
 
 
+def _container_network_settings(container: str) -> dict[str, Any]:
+    inspect = subprocess.run(["docker", "inspect", container], capture_output=True, text=True, check=True)
+    return next(iter(json.loads(inspect.stdout)[0]["NetworkSettings"]["Networks"].values()))
+
+
+def container_address(container: str) -> str:
+    """A container's default address, where clients on this machine reach its services."""
+    return _container_network_settings(container)["IPAddress"]
+
+
 def container_network(container: str) -> str:
     """The CIDR of the Docker network a container's default address lives on."""
-    inspect = subprocess.run(["docker", "inspect", container], capture_output=True, text=True, check=True)
-    network = next(iter(json.loads(inspect.stdout)[0]["NetworkSettings"]["Networks"].values()))
-    address = network["IPAddress"]
-    prefix = network["IPPrefixLen"]
-    return str(ipaddress.ip_interface(f"{address}/{prefix}").network)
+    network = _container_network_settings(container)
+    return str(ipaddress.ip_interface(f"{network['IPAddress']}/{network['IPPrefixLen']}").network)
+
+
+def run_in_container(container: str, script: str, *arguments: str) -> str:
+    """Run a shell script (its arguments as $1 ...) in a lab container; its output, stripped. A failure fails."""
+    done = subprocess.run(
+        ["docker", "exec", container, "sh", "-c", script, "sh", *arguments], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip()
 
 
 def kubernetes_binaries() -> dict[str, Path]:
@@ -147,6 +164,27 @@ def served_on_lab_gateway(directory: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@dataclass(frozen=True)
+class SignedRepository:
+    """An apt repository laid out and signed as a vendor's, served on the lab gateway (signed_repository)."""
+
+    url: str
+    key_url: str
+    fingerprint: str
+    version: str
+
+
+@contextmanager
+def signed_repository(work: Path, debs: list[Path], minor: str, version: str) -> Iterator[SignedRepository]:
+    """``debs`` in a flat apt repository signed with a key of its own, served on the lab network's gateway only;
+    ``version`` is the packages' version, for the tests' pins."""
+    key = aptrepo.ensure_signing_key(work / "key")
+    folder = aptrepo.write_apt_repository(work / "apt", debs, minor, key.home)
+    with served_on_lab_gateway(work / "apt") as served:
+        url = f"{served}/{folder.relative_to(work / 'apt').as_posix()}"
+        yield SignedRepository(url + "/", url + "/Release.key", key.fingerprint, version)
 
 
 def run_role_on_lab_host(

@@ -14,16 +14,14 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sensorstack.bundle import aptrepo
 from sensorstack.bundle.versions import load_versions
 
-from .conftest import PlaybookRun, run_role_on_lab_host, served_on_lab_gateway
+from .conftest import PlaybookRun, SignedRepository, run_role_on_lab_host, signed_repository
 from .grafana_package import build_grafana_standin_deb
 
 pytestmark = pytest.mark.lab
@@ -35,32 +33,21 @@ READER_PASSWORD = "vaulted-reader-5f07"
 SMTP_PASSWORD = "vaulted-smtp-a4b6"
 
 
-@dataclass(frozen=True)
-class Repository:
-    url: str
-    key_url: str
-    fingerprint: str
-    version: str
-
-
 @pytest.fixture(scope="module")
-def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repository]:
+def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SignedRepository]:
     work = tmp_path_factory.mktemp("grafana-repository")
     version = load_versions()["sensorstack_grafana_version"]
     package = build_grafana_standin_deb(version, work / "debs")
-    key = aptrepo.ensure_signing_key(work / "key")
-    folder = aptrepo.write_apt_repository(work / "apt", [package], ".".join(version.split(".")[:2]), key.home)
-    with served_on_lab_gateway(work / "apt") as served:
-        url = f"{served}/{folder.relative_to(work / 'apt').as_posix()}"
-        yield Repository(url + "/", url + "/Release.key", key.fingerprint, version)
+    with signed_repository(work, [package], ".".join(version.split(".")[:2]), version) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
-def host(lab_host_factory, repository: Repository) -> str:
+def host(lab_host_factory, repository: SignedRepository) -> str:
     return lab_host_factory(HOST, "debian13")
 
 
-def apply_role(host: str, repository: Repository, directory: Path, **variables: Any) -> PlaybookRun:
+def apply_role(host: str, repository: SignedRepository, directory: Path, **variables: Any) -> PlaybookRun:
     settings = {
         "grafana_admin_password": FIRST_PASSWORD,
         "grafana_apt_repository_url": repository.url,
@@ -107,7 +94,7 @@ def on_host(host: str, *command: str) -> str:
 
 
 def test_a_fresh_host_gets_grafana_running_with_its_vaulted_admin_and_provisioned_objects(
-    host: str, repository: Repository, tmp_path: Path
+    host: str, repository: SignedRepository, tmp_path: Path
 ) -> None:
     run = apply_role(host, repository, tmp_path)
 
@@ -125,7 +112,7 @@ def test_a_fresh_host_gets_grafana_running_with_its_vaulted_admin_and_provisione
         assert secret not in on_host(host, "cat", "/etc/grafana/grafana.ini")
 
 
-def test_a_second_run_changes_nothing(host: str, repository: Repository, tmp_path: Path) -> None:
+def test_a_second_run_changes_nothing(host: str, repository: SignedRepository, tmp_path: Path) -> None:
     run = apply_role(host, repository, tmp_path)
 
     assert run.returncode == 0, run.output[-6000:]
@@ -133,7 +120,7 @@ def test_a_second_run_changes_nothing(host: str, repository: Repository, tmp_pat
 
 
 def test_a_changed_datasource_setting_reaches_the_running_grafana(
-    host: str, repository: Repository, tmp_path: Path
+    host: str, repository: SignedRepository, tmp_path: Path
 ) -> None:
     run = apply_role(host, repository, tmp_path, grafana_influxdb_url="http://127.0.0.2:8086")
 
@@ -143,7 +130,7 @@ def test_a_changed_datasource_setting_reaches_the_running_grafana(
 
 
 def test_a_new_vaulted_admin_password_reaches_the_grafana_that_kept_the_old_one(
-    host: str, repository: Repository, tmp_path: Path
+    host: str, repository: SignedRepository, tmp_path: Path
 ) -> None:
     run = apply_role(
         host, repository, tmp_path, grafana_admin_password=SECOND_PASSWORD, grafana_influxdb_url="http://127.0.0.2:8086"

@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import json
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -25,7 +24,7 @@ from ansible_collections.sensorstack.iot.plugins.filter.stack import environment
 
 from tests.tiers import needs
 
-from .conftest import run_role_on_lab_host
+from .conftest import run_in_container, run_role_on_lab_host
 from .influxdb_server import InfluxDBServer
 
 INFLUXD = shutil.which("influxd")
@@ -83,15 +82,8 @@ def test_a_token_signed_with_another_secret_is_refused(server: InfluxDBServer) -
 def influxd_environment(container: str) -> dict[str, str]:
     """The environment the running influxd has, as systemd gave it from the unit's environment file."""
     script = "tr '\\0' '\\n' < /proc/$(systemctl show --property=MainPID --value influxdb)/environ"
-    listing = subprocess.run(["docker", "exec", container, "sh", "-c", script], capture_output=True, text=True)
-    assert listing.returncode == 0, listing.stderr
-    return dict(line.split("=", 1) for line in listing.stdout.splitlines() if "=" in line)
-
-
-def in_container(container: str, script: str) -> str:
-    done = subprocess.run(["docker", "exec", container, "sh", "-c", script], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    listing = run_in_container(container, script)
+    return dict(line.split("=", 1) for line in listing.splitlines() if "=" in line)
 
 
 def test_the_role_gives_influxd_the_environment_through_a_private_file_and_removes_it_when_dropped(
@@ -102,9 +94,9 @@ def test_the_role_gives_influxd_the_environment_through_a_private_file_and_remov
     run = run_role_on_lab_host("sensorstack.iot.influxdb", "edge", container, tmp_path, settings)
     assert run.returncode == 0, run.output
     assert "signing" not in run.output, "the secret reached the output"
-    assert in_container(container, "stat -c '%U %G %a' /etc/influxdb/influxdb.env") == "root root 600"
+    assert run_in_container(container, "stat -c '%U %G %a' /etc/influxdb/influxdb.env") == "root root 600"
     # The package's own environment file is the operator's: the role leaves it alone.
-    in_container(container, "echo 'INFLUXD_OPTS=' > /etc/default/influxdb")
+    run_in_container(container, "echo 'INFLUXD_OPTS=' > /etc/default/influxdb")
     assert influxd_environment(container)["INFLUXDB_HTTP_SHARED_SECRET"] == SECRET
 
     again = run_role_on_lab_host("sensorstack.iot.influxdb", "edge", container, tmp_path, settings)
@@ -116,7 +108,7 @@ def test_the_role_gives_influxd_the_environment_through_a_private_file_and_remov
     )
     assert dropped.returncode == 0, dropped.output
     assert "RUNNING HANDLER [sensorstack.iot.influxdb : Restart InfluxDB]" in dropped.output, dropped.output
-    assert in_container(container, "test -e /etc/influxdb/influxdb.env && echo kept || echo gone") == "gone"
-    assert in_container(container, "ls /etc/systemd/system/influxdb.service.d") == ""
-    assert in_container(container, "cat /etc/default/influxdb") == "INFLUXD_OPTS="
+    assert run_in_container(container, "test -e /etc/influxdb/influxdb.env && echo kept || echo gone") == "gone"
+    assert run_in_container(container, "ls /etc/systemd/system/influxdb.service.d") == ""
+    assert run_in_container(container, "cat /etc/default/influxdb") == "INFLUXD_OPTS="
     assert "INFLUXDB_HTTP_SHARED_SECRET" not in influxd_environment(container)

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sensorstack.bundle import aptrepo
 from sensorstack.bundle.versions import load_versions
 
-from .conftest import PlaybookRun, run_role_on_lab_host, served_on_lab_gateway
+from .conftest import PlaybookRun, SignedRepository, run_in_container, run_role_on_lab_host, signed_repository
 
 pytestmark = pytest.mark.lab
 
@@ -51,44 +49,25 @@ PY
 """
 
 
-@dataclass(frozen=True)
-class Repository:
-    url: str
-    key_url: str
-    fingerprint: str
-    version: str
-
-
-def in_container(container: str, script: str, *arguments: str) -> str:
-    done = subprocess.run(
-        ["docker", "exec", container, "sh", "-c", script, "sh", *arguments], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def host(lab_host_factory: Any) -> str:
     return lab_host_factory(HOST, "debian13")
 
 
 @pytest.fixture(scope="module")
-def repository(host: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repository]:
+def repository(host: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SignedRepository]:
     work = tmp_path_factory.mktemp("influxdata-repository")
     version = f"{load_versions()['sensorstack_influxdb_version']}-1"
-    in_container(host, REPACKAGE, version)
+    run_in_container(host, REPACKAGE, version)
     (work / "debs").mkdir()
     package = work / "debs" / f"influxdb_{version}_amd64.deb"
     subprocess.run(["docker", "cp", f"{host}:/var/tmp/influxdb-repack/{package.name}", str(package)], check=True)
-    in_container(host, "rm -rf /var/tmp/influxdb-repack")
-    key = aptrepo.ensure_signing_key(work / "key")
-    folder = aptrepo.write_apt_repository(work / "apt", [package], "1.11", key.home)
-    with served_on_lab_gateway(work / "apt") as served:
-        url = f"{served}/{folder.relative_to(work / 'apt').as_posix()}"
-        yield Repository(url + "/", url + "/Release.key", key.fingerprint, version)
+    run_in_container(host, "rm -rf /var/tmp/influxdb-repack")
+    with signed_repository(work, [package], "1.11", version) as served:
+        yield served
 
 
-def apply_role(host: str, repository: Repository, directory: Path) -> PlaybookRun:
+def apply_role(host: str, repository: SignedRepository, directory: Path) -> PlaybookRun:
     settings = {
         "influxdb_install_source": "repo",
         "influxdb_admin_password": ADMIN_PASSWORD,
@@ -104,16 +83,16 @@ def apply_role(host: str, repository: Repository, directory: Path) -> PlaybookRu
 
 
 def test_influxdb_comes_from_influxdatas_repository_at_the_pinned_version_and_stays_there(
-    host: str, repository: Repository, tmp_path: Path
+    host: str, repository: SignedRepository, tmp_path: Path
 ) -> None:
     run = apply_role(host, repository, tmp_path)
     assert run.returncode == 0, run.output
-    assert in_container(host, "dpkg-query -W -f '${Version}' influxdb") == repository.version
-    assert in_container(host, "apt-mark showhold") == "influxdb"
-    policy = in_container(host, "apt-cache policy influxdb")
+    assert run_in_container(host, "dpkg-query -W -f '${Version}' influxdb") == repository.version
+    assert run_in_container(host, "apt-mark showhold") == "influxdb"
+    policy = run_in_container(host, "apt-cache policy influxdb")
     assert f"*** {repository.version} " in policy and repository.url.rstrip("/") in policy, policy
-    assert in_container(host, "systemctl is-active influxdb") == "active"
-    databases = in_container(host, SHOW_DATABASES, ADMIN_PASSWORD)
+    assert run_in_container(host, "systemctl is-active influxdb") == "active"
+    databases = run_in_container(host, SHOW_DATABASES, ADMIN_PASSWORD)
     assert "telemetry" in databases.split(), databases
 
     again = apply_role(host, repository, tmp_path)

@@ -15,7 +15,6 @@ import os
 import pwd
 import queue
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -26,17 +25,16 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from sensorstack.lab import containers
-from sensorstack.lab.containers import LAB_CONNECTION
 from tests.tiers import needs
 
 from .ansible_module import free_port
 from .certificates import issue, make_ca
-from .conftest import PlaybookRun, run_playbook, write_inventory
-from .test_mosquitto_broker import wait_until
+from .conftest import run_in_container
+from .test_mosquitto_broker import port_answers, wait_until
+from .test_mosquitto_role import Lab, broker_lab
 
 MOSQUITTO = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin")
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
@@ -52,7 +50,6 @@ BASE: dict[str, Any] = {
         {"name": "telegraf", "password": "telegraf-password-2", "topics": [{"topic": "sensors/#", "access": "read"}]},
     ],
 }
-PLAYBOOK = [{"name": "Converge the broker", "hosts": "all", "gather_facts": True, "roles": [{"role": "mosquitto"}]}]
 
 
 @dataclass
@@ -66,24 +63,6 @@ class Remote:
     @property
     def ca_pem(self) -> str:
         return self.ca.read_text()
-
-
-@dataclass
-class Edge:
-    container: str
-    address: str
-    directory: Path
-
-    def converge(self, variables: dict[str, Any]) -> PlaybookRun:
-        (self.directory / "vars.json").write_text(json.dumps(variables))
-        return run_playbook(
-            str(self.directory / "play.yml"), self.directory / "hosts.yml", "-e", f"@{self.directory / 'vars.json'}"
-        )
-
-    def shell(self, script: str) -> str:
-        done = subprocess.run(["docker", "exec", self.container, "sh", "-c", script], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +92,7 @@ def remote() -> Iterator[Remote]:
     with log.open("wb") as sink:
         process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=sink, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: process.poll() is not None or connects(gateway, port), "the remote broker")
+        wait_until(lambda: process.poll() is not None or port_answers(port, gateway), "the remote broker")
         assert process.poll() is None, log.read_text()
         yield Remote(gateway, port, ca[1])
     finally:
@@ -122,29 +101,9 @@ def remote() -> Iterator[Remote]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def connects(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.2)
-        return probe.connect_ex((host, port)) == 0
-
-
 @pytest.fixture(scope="module")
-def edge(lab_host_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Edge:
-    container = lab_host_factory("mosquitto-bridge", "debian13")
-    directory = tmp_path_factory.mktemp("mosquitto-bridge")
-    write_inventory(
-        directory,
-        {
-            "all": {
-                "vars": {"ansible_connection": LAB_CONNECTION, "ansible_python_interpreter": "/usr/bin/python3"},
-                "hosts": {"edge": {"ansible_host": container}},
-            }
-        },
-    )
-    (directory / "play.yml").write_text(yaml.safe_dump(PLAYBOOK, sort_keys=False))
-    inspect = subprocess.run(["docker", "inspect", container], capture_output=True, text=True, check=True)
-    address = next(iter(json.loads(inspect.stdout)[0]["NetworkSettings"]["Networks"].values()))["IPAddress"]
-    return Edge(container, address, directory)
+def edge(lab_host_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    return broker_lab(lab_host_factory, tmp_path_factory.mktemp("mosquitto-bridge"), "mosquitto-bridge")
 
 
 def bridged(remote: Remote) -> dict[str, Any]:
@@ -180,7 +139,7 @@ def receive_on_remote(remote: Remote, topic: str, publish: Any) -> tuple[str, st
         client.loop_stop()
 
 
-def publish_on_edge(edge: Edge, topic: str, payload: str) -> None:
+def publish_on_edge(edge: Lab, topic: str, payload: str) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bridge-device-{uuid.uuid4().hex[:8]}")
     client.username_pw_set(DEVICE["name"], DEVICE["password"])
     client.connect(edge.address, PORT, keepalive=10)
@@ -192,7 +151,7 @@ def publish_on_edge(edge: Edge, topic: str, payload: str) -> None:
         client.loop_stop()
 
 
-def test_a_reading_crosses_the_bridge_whose_password_only_the_bridges_file_holds(edge: Edge, remote: Remote) -> None:
+def test_a_reading_crosses_the_bridge_whose_password_only_the_bridges_file_holds(edge: Lab, remote: Remote) -> None:
     run = edge.converge(bridged(remote))
     assert run.returncode == 0, run.output
     assert REMOTE_PASSWORD not in run.output
@@ -203,34 +162,34 @@ def test_a_reading_crosses_the_bridge_whose_password_only_the_bridges_file_holds
     )
     assert (topic, received) == ("site-a/sensors/alice/room", payload)
 
-    listing = edge.shell("stat -c '%n %U %G %a' /etc/mosquitto/bridges /etc/mosquitto/bridges/*")
+    listing = run_in_container(edge.container, "stat -c '%n %U %G %a' /etc/mosquitto/bridges /etc/mosquitto/bridges/*")
     assert sorted(listing.splitlines()) == [
         "/etc/mosquitto/bridges root mosquitto 750",
         "/etc/mosquitto/bridges/bridges.conf root mosquitto 640",
         "/etc/mosquitto/bridges/central.ca.crt root mosquitto 640",
     ]
-    assert f"remote_password {REMOTE_PASSWORD}" in edge.shell("cat /etc/mosquitto/bridges/bridges.conf")
-    config = edge.shell("cat /etc/mosquitto/mosquitto.conf")
+    assert f"remote_password {REMOTE_PASSWORD}" in run_in_container(
+        edge.container, "cat /etc/mosquitto/bridges/bridges.conf"
+    )
+    config = run_in_container(edge.container, "cat /etc/mosquitto/mosquitto.conf")
     assert "include_dir /etc/mosquitto/bridges" in config
     assert REMOTE_PASSWORD not in config
 
     again = edge.converge(bridged(remote))
     assert again.returncode == 0, again.output
-    assert again.recap()["edge"]["changed"] == 0, again.output
+    assert again.recap()["broker"]["changed"] == 0, again.output
 
 
-def test_the_bridges_folder_keeps_only_the_roles_files_and_goes_with_the_last_bridge(
-    edge: Edge, remote: Remote
-) -> None:
+def test_the_bridges_folder_keeps_only_the_roles_files_and_goes_with_the_last_bridge(edge: Lab, remote: Remote) -> None:
     assert edge.converge(bridged(remote)).returncode == 0
     # A file of bridge settings left there by hand would be read too (include_dir): the role removes it.
-    edge.shell("echo 'connection stray' > /etc/mosquitto/bridges/by-hand.conf")
+    run_in_container(edge.container, "echo 'connection stray' > /etc/mosquitto/bridges/by-hand.conf")
     kept = edge.converge(bridged(remote))
     assert kept.returncode == 0, kept.output
-    assert edge.shell("ls /etc/mosquitto/bridges").split() == ["bridges.conf", "central.ca.crt"]
+    assert run_in_container(edge.container, "ls /etc/mosquitto/bridges").split() == ["bridges.conf", "central.ca.crt"]
     run = edge.converge(BASE)
     assert run.returncode == 0, run.output
     assert "RUNNING HANDLER [mosquitto : Restart the broker]" in run.output
-    assert edge.shell("test -e /etc/mosquitto/bridges && echo present || echo gone").strip() == "gone"
-    assert "include_dir" not in edge.shell("cat /etc/mosquitto/mosquitto.conf")
-    wait_until(lambda: connects(edge.address, PORT), "the broker to answer after its restart")
+    assert run_in_container(edge.container, "test -e /etc/mosquitto/bridges && echo present || echo gone") == "gone"
+    assert "include_dir" not in run_in_container(edge.container, "cat /etc/mosquitto/mosquitto.conf")
+    wait_until(lambda: port_answers(PORT, edge.address), "the broker to answer after its restart")

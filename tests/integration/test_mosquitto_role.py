@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from sensorstack.lab.containers import LAB_CONNECTION
 
-from .conftest import PlaybookRun, run_playbook, write_inventory
+from .conftest import PlaybookRun, container_address, run_playbook, write_inventory
 
 PORT = 1883
 BASE: dict[str, Any] = {
@@ -75,10 +74,9 @@ class Lab:
         return accepted == [True]
 
 
-@pytest.fixture(scope="module")
-def lab(lab_host_factory, tmp_path_factory) -> Iterator[Lab]:
-    container = lab_host_factory("mosquitto-role", "debian13")
-    directory = tmp_path_factory.mktemp("mosquitto-role")
+def broker_lab(lab_host_factory: Any, directory: Path, name: str) -> Lab:
+    """A fresh Debian 13 lab container (sensorstack-test-<name>), inventory host ``broker``, to converge the role on."""
+    container = lab_host_factory(name, "debian13")
     write_inventory(
         directory,
         {
@@ -92,9 +90,12 @@ def lab(lab_host_factory, tmp_path_factory) -> Iterator[Lab]:
         },
     )
     (directory / "play.yml").write_text(yaml.safe_dump(PLAYBOOK, sort_keys=False))
-    inspect = subprocess.run(["docker", "inspect", container], capture_output=True, text=True, check=True)
-    address = next(iter(json.loads(inspect.stdout)[0]["NetworkSettings"]["Networks"].values()))["IPAddress"]
-    yield Lab(container, address, directory)
+    return Lab(container, container_address(container), directory)
+
+
+@pytest.fixture(scope="module")
+def lab(lab_host_factory, tmp_path_factory) -> Lab:
+    return broker_lab(lab_host_factory, tmp_path_factory.mktemp("mosquitto-role"), "mosquitto-role")
 
 
 @pytest.fixture
