@@ -326,20 +326,45 @@ def node_ports_held(services: Any) -> list[dict[str, Any]]:
     return held
 
 
+def claimed_variable(key: Any, variable: str | None) -> str:
+    """The variable a claimed node port comes from: ``key`` itself, or that key of the dict ``variable``."""
+    return f"{variable}[{key}]" if variable else str(key)
+
+
+def node_port_number(port: Any) -> int | None:
+    return int(port) if str(port).isdigit() else None
+
+
+def node_ports_claim(
+    claims: Any, claimed: Mapping[Any, Any], namespace: str, name: str, variable: str | None = None
+) -> list[dict[str, Any]]:
+    """The node ports the stack's services claim in this run, [{service, node_port, variable}], with the claims of
+    ``namespace``/``name`` replaced by ``claimed`` (as in node_port_problems): the services checked after it find a
+    port it claims before the cluster holds it (a first deploy)."""
+    own = f"{namespace}/{name}"
+    kept = [entry for entry in claims or [] if entry.get("service") != own]
+    for key, port in claimed.items():
+        number = node_port_number(port)
+        if number is not None:
+            kept.append({"service": own, "node_port": number, "variable": claimed_variable(key, variable)})
+    return kept
+
+
 def node_port_problems(
     claimed: Mapping[Any, Any], held: Any, namespace: str, name: str, variable: str | None = None
 ) -> list[str]:
     """A service's node ports, {variable: port} (or {key: port} of the dict ``variable``): each in the range the API
-    server allocates from, none twice, and none held by a Service of the cluster other than its own
-    (``namespace``/``name``: a second stack, another namespace), which the API would refuse ("provided port is
-    already allocated") after the role's other objects."""
+    server allocates from, none twice, and none held by a Service other than its own (``namespace``/``name``): one
+    of the cluster (a second stack, another namespace) or one the run claims for another of the stack's services
+    (node_ports_claim). The API would refuse either ("provided port is already allocated") after the role's other
+    objects."""
     problems = []
     own = f"{namespace}/{name}"
-    holders = {entry["node_port"]: entry["service"] for entry in held or [] if entry.get("service") != own}
+    holders = {entry["node_port"]: entry for entry in held or [] if entry.get("service") != own}
     seen: dict[int, str] = {}
     for key, port in claimed.items():
-        variable_named = f"{variable}[{key}]" if variable else str(key)
-        number = int(port) if str(port).isdigit() else None
+        variable_named = claimed_variable(key, variable)
+        number = node_port_number(port)
         if number not in NODE_PORTS:
             problems.append(
                 f"{variable_named} ({port}) must be a node port from {NODE_PORTS.start} to {NODE_PORTS.stop - 1},"
@@ -349,10 +374,15 @@ def node_port_problems(
             problems.append(
                 f"{variable_named} ({port}) is {seen[number]} too: one Service cannot use a node port twice"
             )
+        elif number in holders and holders[number].get("variable"):
+            problems.append(
+                f"{variable_named} ({port}) is {holders[number]['variable']} of the Service"
+                f" {holders[number]['service']} too: two Services cannot share a node port"
+            )
         elif number in holders:
             problems.append(
-                f"{variable_named} ({port}) is held by the Service {holders[number]} of the cluster: choose another"
-                " node port, or remove that Service"
+                f"{variable_named} ({port}) is held by the Service {holders[number]['service']} of the cluster:"
+                " choose another node port, or remove that Service"
             )
         if number is not None:
             seen.setdefault(number, variable_named)
@@ -366,6 +396,7 @@ class FilterModule:
             "stack_systemd_environment": systemd_environment,
             "stack_node_ports_held": node_ports_held,
             "stack_node_port_problems": node_port_problems,
+            "stack_node_ports_claim": node_ports_claim,
             "dns_label_problems": dns_label_problems,
             "stack_user_password": stack_user_password,
             "stack_first_database": stack_first_database,

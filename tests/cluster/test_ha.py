@@ -39,6 +39,18 @@ def ready_nodes(node: Node) -> set[str]:
     }
 
 
+def why_not_ready(node: Node, pod: str) -> str:
+    """What a pod that does not come up shows: its description with events, the cluster's latest events, every
+    pod's placement and the API servers the Service kubernetes still lists."""
+    report = [
+        node.run(*KUBECTL, "describe", "pod", pod, check=False),
+        node.run(*KUBECTL, "get", "events", "--all-namespaces", "--sort-by=.lastTimestamp", check=False)[-6000:],
+        node.run(*KUBECTL, "get", "pods", "--all-namespaces", "--output=wide", check=False),
+        node.run(*KUBECTL, "get", "endpointslices", "--namespace=default", "--output=wide", check=False),
+    ]
+    return "\n".join(report)
+
+
 def wait_for(description: str, check: Any, timeout: float = 600, interval: float = 5) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -119,7 +131,10 @@ def test_the_cluster_goes_on_without_its_first_control_plane(
             },
         }
         second.run(*KUBECTL, "apply", "--filename=-", stdin=yaml.safe_dump(pod))
-        second.run(*KUBECTL, "wait", "--for=condition=Ready", "pod/ha-probe", "--timeout=300s", timeout=330)
+        waited = second.run(
+            *KUBECTL, "wait", "--for=condition=Ready", "pod/ha-probe", "--timeout=300s", check=False, timeout=330
+        )
+        assert "condition met" in waited, f"the pod ha-probe is not Ready:\n{why_not_ready(second, 'ha-probe')}"
         placed = kubectl_json(second, "get", "pod", "ha-probe")["spec"]["nodeName"]
         assert placed in {name for name, _ in WORKERS}
         second.run(*KUBECTL, "delete", "pod", "ha-probe", "--wait=false")

@@ -15,7 +15,7 @@ import pytest
 
 from sensorstack.lab.containers import LAB_CONNECTION
 
-from .conftest import container_network, run_playbook, write_inventory
+from .conftest import PlaybookRun, container_network, run_playbook, write_inventory
 
 
 def inventory_for(container: str, **layout: list[str]) -> dict[str, Any]:
@@ -273,6 +273,17 @@ for _case, (_settings, _fragments) in STACK_CASES.items():
     CASES[f"stack: {_case}"] = (EDGE, STACK | _settings, _fragments)
 
 
+def cluster_stack(container: str) -> dict[str, Any]:
+    """STACK on the cluster too: its first control-plane node in the device and admin networks."""
+    networks = [container_network(container)]
+    return STACK | {"sensorstack_stack_device_cidrs": networks, "sensorstack_stack_admin_cidrs": networks}
+
+
+def assert_nothing_changed_after_preflight(run: PlaybookRun) -> None:
+    assert "PLAY [Prepare every host" not in run.output, "the run went past preflight"
+    assert all(counters["changed"] == 0 for counters in run.recap().values()), run.recap()
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_preflight_rejects_bad_input_before_any_change(case: str, container: str, tmp_path: Path) -> None:
     layout, variables, fragments = CASES[case]
@@ -281,8 +292,7 @@ def test_preflight_rejects_bad_input_before_any_change(case: str, container: str
     assert run.returncode != 0, run.output
     for fragment in fragments:
         assert fragment in run.output, f"{fragment!r} missing from:\n{run.output}"
-    assert "PLAY [Prepare every host" not in run.output, "the run went past preflight"
-    assert all(counters["changed"] == 0 for counters in run.recap().values()), run.recap()
+    assert_nothing_changed_after_preflight(run)
 
 
 def test_a_hosts_group_the_inventory_lacks_is_named_before_any_change(container: str, tmp_path: Path) -> None:
@@ -291,8 +301,7 @@ def test_a_hosts_group_the_inventory_lacks_is_named_before_any_change(container:
     )
     assert run.returncode != 0, run.output
     assert "sensorstack_hosts_group: inventory group 'iot' is missing or has no hosts" in run.output, run.output
-    assert "PLAY [Prepare every host" not in run.output, "the run went past preflight"
-    assert all(counters["changed"] == 0 for counters in run.recap().values()), run.recap()
+    assert_nothing_changed_after_preflight(run)
 
 
 def test_a_host_network_overlapping_the_pods_is_found_from_facts(container: str, tmp_path: Path) -> None:
@@ -307,10 +316,7 @@ def test_a_host_network_overlapping_the_pods_is_found_from_facts(container: str,
 @pytest.mark.parametrize("layout", ["cluster", "cluster and a stack host"])
 def test_a_valid_inventory_passes_preflight(layout: str, container: str, tmp_path: Path) -> None:
     """The cases above fail for their own reason: the same inventory without the fault passes."""
-    # The stack runs on the cluster too: its first control-plane node must be in the device and admin networks.
-    networks = [container_network(container)]
-    cluster_stack = STACK | {"sensorstack_stack_device_cidrs": networks, "sensorstack_stack_admin_cidrs": networks}
-    inventory = with_vars(inventory_for(container, **(EDGE if layout != "cluster" else {})), **cluster_stack)
+    inventory = with_vars(inventory_for(container, **(EDGE if layout != "cluster" else {})), **cluster_stack(container))
     run = run_playbook("playbooks/preflight.yml", write_inventory(tmp_path, inventory))
     assert run.returncode == 0, run.output
     assert all(counters["changed"] == 0 and counters["failed"] == 0 for counters in run.recap().values())
@@ -318,10 +324,23 @@ def test_a_valid_inventory_passes_preflight(layout: str, container: str, tmp_pat
 
 def test_group_names_given_on_the_command_line_pass_preflight(container: str, tmp_path: Path) -> None:
     """The renamed group of the case above, named where the plays read it."""
-    networks = [container_network(container)]
-    cluster_stack = STACK | {"sensorstack_stack_device_cidrs": networks, "sensorstack_stack_admin_cidrs": networks}
     layout = inventory_for(container, masters=["cp1"], workers=["w1"])
-    inventory = write_inventory(tmp_path, with_vars(layout, **cluster_stack))
+    inventory = write_inventory(tmp_path, with_vars(layout, **cluster_stack(container)))
     run = run_playbook("playbooks/preflight.yml", inventory, "-e", "sensorstack_control_plane_group=masters")
     assert run.returncode == 0, run.output
     assert "PLAY [Validate the inventory layout of groups sensorstack, masters, workers, edge]" in run.output
+
+
+def test_two_services_of_the_stack_on_one_node_port_are_refused_on_a_first_deploy(
+    container: str, tmp_path: Path
+) -> None:
+    """No Service of the cluster holds either port yet: without the check, the API would refuse Grafana's Service
+    after its Secrets, ConfigMaps and claim were applied."""
+    variables = cluster_stack(container) | {"grafana_kubernetes_node_port": 31883}
+    run = run_playbook("site.yml", write_inventory(tmp_path, with_vars(inventory_for(container, **EDGE), **variables)))
+    assert run.returncode != 0, run.output
+    assert (
+        "grafana_kubernetes_node_port (31883) is mosquitto_kubernetes_node_ports[1883] of the Service"
+        " sensorstack/mosquitto too: two Services cannot share a node port"
+    ) in run.output, run.output
+    assert_nothing_changed_after_preflight(run)

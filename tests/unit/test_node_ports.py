@@ -6,7 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.sensorstack.iot.plugins.filter.mosquitto import mosquitto_node_ports
-from ansible_collections.sensorstack.iot.plugins.filter.stack import node_port_problems, node_ports_held
+from ansible_collections.sensorstack.iot.plugins.filter.stack import (
+    node_port_problems,
+    node_ports_claim,
+    node_ports_held,
+)
 
 
 def service(namespace: str, name: str, *node_ports: int) -> dict[str, Any]:
@@ -73,4 +77,36 @@ def test_one_service_cannot_claim_a_node_port_twice() -> None:
     assert node_port_problems(claimed, [], "sensorstack", "mosquitto", "mosquitto_kubernetes_node_ports") == [
         "mosquitto_kubernetes_node_ports[8883] (31883) is mosquitto_kubernetes_node_ports[1883] too: one Service"
         " cannot use a node port twice"
+    ]
+
+
+def test_two_services_of_the_stack_on_one_node_port_are_found_before_the_cluster_holds_either() -> None:
+    claims = node_ports_claim(
+        [], {"1883": 31883, "8883": 30883}, "sensorstack", "mosquitto", "mosquitto_kubernetes_node_ports"
+    )
+    claims = node_ports_claim(claims, {"influxdb_kubernetes_node_port": 30086}, "sensorstack", "influxdb")
+    assert node_port_problems({"grafana_kubernetes_node_port": 30883}, claims, "sensorstack", "grafana") == [
+        "grafana_kubernetes_node_port (30883) is mosquitto_kubernetes_node_ports[8883] of the Service"
+        " sensorstack/mosquitto too: two Services cannot share a node port"
+    ]
+    assert node_port_problems({"grafana_kubernetes_node_port": 30300}, claims, "sensorstack", "grafana") == []
+
+
+def test_a_service_checked_again_replaces_its_own_claims() -> None:
+    claims = node_ports_claim([], {"influxdb_kubernetes_node_port": 30086}, "sensorstack", "influxdb")
+    claims = node_ports_claim(claims, {"influxdb_kubernetes_node_port": 30087}, "sensorstack", "influxdb")
+    assert claims == [
+        {"service": "sensorstack/influxdb", "node_port": 30087, "variable": "influxdb_kubernetes_node_port"}
+    ]
+    # Its own claims never stop it, and a port out of range claims nothing (its own check names it).
+    assert node_port_problems({"influxdb_kubernetes_node_port": 30087}, claims, "sensorstack", "influxdb") == []
+    assert node_ports_claim(claims, {"influxdb_kubernetes_node_port": "http"}, "sensorstack", "influxdb") == []
+
+
+def test_a_claim_of_this_run_is_named_before_the_clusters_holder_of_the_same_port() -> None:
+    claims = node_ports_claim([], {"grafana_kubernetes_node_port": 30300}, "sensorstack", "grafana")
+    problems = node_port_problems({"influxdb_kubernetes_node_port": 30300}, HELD + claims, "sensorstack", "influxdb")
+    assert problems == [
+        "influxdb_kubernetes_node_port (30300) is grafana_kubernetes_node_port of the Service sensorstack/grafana"
+        " too: two Services cannot share a node port"
     ]
