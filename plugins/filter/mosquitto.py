@@ -6,8 +6,8 @@
 ``mosquitto_config_dir``, ``mosquitto_platform``, ``mosquitto_config_extra``, ``mosquitto_kubernetes_extra_egress``)
 and lists what is wrong, each message naming the variable and never a password. The role calls it before rendering;
 the preflight play calls it, through the role's ``validate.yml``, on every host that runs the broker before any host
-changes. ``mosquitto_bridge_ca_path``, ``mosquitto_bridge_ca_files`` and ``mosquitto_bridge_egress`` give the
-bridges' CA files and, on Kubernetes, the egress their IP addresses need; ``mosquitto_node_ports`` the node port of
+changes. ``mosquitto_bridge_tls_path``, ``mosquitto_bridge_tls_files`` and ``mosquitto_bridge_egress`` give the
+bridges' TLS files and, on Kubernetes, the egress their IP addresses need; ``mosquitto_node_ports`` the node port of
 each listener. Pure; unit-tested in ``tests/unit/test_stack_checks.py``, ``tests/unit/test_mosquitto_bridges.py``
 and ``tests/unit/test_node_ports.py``.
 """
@@ -26,6 +26,16 @@ BRIDGE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 BRIDGE_DIRECTIONS = ("out", "in", "both")
 BRIDGE_PROTOCOLS = ("mqttv31", "mqttv311", "mqttv50")
 BRIDGE_DEFAULT_PORT = 1883
+
+# A bridge's TLS files in mosquitto_bridge_dir: {key of the bridge: file name after the bridge's name}.
+BRIDGE_TLS_FILES = {"tls_ca": "ca.crt", "tls_cert": "crt", "tls_key": "key"}
+# What each holds: a PEM block (a key in PKCS#8, or OpenSSL's EC or RSA form; never encrypted: the broker starts
+# unattended and cannot ask for a passphrase).
+BRIDGE_TLS_PEM = {
+    "tls_ca": (re.compile(r"-----BEGIN CERTIFICATE-----"), "-----BEGIN CERTIFICATE-----"),
+    "tls_cert": (re.compile(r"-----BEGIN CERTIFICATE-----"), "-----BEGIN CERTIFICATE-----"),
+    "tls_key": (re.compile(r"-----BEGIN (?:EC |RSA )?PRIVATE KEY-----"), "-----BEGIN PRIVATE KEY-----"),
+}
 # The broker's own folders and files, which the bridges' folder may not be or hold.
 BROKER_PATHS = (
     "mosquitto_config_dir",
@@ -150,6 +160,24 @@ def _bridge_dir_problems(settings: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _bridge_tls_problems(where: str, bridge: Mapping[str, Any]) -> list[str]:
+    """A client certificate comes with its key, over TLS (a bridge speaks TLS only with a CA), both as PEM text: a
+    path in their place would be written into the file as it stands. The messages never show the values."""
+    has = {key: bool(bridge.get(key)) for key in BRIDGE_TLS_FILES}
+    problems = []
+    if has["tls_cert"] != has["tls_key"]:
+        problems.append(f"{where}: tls_cert and tls_key (the bridge's client certificate) go together")
+    if (has["tls_cert"] or has["tls_key"]) and not has["tls_ca"]:
+        problems.append(f"{where}: a client certificate needs tls_ca, the CA of the remote broker's certificate")
+    for key, (pattern, example) in BRIDGE_TLS_PEM.items():
+        text = str(bridge.get(key) or "")
+        if has[key] and "ENCRYPTED" in text:
+            problems.append(f"{where}: {key} is encrypted, and the broker cannot ask for its passphrase")
+        elif has[key] and not pattern.search(text):
+            problems.append(f"{where}: {key} must be PEM text ({example}), not a path")
+    return problems
+
+
 def _bridge_problems(settings: Mapping[str, Any]) -> list[str]:
     bridges = _entries(settings.get("mosquitto_bridges"))
     on_kubernetes = settings.get("mosquitto_platform") == "kubernetes"
@@ -192,6 +220,7 @@ def _bridge_problems(settings: Mapping[str, Any]) -> list[str]:
             problems.append(f"{where}: remote_password needs remote_username")
         if password and (password != password.strip() or "\n" in password):
             problems.append(f"{where}: remote_password may not start or end with a space or hold a line break")
+        problems += _bridge_tls_problems(where, bridge)
         if bridge.get("protocol_version", "mqttv311") not in BRIDGE_PROTOCOLS:
             problems.append(f"{where}: protocol_version must be one of {', '.join(BRIDGE_PROTOCOLS)}")
         problems += _lines_problems(f"{where}.extra", bridge.get("extra"))
@@ -253,17 +282,18 @@ def mosquitto_node_ports(listeners: Sequence[Mapping[str, Any]], node_ports: Map
     return {port: named[port] for port in ports if port in named}
 
 
-def mosquitto_bridge_ca_path(name: str, directory: str) -> str:
-    """Where the CA file of the bridge ``name`` lives."""
-    return f"{directory.rstrip('/')}/{name}.ca.crt"
+def mosquitto_bridge_tls_path(name: str, directory: str, key: str) -> str:
+    """Where the file of the bridge ``name``'s ``key`` (tls_ca, tls_cert or tls_key) lives."""
+    return f"{directory.rstrip('/')}/{name}.{BRIDGE_TLS_FILES[key]}"
 
 
-def mosquitto_bridge_ca_files(bridges: Sequence[Mapping[str, Any]], directory: str) -> dict[str, str]:
-    """{path: PEM text} of every bridge with a tls_ca."""
+def mosquitto_bridge_tls_files(bridges: Sequence[Mapping[str, Any]], directory: str) -> dict[str, str]:
+    """{path: PEM text} of every bridge's CA, client certificate and key."""
     return {
-        mosquitto_bridge_ca_path(str(bridge["name"]), directory): str(bridge["tls_ca"]).strip() + "\n"
+        mosquitto_bridge_tls_path(str(bridge["name"]), directory, key): str(bridge[key]).strip() + "\n"
         for bridge in bridges
-        if bridge.get("tls_ca")
+        for key in BRIDGE_TLS_FILES
+        if bridge.get(key)
     }
 
 
@@ -287,7 +317,7 @@ class FilterModule:
         return {
             "mosquitto_problems": mosquitto_problems,
             "mosquitto_node_ports": mosquitto_node_ports,
-            "mosquitto_bridge_ca_path": mosquitto_bridge_ca_path,
-            "mosquitto_bridge_ca_files": mosquitto_bridge_ca_files,
+            "mosquitto_bridge_tls_path": mosquitto_bridge_tls_path,
+            "mosquitto_bridge_tls_files": mosquitto_bridge_tls_files,
             "mosquitto_bridge_egress": mosquitto_bridge_egress,
         }

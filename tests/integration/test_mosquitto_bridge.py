@@ -54,11 +54,15 @@ BASE: dict[str, Any] = {
 
 @dataclass
 class Remote:
-    """The broker at the other end of the bridge, on the lab network's gateway."""
+    """The broker at the other end of the bridge, on the lab network's gateway: a TLS listener on ``port``, and one on
+    ``certificate_port`` that requires a client certificate signed by the same CA as its own (``client``: a
+    certificate and key for the bridge)."""
 
     address: str
     port: int
+    certificate_port: int
     ca: Path
+    client: tuple[Path, Path]
 
     @property
     def ca_pem(self) -> str:
@@ -75,13 +79,16 @@ def remote() -> Iterator[Remote]:
     gateway = containers.network_gateway()
     ca = make_ca(directory, "ca")
     cert, key = issue(directory, "remote", ca, f"subjectAltName=IP:{gateway}\nextendedKeyUsage=serverAuth\n")
+    client = issue(directory, "bridge-client", ca, "extendedKeyUsage=clientAuth\n")
     passwords = directory / "passwd"
     subprocess.run([MOSQUITTO_PASSWD, "-b", "-c", str(passwords), REMOTE_USER, REMOTE_PASSWORD], check=True)
-    port = free_port()
+    port, certificate_port = free_port(), free_port()
     config = directory / "mosquitto.conf"
     config.write_text(
         f"per_listener_settings false\nallow_anonymous false\npassword_file {passwords}\n"
         f"listener {port} {gateway}\ncertfile {cert}\nkeyfile {key}\n"
+        f"listener {certificate_port} {gateway}\ncertfile {cert}\nkeyfile {key}\ncafile {ca[1]}\n"
+        "require_certificate true\n"
     )
     if os.geteuid() == 0:
         # The broker drops to its account before it reads the password file and the key.
@@ -92,9 +99,12 @@ def remote() -> Iterator[Remote]:
     with log.open("wb") as sink:
         process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=sink, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: process.poll() is not None or port_answers(port, gateway), "the remote broker")
+        wait_until(
+            lambda: process.poll() is not None or all(port_answers(p, gateway) for p in (port, certificate_port)),
+            "the remote broker",
+        )
         assert process.poll() is None, log.read_text()
-        yield Remote(gateway, port, ca[1])
+        yield Remote(gateway, port, certificate_port, ca[1], client)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -106,7 +116,7 @@ def edge(lab_host_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Lab
     return broker_lab(lab_host_factory, tmp_path_factory.mktemp("mosquitto-bridge"), "mosquitto-bridge")
 
 
-def bridged(remote: Remote) -> dict[str, Any]:
+def bridged(remote: Remote, **more: Any) -> dict[str, Any]:
     bridge = {
         "name": "central",
         "addresses": [f"{remote.address}:{remote.port}"],
@@ -115,7 +125,7 @@ def bridged(remote: Remote) -> dict[str, Any]:
         "remote_password": REMOTE_PASSWORD,
         "tls_ca": remote.ca_pem,
     }
-    return BASE | {"mosquitto_bridges": [bridge]}
+    return BASE | {"mosquitto_bridges": [bridge | more]}
 
 
 def receive_on_remote(remote: Remote, topic: str, publish: Any) -> tuple[str, str]:
@@ -193,3 +203,39 @@ def test_the_bridges_folder_keeps_only_the_roles_files_and_goes_with_the_last_br
     assert run_in_container(edge.container, "test -e /etc/mosquitto/bridges && echo present || echo gone") == "gone"
     assert "include_dir" not in run_in_container(edge.container, "cat /etc/mosquitto/mosquitto.conf")
     wait_until(lambda: port_answers(PORT, edge.address), "the broker to answer after its restart")
+
+
+def test_a_bridge_presents_its_client_certificate_to_a_remote_that_requires_one(edge: Lab, remote: Remote) -> None:
+    certificate, key = (path.read_text() for path in remote.client)
+    settings = bridged(
+        remote,
+        addresses=[f"{remote.address}:{remote.certificate_port}"],
+        tls_cert=certificate,
+        tls_key=key,
+    )
+    run = edge.converge(settings)
+    assert run.returncode == 0, run.output
+    assert "PRIVATE KEY" not in run.output
+    payload = json.dumps({"humidity": 40, "id": uuid.uuid4().hex})
+    # The remote's listener refuses a connection without a certificate its CA signed: the reading crosses only if the
+    # bridge presents the one the role placed.
+    topic, received = receive_on_remote(
+        remote, "site-a/sensors/alice/cellar", lambda: publish_on_edge(edge, "sensors/alice/cellar", payload)
+    )
+    assert (topic, received) == ("site-a/sensors/alice/cellar", payload)
+
+    listing = run_in_container(edge.container, "stat -c '%n %U %G %a' /etc/mosquitto/bridges/*")
+    assert sorted(listing.splitlines()) == [
+        "/etc/mosquitto/bridges/bridges.conf root mosquitto 640",
+        "/etc/mosquitto/bridges/central.ca.crt root mosquitto 640",
+        "/etc/mosquitto/bridges/central.crt root mosquitto 640",
+        "/etc/mosquitto/bridges/central.key root mosquitto 640",
+    ]
+    assert run_in_container(edge.container, "cat /etc/mosquitto/bridges/central.key").strip() == key.strip()
+    bridges = run_in_container(edge.container, "cat /etc/mosquitto/bridges/bridges.conf")
+    assert "bridge_certfile /etc/mosquitto/bridges/central.crt" in bridges
+    assert "bridge_keyfile /etc/mosquitto/bridges/central.key" in bridges
+
+    again = edge.converge(settings)
+    assert again.returncode == 0, again.output
+    assert again.recap()["broker"]["changed"] == 0, again.output

@@ -1,5 +1,5 @@
-"""mosquitto_bridges: what the checks refuse before any change (naming the bridge, never its password), the CA files
-the bridges get, and the egress a bridge to an IP address needs on Kubernetes."""
+"""mosquitto_bridges: what the checks refuse before any change (naming the bridge, never its password or key), the TLS
+files the bridges get, and the egress a bridge to an IP address needs on Kubernetes."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 from ansible_collections.sensorstack.iot.plugins.filter.mosquitto import (
     bridge_address,
-    mosquitto_bridge_ca_files,
-    mosquitto_bridge_ca_path,
     mosquitto_bridge_egress,
+    mosquitto_bridge_tls_files,
+    mosquitto_bridge_tls_path,
     mosquitto_problems,
 )
 
@@ -140,13 +140,48 @@ def test_an_address_without_a_port_takes_mqtts_default() -> None:
     assert bridge_address("broker:http") == ("broker", None)
 
 
-def test_each_bridge_with_a_ca_gets_its_own_file() -> None:
-    ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n\n"
-    bridges = [BRIDGE | {"tls_ca": ca}, BRIDGE | {"name": "plain"}]
-    assert mosquitto_bridge_ca_path("central", "/etc/mosquitto/bridges/") == "/etc/mosquitto/bridges/central.ca.crt"
-    assert mosquitto_bridge_ca_files(bridges, "/etc/mosquitto/bridges") == {
-        "/etc/mosquitto/bridges/central.ca.crt": ca.strip() + "\n"
+CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n\n"
+CERT = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n"
+KEY = "-----BEGIN PRIVATE KEY-----\nMIGH vaulted\n-----END PRIVATE KEY-----\n"
+
+
+def test_each_bridge_gets_its_own_ca_certificate_and_key_files() -> None:
+    bridges = [BRIDGE | {"tls_ca": CA, "tls_cert": CERT, "tls_key": KEY}, BRIDGE | {"name": "plain"}]
+    assert mosquitto_bridge_tls_path("central", "/etc/mosquitto/bridges/", "tls_ca") == (
+        "/etc/mosquitto/bridges/central.ca.crt"
+    )
+    assert mosquitto_bridge_tls_files(bridges, "/etc/mosquitto/bridges") == {
+        "/etc/mosquitto/bridges/central.ca.crt": CA.strip() + "\n",
+        "/etc/mosquitto/bridges/central.crt": CERT,
+        "/etc/mosquitto/bridges/central.key": KEY,
     }
+    assert mosquitto_bridge_tls_files([BRIDGE | {"tls_ca": CA}], "/b") == {"/b/central.ca.crt": CA.strip() + "\n"}
+
+
+def test_a_client_certificate_with_its_key_and_the_remotes_ca_passes_in_any_key_form() -> None:
+    for key in (KEY, KEY.replace("PRIVATE", "EC PRIVATE"), KEY.replace("PRIVATE", "RSA PRIVATE")):
+        assert mosquitto_problems(settings(BRIDGE | {"tls_ca": CA, "tls_cert": CERT, "tls_key": key})) == []
+
+
+def test_a_client_certificate_without_its_key_or_a_ca_or_as_a_path_is_refused_without_showing_the_key() -> None:
+    where = "mosquitto_bridges[central]"
+    assert mosquitto_problems(settings(BRIDGE | {"tls_ca": CA, "tls_cert": CERT})) == [
+        f"{where}: tls_cert and tls_key (the bridge's client certificate) go together"
+    ]
+    assert mosquitto_problems(settings(BRIDGE | {"tls_cert": CERT, "tls_key": KEY})) == [
+        f"{where}: a client certificate needs tls_ca, the CA of the remote broker's certificate"
+    ]
+    problems = mosquitto_problems(
+        settings(BRIDGE | {"tls_ca": "/etc/ssl/central-ca.crt", "tls_cert": CERT, "tls_key": "MIGH vaulted"})
+    )
+    assert problems == [
+        f"{where}: tls_ca must be PEM text (-----BEGIN CERTIFICATE-----), not a path",
+        f"{where}: tls_key must be PEM text (-----BEGIN PRIVATE KEY-----), not a path",
+    ]
+    encrypted = KEY.replace("PRIVATE", "ENCRYPTED PRIVATE")
+    problems = mosquitto_problems(settings(BRIDGE | {"tls_ca": CA, "tls_cert": CERT, "tls_key": encrypted}))
+    assert problems == [f"{where}: tls_key is encrypted, and the broker cannot ask for its passphrase"]
+    assert not [problem for problem in problems if "vaulted" in problem]
 
 
 def test_the_egress_allows_each_ip_address_on_its_port_once_and_leaves_host_names_to_the_user() -> None:
