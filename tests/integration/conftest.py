@@ -123,10 +123,10 @@ def container_network(container: str) -> str:
     return str(ipaddress.ip_interface(f"{network['IPAddress']}/{network['IPPrefixLen']}").network)
 
 
-def run_in_container(container: str, script: str, *arguments: str) -> str:
+def run_in_container(container: str, script: str, *arguments: str, shell: str = "sh") -> str:
     """Run a shell script (its arguments as $1 ...) in a lab container; its output, stripped. A failure fails."""
     done = subprocess.run(
-        ["docker", "exec", container, "sh", "-c", script, "sh", *arguments], capture_output=True, text=True
+        ["docker", "exec", container, shell, "-c", script, shell, *arguments], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout.strip()

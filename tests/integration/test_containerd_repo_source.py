@@ -10,7 +10,6 @@ unchanged, pointed at the stand-in only through docker_repo_url and docker_repo_
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import yaml
 
 from sensorstack.lab.containers import LAB_CONNECTION
 
-from .conftest import PlaybookRun, run_playbook, write_inventory
+from .conftest import PlaybookRun, run_in_container, run_playbook, write_inventory
 
 PORT = 8765
 # Builds and serves the repository; prints the key's SHA-256. Runs inside the lab host.
@@ -78,18 +77,12 @@ sha256sum gpg | cut -d' ' -f1
 """.replace("PORT", str(PORT))
 
 
-def run_in(container: str, script: str) -> str:
-    result = subprocess.run(["docker", "exec", container, "bash", "-c", script], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def stand_in(lab_host_factory) -> dict[str, str]:
     container = lab_host_factory("docker-repo-source", "debian12")
-    checksum = run_in(container, BUILD_REPOSITORY).splitlines()[-1]
+    checksum = run_in_container(container, BUILD_REPOSITORY, shell="bash").splitlines()[-1]
     # An older setup's definition of the same repository, with another key: apt refuses the pair.
-    run_in(
+    run_in_container(
         container,
         "echo 'deb [signed-by=/usr/share/keyrings/old-docker.gpg] http://127.0.0.1:8765 bookworm stable'"
         " > /etc/apt/sources.list.d/docker.list",
@@ -119,7 +112,7 @@ def apply_docker_role(stand_in: dict[str, str], directory: Path, **variables: An
 
 
 def package_versions(container: str) -> dict[str, str]:
-    output = run_in(
+    output = run_in_container(
         container, "dpkg-query -W -f '${Package} ${Version}\\n' containerd.io docker-ce docker-ce-cli || true"
     )
     return dict(line.split(" ", 1) for line in output.splitlines() if " " in line and not line.endswith(" "))
@@ -130,7 +123,7 @@ def test_a_key_that_does_not_match_its_checksum_is_refused(stand_in: dict[str, s
     assert run.returncode != 0
     assert "checksum" in run.output.lower(), run.output
     assert package_versions(stand_in["container"]) == {}
-    run_in(stand_in["container"], "test ! -e /etc/apt/sources.list.d/docker.sources")
+    run_in_container(stand_in["container"], "test ! -e /etc/apt/sources.list.d/docker.sources")
 
 
 def test_the_repo_source_installs_the_pinned_versions_and_holds_them(stand_in: dict[str, str], tmp_path: Path) -> None:
@@ -142,12 +135,16 @@ def test_the_repo_source_installs_the_pinned_versions_and_holds_them(stand_in: d
         "docker-ce": "5:28.5.2-1~debian.12~bookworm",
         "docker-ce-cli": "5:28.5.2-1~debian.12~bookworm",
     }
-    assert set(run_in(container, "apt-mark showhold").split()) == {"containerd.io", "docker-ce", "docker-ce-cli"}
+    assert set(run_in_container(container, "apt-mark showhold").split()) == {
+        "containerd.io",
+        "docker-ce",
+        "docker-ce-cli",
+    }
 
 
 def test_the_repository_is_signed_by_its_own_keyring_and_replaces_older_definitions(stand_in: dict[str, str]) -> None:
     container = stand_in["container"]
-    sources = run_in(container, "cat /etc/apt/sources.list.d/docker.sources")
+    sources = run_in_container(container, "cat /etc/apt/sources.list.d/docker.sources")
     assert [line for line in sources.splitlines() if not line.startswith("#")] == [
         "Types: deb",
         f"URIs: http://127.0.0.1:{PORT}",
@@ -156,16 +153,18 @@ def test_the_repository_is_signed_by_its_own_keyring_and_replaces_older_definiti
         "Architectures: amd64",
         "Signed-By: /etc/apt/keyrings/docker.asc",
     ]
-    assert run_in(container, "cmp /etc/apt/keyrings/docker.asc /srv/docker-stand-in/gpg && echo same") == "same"
-    run_in(container, "test ! -e /etc/apt/sources.list.d/docker.list")
+    assert (
+        run_in_container(container, "cmp /etc/apt/keyrings/docker.asc /srv/docker-stand-in/gpg && echo same") == "same"
+    )
+    run_in_container(container, "test ! -e /etc/apt/sources.list.d/docker.list")
     # Trusted for this repository only: nothing joins apt's global keyrings (what apt-key did).
-    run_in(container, "test ! -e /etc/apt/trusted.gpg && ! ls /etc/apt/trusted.gpg.d | grep -qi docker")
+    run_in_container(container, "test ! -e /etc/apt/trusted.gpg && ! ls /etc/apt/trusted.gpg.d | grep -qi docker")
 
 
 def test_the_daemons_run_and_a_second_run_changes_nothing(stand_in: dict[str, str], tmp_path: Path) -> None:
     container = stand_in["container"]
-    assert run_in(container, "systemctl is-active docker containerd").split() == ["active", "active"]
-    assert run_in(container, "docker info --format '{{.CgroupDriver}}'") == "systemd"
+    assert run_in_container(container, "systemctl is-active docker containerd").split() == ["active", "active"]
+    assert run_in_container(container, "docker info --format '{{.CgroupDriver}}'") == "systemd"
     run = apply_docker_role(stand_in, tmp_path)
     assert run.returncode == 0, run.output
     assert run.recap()["repo-host"]["changed"] == 0, run.output
