@@ -75,7 +75,22 @@ def test_kubeadm_built_the_cluster_from_the_rendered_configuration(cluster: Clus
     assert proxy_configuration["mode"] == "iptables"
     assert proxy_configuration["conntrack"]["maxPerCore"] == 0
     kubelet = cluster.kubectl_json("--namespace=kube-system", "get", "configmap", "kubelet-config")
-    assert yaml.safe_load(kubelet["data"]["kubelet"])["resolvConf"] == "/etc/kubernetes/resolv.conf"
+    kubelet_configuration = yaml.safe_load(kubelet["data"]["kubelet"])
+    assert kubelet_configuration["resolvConf"] == "/etc/kubernetes/resolv.conf"
+    # The lab's kubelet_extra_configuration: the nodes' disk is the machine's, which other work fills, so the kubelet
+    # reckons in fixed amounts; every node (a joined worker too) runs with it, and none is tainted for disk pressure.
+    assert kubelet_configuration["evictionHard"]["imagefs.available"] == "1Gi"
+    assert kubelet_configuration["imageGCHighThresholdPercent"] == 100
+    for node in cluster.nodes:
+        running = yaml.safe_load(node.run("cat", "/var/lib/kubelet/config.yaml"))
+        assert running["evictionHard"] == kubelet_configuration["evictionHard"], node.name
+    pressure = [
+        (item["metadata"]["name"], taint["key"])
+        for item in cluster.kubectl_json("get", "nodes")["items"]
+        for taint in item["spec"].get("taints", [])
+        if "pressure" in taint["key"]
+    ]
+    assert pressure == []
     taints = cluster.kubectl_json("get", "node", CONTROL_PLANE[0])["spec"].get("taints", [])
     assert {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"} in taints
     # containerd gives pods the pause image the installed kubeadm names, not one kept by hand.
