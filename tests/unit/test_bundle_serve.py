@@ -1,4 +1,5 @@
-"""A detached bundle server's pid file: only the server it names is stopped, a stale one is cleared."""
+"""A detached bundle server's pid file: only the server it names is stopped, a stale one is cleared, and `bundle stop`
+at another address names the servers that run."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from sensorstack.bundle.serve import BundleServer, pid_file, start_detached, stop_detached
+from sensorstack.bundle.__main__ import main as bundle_main
+from sensorstack.bundle.serve import (
+    DEFAULT_HTTP_PORT,
+    BundleServer,
+    detached_servers,
+    pid_file,
+    start_detached,
+    stop_detached,
+)
 
 ADDRESS, PORT = "127.0.0.1", 18080
 
@@ -79,9 +88,11 @@ def test_starting_a_server_leaves_the_process_a_stale_pid_file_names_running(
     assert unrelated_process.poll() is None
 
 
-def test_the_server_a_pid_file_names_is_stopped() -> None:
+@pytest.fixture
+def detached_server() -> Iterator[subprocess.Popen[bytes]]:
+    """A process under the command line start_detached gives the server, with its pid file (-c sleeps and leaves
+    the rest to sys.argv)."""
     pidfile = pid_file(ADDRESS, PORT)
-    # Sleeps under the command line start_detached gives the server (-c leaves the rest to sys.argv).
     server = subprocess.Popen(
         [
             sys.executable,
@@ -100,11 +111,28 @@ def test_the_server_a_pid_file_names_is_stopped() -> None:
         deadline = time.monotonic() + 10
         while b"sensorstack.bundle.serve" not in cmdline.read_bytes() and time.monotonic() < deadline:
             time.sleep(0.01)
-
-        assert stop_detached(ADDRESS, PORT) is True
-
-        assert server.wait(timeout=15) != 0
-        assert not pidfile.exists()
+        yield server
     finally:
         server.kill()
         server.wait()
+
+
+def test_the_server_a_pid_file_names_is_stopped(detached_server: subprocess.Popen[bytes]) -> None:
+    assert stop_detached(ADDRESS, PORT) is True
+
+    assert detached_server.wait(timeout=15) != 0
+    assert not pid_file(ADDRESS, PORT).exists()
+
+
+def test_stop_at_another_address_names_the_servers_that_run_and_stops_none(
+    detached_server: subprocess.Popen[bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert detached_servers() == [(ADDRESS, PORT)]
+
+    assert bundle_main(["stop", "--address", "127.0.0.2"]) == 0
+
+    assert capsys.readouterr().out.splitlines() == [
+        f"no server was running at 127.0.0.2:{DEFAULT_HTTP_PORT}",
+        f"one runs at {ADDRESS}:{PORT}: sensorstack bundle stop --address {ADDRESS} --port {PORT}",
+    ]
+    assert detached_server.poll() is None

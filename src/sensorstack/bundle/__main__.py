@@ -13,6 +13,7 @@ from sensorstack.bundle.serve import (
     DEFAULT_HTTP_PORT,
     DEFAULT_REGISTRY_PORT,
     BundleServer,
+    detached_servers,
     serve_forever,
     start_detached,
     stop_detached,
@@ -106,8 +107,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"serving {bundle} at {server.url}/ and {server.registry} (pid {pid})")
             return 0
         return serve_forever(server)
-    stopped = stop_detached(args.address, args.port)
-    print("stopped" if stopped else "no server was running")
+    if stop_detached(args.address, args.port):
+        print("stopped")
+        return 0
+    print(f"no server was running at {args.address}:{args.port}")
+    # Each server is known by the address and port it was started with: name the ones that run elsewhere.
+    for address, port in detached_servers():
+        print(f"one runs at {address}:{port}: sensorstack bundle stop --address {address} --port {port}")
     return 0
 
 

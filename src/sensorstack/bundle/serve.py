@@ -269,6 +269,16 @@ def is_detached_running(address: str, http_port: int) -> bool:
     return is_detached_server(read_pid(pidfile), pidfile)
 
 
+def detached_servers() -> list[tuple[str, int]]:
+    """(address, HTTP port) of every server start_detached started that still runs, from their pid files."""
+    running = []
+    for pidfile in sorted((cache_root() / "serve").glob("*.pid")):
+        address, _, port = pidfile.stem.rpartition("-")
+        if port.isdigit() and is_detached_server(read_pid(pidfile), pidfile):
+            running.append((address, int(port)))
+    return running
+
+
 def stop_detached(address: str, http_port: int) -> bool:
     """Stop the server start_detached started here; whether one was running. A stale pid file is only removed."""
     pidfile = pid_file(address, http_port)
