@@ -161,19 +161,27 @@ def publish_on_edge(edge: Lab, topic: str, payload: str) -> None:
         client.loop_stop()
 
 
+def assert_a_reading_crosses(edge: Lab, remote: Remote, room: str) -> None:
+    """A fresh reading a device publishes on the edge broker arrives on the remote under the bridge's prefix. It is
+    published at once: the broker queues a QoS 1 reading for the bridge until it has connected."""
+    payload = json.dumps({"temperature": 21.5, "id": uuid.uuid4().hex})
+    topic = f"sensors/alice/{room}"
+    arrived = receive_on_remote(remote, f"site-a/{topic}", lambda: publish_on_edge(edge, topic, payload))
+    assert arrived == (f"site-a/{topic}", payload)
+
+
+def bridge_file_modes(edge: Lab, pattern: str = "/etc/mosquitto/bridges/*") -> list[str]:
+    """'path owner group mode' of the files ``pattern`` names on the edge host, sorted."""
+    return sorted(run_in_container(edge.container, f"stat -c '%n %U %G %a' {pattern}").splitlines())
+
+
 def test_a_reading_crosses_the_bridge_whose_password_only_the_bridges_file_holds(edge: Lab, remote: Remote) -> None:
     run = edge.converge(bridged(remote))
     assert run.returncode == 0, run.output
     assert REMOTE_PASSWORD not in run.output
-    payload = json.dumps({"temperature": 21.5, "id": uuid.uuid4().hex})
-    # Published at once: the broker queues a QoS 1 reading for the bridge until it has connected.
-    topic, received = receive_on_remote(
-        remote, "site-a/#", lambda: publish_on_edge(edge, "sensors/alice/room", payload)
-    )
-    assert (topic, received) == ("site-a/sensors/alice/room", payload)
+    assert_a_reading_crosses(edge, remote, "room")
 
-    listing = run_in_container(edge.container, "stat -c '%n %U %G %a' /etc/mosquitto/bridges /etc/mosquitto/bridges/*")
-    assert sorted(listing.splitlines()) == [
+    assert bridge_file_modes(edge, "/etc/mosquitto/bridges /etc/mosquitto/bridges/*") == [
         "/etc/mosquitto/bridges root mosquitto 750",
         "/etc/mosquitto/bridges/bridges.conf root mosquitto 640",
         "/etc/mosquitto/bridges/central.ca.crt root mosquitto 640",
@@ -216,16 +224,11 @@ def test_a_bridge_presents_its_client_certificate_to_a_remote_that_requires_one(
     run = edge.converge(settings)
     assert run.returncode == 0, run.output
     assert "PRIVATE KEY" not in run.output
-    payload = json.dumps({"humidity": 40, "id": uuid.uuid4().hex})
     # The remote's listener refuses a connection without a certificate its CA signed: the reading crosses only if the
     # bridge presents the one the role placed.
-    topic, received = receive_on_remote(
-        remote, "site-a/sensors/alice/cellar", lambda: publish_on_edge(edge, "sensors/alice/cellar", payload)
-    )
-    assert (topic, received) == ("site-a/sensors/alice/cellar", payload)
+    assert_a_reading_crosses(edge, remote, "cellar")
 
-    listing = run_in_container(edge.container, "stat -c '%n %U %G %a' /etc/mosquitto/bridges/*")
-    assert sorted(listing.splitlines()) == [
+    assert bridge_file_modes(edge) == [
         "/etc/mosquitto/bridges/bridges.conf root mosquitto 640",
         "/etc/mosquitto/bridges/central.ca.crt root mosquitto 640",
         "/etc/mosquitto/bridges/central.crt root mosquitto 640",
