@@ -172,21 +172,83 @@ def apiserver_serials(node: Node) -> tuple[str, str]:
     return on_disk.strip(), served.strip()
 
 
+# What a node's haproxy says of one API server: its state and how many client sessions it carries there (health
+# checks not counted), through the master CLI that Debian's and Ubuntu's haproxy unit opens ("@1": its worker).
+BALANCER_STATE = """
+import csv, io, socket, sys
+cli = socket.socket(socket.AF_UNIX)
+cli.connect("/run/haproxy-master.sock")
+cli.sendall(b"@1 show stat\\n")
+cli.shutdown(socket.SHUT_WR)
+for row in csv.DictReader(io.StringIO(cli.makefile().read().lstrip("# "))):
+    if row["addr"] == sys.argv[1]:
+        print(row["scur"], row["status"])
+"""
+
+
+def watch_own_node(node: Node) -> tuple[str, ...]:
+    """A client that holds one connection through the node's balancer: a watch of its own Node with the kubelet's
+    credentials (the only Node they may read), as the kubelet keeps one."""
+    path = f"/api/v1/nodes?watch=true&fieldSelector=metadata.name%3D{node.name}"
+    return ("kubectl", "--kubeconfig", "/etc/kubernetes/kubelet.conf", "get", "--raw", path)
+
+
+def balancer_state(node: Node, api_server: str) -> tuple[str, int]:
+    """haproxy's state of the API server ("UP", "UP 1/3" while checks fail, "DOWN"), and its client sessions there."""
+    sessions, status = node.run("python3", "-c", BALANCER_STATE, api_server, timeout=30).strip().split(" ", 1)
+    return status, int(sessions)
+
+
+def balancers_let_go(nodes: list[Node], api_server: str) -> bool:
+    states = {node.name: balancer_state(node, api_server) for node in nodes}
+    assert all(state == ("DOWN", 0) for state in states.values()), f"(state, sessions) of each balancer: {states}"
+    return True
+
+
 def test_while_an_etcd_member_is_down_the_renewal_waits_and_the_restart_of_etcd_too(
     cluster: Cluster, three_control_planes: list[Node]
 ) -> None:
     """Another control plane's etcd member down (its node paused), as when its own renewal restarts it: the renewal
     on the third postpones itself (its certificates have months left) and changes nothing, and the restart helper,
     which a renewal close to expiry or a role run reaches, waits with this node's member running until the other one
-    is back, then restarts it."""
+    is back, then restarts it.
+
+    A paused node is also a node that hangs: its kernel keeps every connection open while nothing answers. The other
+    nodes' balancers mark its API server down and close the sessions they held there, so that the clients behind
+    them (watches held on purpose through a worker's balancer, the kubelets, kube-proxy) reconnect through the
+    others instead of waiting on it."""
     _, second, third = three_control_planes
     etcd_before, certificate_before = etcd_container(third), apiserver_serials(third)[0]
+    api_server = f"{dict(CONTROL_PLANES)[second.name]}:6443"
+    others = [node for node in (*three_control_planes, *cluster.workers) if node != second]
+    worker = cluster.workers[0]
+    # Four watches through the worker's balancer: round robin gives the second control plane at least one.
+    watches = [
+        subprocess.Popen(
+            ["docker", "exec", worker.container, "timeout", "300", *watch_own_node(worker)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(4)
+    ]
     restart: subprocess.Popen[str] | None = None
-    subprocess.run(["docker", "pause", second.container], check=True, capture_output=True)
     try:
-        # The balancers' health checks take the paused API server out first (3 failed checks, 2 s apart), so that
-        # the renewal's reads of the cluster's configuration are not held by it.
-        time.sleep(8)
+        wait_for(
+            f"the watches holding sessions on {api_server} through {worker.name}'s balancer",
+            lambda: balancer_state(worker, api_server)[1] >= 1,
+            timeout=30,
+            interval=1,
+        )
+        subprocess.run(["docker", "pause", second.container], check=True, capture_output=True)
+        # 3 failed checks 2 s apart, each given 2 s: down within about 14 s. Without on-marked-down shutdown-sessions
+        # the sessions stay on it until their clients give up (over 45 s). Waiting for it also keeps the renewal's
+        # reads of the cluster's configuration off the paused API server.
+        wait_for(
+            f"every other node's balancer marking {api_server} down and closing its sessions there",
+            lambda: balancers_let_go(others, api_server),
+            timeout=30,
+            interval=1,
+        )
         renewal = third.sh(f"{' '.join(RENEWAL)} 2>&1 && echo exit 0 || echo exit $?", timeout=300)
         assert "renewal postponed: etcd has a member that is not healthy" in renewal, renewal
         assert renewal.rstrip().endswith("exit 1"), renewal
@@ -201,7 +263,10 @@ def test_while_an_etcd_member_is_down_the_renewal_waits_and_the_restart_of_etcd_
         waiting = restart.poll() is None
         etcd_while_down = etcd_container(third)
     finally:
-        subprocess.run(["docker", "unpause", second.container], check=True, capture_output=True)
+        subprocess.run(["docker", "unpause", second.container], check=False, capture_output=True)
+        for watch in watches:
+            watch.kill()
+        worker.run("pkill", "--full", "nodes.watch=true", check=False)
     assert restart is not None
     try:
         output = restart.communicate(timeout=600)[0]

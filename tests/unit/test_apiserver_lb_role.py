@@ -51,3 +51,21 @@ def test_haproxy_listens_on_loopback_only_and_checks_each_api_server_over_tls() 
     assert "mode tcp" in config
     # A dead back end costs one connect timeout: the retry goes to another API server.
     assert "option redispatch 1" in config
+
+
+def default_server_options(config: str) -> list[str]:
+    (line,) = [line for line in config.splitlines() if line.strip().startswith("default-server ")]
+    return line.split()[1:]
+
+
+def test_a_back_end_marked_down_loses_its_connections_when_another_can_take_them() -> None:
+    options = default_server_options(render(TEMPLATE))
+    assert options[options.index("on-marked-down") + 1] == "shutdown-sessions"
+
+
+def test_with_one_api_server_a_failed_check_cuts_no_connection() -> None:
+    config = render(TEMPLATE, groups={"control_plane": ["cp1"], "workers": ["w1"]})
+    assert [line.split()[-1] for line in config.splitlines() if line.strip().startswith("server ")] == [
+        "10.213.0.11:6443"
+    ]
+    assert "on-marked-down" not in default_server_options(config)
