@@ -12,10 +12,12 @@ changes nothing either is test_cluster.py's second run, on this same upgraded cl
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
 
+from sensorstack import project_root
 from sensorstack.bundle.versions import load_versions
 
 from .conftest import RENEWAL_LEASE, UPGRADE, Cluster, PlaybookRun
@@ -75,6 +77,71 @@ def test_the_control_plane_held_the_renewal_lease_for_its_upgrade_and_released_i
     taken = [task for task in run.changed_tasks() if "Take the control planes' restart Lease" in task]
     assert [task.rsplit(" ", 1)[-1] for task in taken] == [f"[{cluster.control_plane.name}]"], run.explain()
     assert cluster.kubectl("--namespace=kube-system", "get", "lease", RENEWAL_LEASE, "--ignore-not-found") == ""
+
+
+# Where role etcd_snapshot keeps the snapshots (its defaults/main.yml), and the probe Deployment's key in etcd.
+SNAPSHOTS = "/var/backups/etcd"
+PROBE_KEY = "/registry/deployments/default/upgrade-probe"
+# A standalone etcd restored from a snapshot on the control plane, from the binaries of its running etcd container
+# (a distroless image: no shell in it), on ports of its own.
+RESTORE_CHECK = """
+id=$(crictl --runtime-endpoint unix:///run/containerd/containerd.sock ps --quiet --state running --name '^etcd$')
+bin=/run/containerd/io.containerd.runtime.v2.task/k8s.io/$id/rootfs/usr/local/bin
+data=$(mktemp -d)/etcd
+peer="--initial-cluster restored=http://127.0.0.1:23800 --initial-advertise-peer-urls http://127.0.0.1:23800"
+$bin/etcdutl snapshot restore "$1" --data-dir "$data" --name restored $peer >/dev/null
+$bin/etcd --name restored --data-dir "$data" $peer --listen-peer-urls http://127.0.0.1:23800 \
+  --listen-client-urls http://127.0.0.1:23790 --advertise-client-urls http://127.0.0.1:23790 >"$data.log" 2>&1 &
+trap 'kill $!; wait $! || true; rm -rf "$(dirname "$data")"' EXIT
+for _ in $(seq 60); do
+  $bin/etcdctl --endpoints=http://127.0.0.1:23790 endpoint health >/dev/null 2>&1 && break
+  sleep 1
+done
+$bin/etcdctl --endpoints=http://127.0.0.1:23790 get --keys-only "$2"
+"""
+
+
+def snapshots(cluster: Cluster) -> dict[str, str]:
+    """The snapshots on the control plane: name to mode and owner."""
+    listing = cluster.control_plane.sh(f"cd {SNAPSHOTS} && stat --format '%n %a %U' etcd-*.db")
+    return {name: rest for name, rest in (line.split(" ", 1) for line in listing.splitlines())}
+
+
+def test_the_upgrade_first_took_a_snapshot_of_etcd_that_restores_with_the_workload_in_it(
+    cluster: Cluster, upgrade: UpgradeRecord
+) -> None:
+    """Before kubeadm upgrade apply moved anything, the first control plane's etcd was saved, checked and kept for
+    root alone; restored into a standalone etcd it holds the probe Deployment that ran through the upgrade."""
+    taken = snapshots(cluster)
+    assert len(taken) == 1 and next(iter(taken)).endswith(f"-before-upgrade-to-v{TARGET}.db"), taken
+    ((name, owner),) = taken.items()
+    assert owner == "600 root", taken
+    assert cluster.control_plane.run("stat", "--format", "%a %U", SNAPSHOTS).strip() == "700 root"
+    report = " ".join(upgrade.output.split())
+    assert f"{SNAPSHOTS}/{name}, etcd revision" in report, report[-3000:]
+    # The snapshot's moment: the cluster at the old release, before the control plane's node was drained.
+    assert report.index(name) < report.index("Drain the node's pods")
+    restored = cluster.control_plane.run("sh", "-euc", RESTORE_CHECK, "restore", f"{SNAPSHOTS}/{name}", PROBE_KEY)
+    assert restored.split() == [PROBE_KEY], restored
+
+
+def test_a_snapshot_on_demand_keeps_the_newest_only(cluster: Cluster, upgrade: UpgradeRecord) -> None:
+    run = cluster.run_playbook(
+        project_root() / "playbooks/etcd-snapshot.yml",
+        "-e",
+        "etcd_snapshot_label=on-demand",
+        "-e",
+        "etcd_snapshot_keep=1",
+    )
+    assert run.returncode == 0, run.tail()
+    assert run.changed() == {cluster.control_plane.name: 1}, run.explain()
+    taken = snapshots(cluster)
+    assert len(taken) == 1 and next(iter(taken)).endswith("-on-demand.db"), taken
+    report = " ".join(run.output.split())
+    assert re.search(
+        rf"-on-demand\.db, etcd revision \d+, \d+ keys, \d+ bytes; removed {SNAPSHOTS}/etcd-\S+-before-upgrade-to-v",
+        report,
+    ), run.tail()
 
 
 def test_the_workload_never_dropped_below_one_ready_replica(upgrade: UpgradeRecord) -> None:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +10,8 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.containerd_hosts i
     plan_hosts,
     registry_name_error,
 )
+
+from .module_run import run_module_file
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "# Managed by sensorstack (role containerd); edits here are overwritten."
@@ -58,18 +56,7 @@ def test_registry_names_containerd_looks_up_are_accepted(name: str) -> None:
 
 
 def run_module(arguments: dict, check: bool = False, diff: bool = False) -> dict:
-    """The module as Ansible runs it: its arguments as JSON on stdin, its result as JSON on stdout."""
-    payload = {"ANSIBLE_MODULE_ARGS": arguments | {"_ansible_check_mode": check, "_ansible_diff": diff}}
-    environment = os.environ | {"PYTHONPATH": str(ROOT / "collections")}
-    answer = subprocess.run(
-        [sys.executable, str(ROOT / "plugins/modules/containerd_hosts.py")],
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        env=environment,
-        check=False,
-    )
-    return json.loads(answer.stdout)
+    return run_module_file("containerd_hosts", arguments, check, diff)
 
 
 def test_the_module_converges_a_folder_and_then_changes_nothing(tmp_path: Path) -> None:

@@ -23,6 +23,10 @@ def names(tasks: list[dict]) -> list[str]:
     return [task["name"] for task in opened_tasks(tasks)]
 
 
+def task_named(name: str) -> dict[str, Any]:
+    return next(task for task in opened_tasks(TASKS) if task["name"] == name)
+
+
 def test_the_node_is_drained_first_and_uncordoned_only_after_it_is_ready_at_the_new_version() -> None:
     order = names(TASKS)
     assert (
@@ -39,7 +43,7 @@ def test_the_node_is_drained_first_and_uncordoned_only_after_it_is_ready_at_the_
     assert order.index("Wait until the node is Ready at the new version") < order.index(
         "Put the node back into service"
     )
-    drain = TASKS[0]["block"][1]["ansible.builtin.command"]["argv"]
+    drain = task_named("Drain the node's pods")["ansible.builtin.command"]["argv"]
     assert "--ignore-daemonsets" in drain and "--delete-emptydir-data" in drain and "--timeout=" in drain
 
 
@@ -53,8 +57,18 @@ def test_control_planes_go_first_one_at_a_time_and_the_run_stops_at_the_first_fa
     assert [role["role"] for role in control_planes["roles"]] == ["kubernetes_upgrade"]
 
 
+def test_etcd_is_saved_on_the_first_control_plane_before_anything_of_the_upgrade_moves() -> None:
+    order = names(TASKS)
+    snapshot = task_named("Take a snapshot of etcd before the control plane's upgrade")
+    assert order.index(snapshot["name"]) < order.index("Cordon the node, marked as cordoned by the upgrade")
+    assert snapshot["ansible.builtin.include_role"]["name"] == "etcd_snapshot"
+    assert snapshot["when"] == "kubernetes_upgrade_first and kubernetes_upgrade_etcd_snapshot"
+    label = ROLE.render(snapshot["vars"]["etcd_snapshot_label"], sensorstack_kubernetes_version="1.35.4")
+    assert label == "before-upgrade-to-v1.35.4"
+
+
 def test_kubeadm_upgrade_apply_runs_on_the_first_control_plane_only() -> None:
-    block = TASKS[1]["block"]
+    block = task_named("Upgrade the node, or put it back into service and stop")["block"]
     apply = next(task for task in block if task["name"] == "Upgrade the cluster's control plane to the new version")
     node = next(task for task in block if task["name"].startswith("Upgrade this node's"))
     assert apply["when"] == "kubernetes_upgrade_first" and node["when"] == "not kubernetes_upgrade_first"

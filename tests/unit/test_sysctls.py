@@ -6,10 +6,6 @@ value or that cannot be written (kernel.ostype, read-only even for root): the ho
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +16,8 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.sysctl import (
     proc_path,
     render_file,
 )
+
+from .module_run import run_module_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {"net.ipv4.ip_forward": 1, "net.bridge.bridge-nf-call-iptables": "1"}
@@ -56,17 +54,7 @@ def test_a_boolean_is_written_as_the_kernels_one_or_zero() -> None:
 
 
 def run_module(arguments: dict, check: bool = False, diff: bool = False) -> dict:
-    """The module as Ansible runs it: its arguments as JSON on stdin, its result as JSON on stdout."""
-    payload = {"ANSIBLE_MODULE_ARGS": arguments | {"_ansible_check_mode": check, "_ansible_diff": diff}}
-    answer = subprocess.run(
-        [sys.executable, str(ROOT / "plugins/modules/sysctls.py")],
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        env=os.environ | {"PYTHONPATH": str(ROOT / "collections")},
-        check=False,
-    )
-    return json.loads(answer.stdout)
+    return run_module_file("sysctls", arguments, check, diff)
 
 
 def test_the_file_is_written_once_then_nothing_changes(tmp_path: Path) -> None:
