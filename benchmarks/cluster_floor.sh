@@ -113,6 +113,8 @@ global
     log /dev/log local0 warning
     maxconn 4000
     daemon
+    user haproxy
+    group haproxy
 
 defaults
     mode tcp

@@ -51,6 +51,9 @@ def test_haproxy_listens_on_loopback_only_and_checks_each_api_server_over_tls() 
     assert "mode tcp" in config
     # A dead back end costs one connect timeout: the retry goes to another API server.
     assert "option redispatch 1" in config
+    # The serving process is not root's.
+    global_section = config.split("\ndefaults")[0]
+    assert "    user haproxy\n" in global_section and "    group haproxy\n" in global_section
 
 
 def default_server_options(config: str) -> list[str]:
