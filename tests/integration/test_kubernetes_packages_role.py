@@ -241,6 +241,22 @@ def test_the_upgrade_switch_moves_held_packages_to_the_new_patch_and_holds_them_
     assert held(host) == {"kubeadm", "kubelet", "kubectl"}
 
 
+def test_crictl_is_installed_where_kubeadm_no_longer_pulls_it_in(
+    host: str, served_bundle: ServedBundle, tmp_path: Path
+) -> None:
+    """kubeadm 1.35.5's package does not depend on cri-tools (as pkgs.k8s.io's since April 2026): the role installs
+    crictl itself, which the certificate renewal and the etcd snapshots run."""
+    removed = on_host(host, "apt-get", "remove", "--yes", "cri-tools")
+    assert removed.returncode == 0 and "cri-tools" not in installed_versions(host), removed.stdout + removed.stderr
+    assert installed_versions(host)["kubeadm"] == "1.35.5-1.1"
+    run = apply_role(host, served_bundle, tmp_path, sensorstack_kubernetes_version="1.35.5")
+    assert run.returncode == 0, run.output
+    assert run.recap()[HOST]["changed"] > 0, run.output
+    assert installed_versions(host)["cri-tools"] == "1.34.0-1.1"
+    assert "cri-tools" not in held(host)
+    assert on_host(host, "crictl", "--version").returncode == 0
+
+
 def test_a_new_minor_switches_the_one_repository_file(host: str, served_bundle: ServedBundle, tmp_path: Path) -> None:
     run = apply_role(
         host, served_bundle, tmp_path, sensorstack_kubernetes_version="1.36.0", kubernetes_packages_upgrade=True
