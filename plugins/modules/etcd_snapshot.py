@@ -30,7 +30,8 @@ attributes:
     platforms: posix
 options:
   directory:
-    description: Folder of the snapshots on the node; created root's, C(0700), when missing.
+    description:
+      - Folder of the snapshots on the node; created root's, C(0700), when missing (an existing one keeps its mode).
     type: path
     required: true
   keep:
@@ -71,7 +72,7 @@ EXAMPLES = r"""
   sensorstack.iot.etcd_snapshot:
     directory: /var/backups/etcd
     keep: 5
-    label: before-v1.34.2
+    label: before-upgrade-to-v1.35.4
     etcdctl:
       - /usr/local/bin/etcdctl
       - --endpoints=https://127.0.0.1:2379
@@ -85,7 +86,7 @@ path:
   description: The new snapshot (in check mode, where it would go).
   returned: always
   type: str
-  sample: /var/backups/etcd/etcd-20261205T211500Z-before-v1.34.2.db
+  sample: /var/backups/etcd/etcd-20261205T211500Z-before-upgrade-to-v1.35.4.db
 revision:
   description: The etcd revision the snapshot holds, as etcdutl reads it.
   returned: success, not in check mode
@@ -145,7 +146,9 @@ class Snapshot:
     def __init__(self, module: AnsibleModule) -> None:
         self.module = module
         self.params = module.params
-        crictl = module.get_bin_path("crictl", required=True)
+        crictl = module.get_bin_path("crictl")
+        if crictl is None:
+            module.fail_json(msg="no crictl on this node: install cri-tools (role kubernetes_packages installs it)")
         self.crictl = [crictl, "--runtime-endpoint", self.params["cri_socket"]]
 
     def run(self, argv: list[str], what: str) -> str:
@@ -172,8 +175,9 @@ class Snapshot:
             )
             status = snapshot_status(status_output)
             directory = self.params["directory"]
-            os.makedirs(directory, mode=DIRECTORY_MODE, exist_ok=True)
-            os.chmod(directory, DIRECTORY_MODE)
+            if not os.path.isdir(directory):
+                os.makedirs(directory, mode=DIRECTORY_MODE)
+                os.chmod(directory, DIRECTORY_MODE)  # makedirs' mode passes through the umask
             path = os.path.join(directory, name)
             os.chmod(staged, SNAPSHOT_MODE)
             shutil.move(staged, path)

@@ -200,6 +200,21 @@ def test_a_snapshot_etcdutl_cannot_vouch_for_fails_and_leaves_no_file(node: Path
     assert os.listdir(node / "etcd") == [] and not (node / "backups").exists()
 
 
+def test_an_existing_folder_keeps_its_mode(node: Path) -> None:
+    (node / "backups").mkdir(mode=0o750)
+    (node / "backups").chmod(0o750)
+    result = run_module(node)
+    assert not result.get("failed"), result
+    assert stat.S_IMODE((node / "backups").stat().st_mode) == 0o750
+    assert stat.S_IMODE(Path(result["path"]).stat().st_mode) == 0o600
+
+
+def test_a_node_without_crictl_is_told_where_it_comes_from(node: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = run_module(node)
+    assert result["failed"] and "no crictl on this node: install cri-tools" in result["msg"], result
+
+
 def test_a_node_without_a_running_etcd_is_refused(node: Path, monkeypatch) -> None:
     monkeypatch.setenv("FAKE_ETCD_IDS", "")
     result = run_module(node)
