@@ -83,13 +83,13 @@ unit: venv collections ## Pure-function tests, seconds
 	$(BIN)/pytest tests/unit
 
 integration: $(TIER_SETUP) ## Tests against real containers and servers (INTEGRATION_WORKERS files at a time)
-	$(BIN)/pytest -n $(INTEGRATION_WORKERS) --dist loadfile tests/integration
+	$(BIN)/pytest -n $(INTEGRATION_WORKERS) --dist loadfile --durations=25 tests/integration
 
 cluster: $(TIER_SETUP) ## Cluster tier: kubeadm on lab nodes, installed from the served bundle
-	$(BIN)/pytest tests/cluster
+	$(BIN)/pytest --durations=0 --durations-min=20 tests/cluster
 
 vm: $(TIER_SETUP) ## VM tier: the common role on a qemu VM (kernel modules, live sysctls, swap; 10-15 min under TCG)
-	$(BIN)/pytest -m vm tests/vm
+	$(BIN)/pytest --durations=10 -m vm tests/vm
 
 molecule: $(addprefix molecule-,$(MOLECULE_SCENARIOS)) ## Every molecule scenario
 
