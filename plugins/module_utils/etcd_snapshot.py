@@ -81,15 +81,3 @@ def snapshot_status(output: str) -> dict[str, Any]:
     checked = {name: status[field] for field, name in STATUS_FIELDS.items()}
     checked["etcd_version"] = str(status.get("version", ""))
     return checked
-
-
-def running_container(ps_output: str, name: str) -> str:
-    """The one container id that `crictl ps --quiet --state running --name ^name$` printed."""
-    ids = ps_output.split()
-    if len(ids) != 1:
-        found = f"{len(ids)} running containers" if ids else "no running container"
-        raise ValueError(
-            f"{found} named {name} on this node: a snapshot is taken on a control-plane node of a kubeadm cluster "
-            "with stacked etcd, while etcd runs"
-        )
-    return ids[0]

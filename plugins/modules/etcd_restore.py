@@ -137,6 +137,7 @@ import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.sensorstack.iot.plugins.module_utils.crictl import Crictl  # noqa: E402
 from ansible_collections.sensorstack.iot.plugins.module_utils.etcd_restore import (  # noqa: E402
     CONTROL_PLANE_COMPONENTS,
     STAGED_DIR,
@@ -146,7 +147,6 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.etcd_restore impor
 )
 from ansible_collections.sensorstack.iot.plugins.module_utils.etcd_snapshot import (  # noqa: E402
     LABEL,
-    running_container,
     snapshot_status,
 )
 
@@ -171,7 +171,6 @@ REQUIRED_IF = [
 ]
 PRIVATE_MODE = 0o600
 KUBE_SYSTEM = "io.kubernetes.pod.namespace=kube-system"
-CRICTL_WARNING = "level=warning"
 HELD_MODE = 0o700
 
 
@@ -179,32 +178,17 @@ class Restore:
     def __init__(self, module: AnsibleModule) -> None:
         self.module = module
         self.params = module.params
-        crictl = module.get_bin_path("crictl")
-        if crictl is None:
-            module.fail_json(msg="no crictl on this node: install cri-tools (role kubernetes_packages installs it)")
-        self.crictl = [crictl, "--runtime-endpoint", self.params["cri_socket"]]
+        self.crictl = Crictl(module, self.params["cri_socket"], self.params["timeout"])
         data_dir = self.params["data_dir"]
         self.staged_dir = os.path.join(data_dir, STAGED_DIR)
         self.staged_snapshot = os.path.join(data_dir, STAGED_SNAPSHOT)
         self.member_dir = os.path.join(data_dir, "member")
 
-    def run(self, argv: list[str], what: str) -> str:
-        rc, out, err = self.module.run_command(argv)
-        if rc != 0:
-            # The first lines say what went wrong; a Go panic (etcdutl on a damaged file) goes on with its stack.
-            # crictl's own warnings (no /etc/crictl.yaml) come first and say nothing about it.
-            said = [line.strip() for line in (err or out).splitlines() if line.strip() and CRICTL_WARNING not in line]
-            raise RuntimeError(f"{what} failed ({rc}): {' / '.join(said[:3])[:600]}")
-        return out
-
     def running(self) -> list[str]:
-        listing = [*self.crictl, "ps", "--state", "running", "--label", KUBE_SYSTEM, "--output", "json"]
-        return components_running(self.run(listing, "crictl ps"))
+        return components_running(self.crictl.running("--label", KUBE_SYSTEM))
 
     def in_etcd(self, argv: list[str], what: str) -> str:
-        ps = self.run([*self.crictl, "ps", "--quiet", "--state", "running", "--name", "^etcd$"], "crictl ps")
-        container = running_container(ps, "etcd")
-        return self.run([*self.crictl, "exec", "--timeout", str(self.params["timeout"]), container, *argv], what)
+        return self.crictl.exec(self.crictl.container("etcd"), argv, what)
 
     def discard(self) -> bool:
         found = [path for path in (self.staged_dir, self.staged_snapshot) if os.path.lexists(path)]

@@ -120,8 +120,8 @@ import shutil  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.sensorstack.iot.plugins.module_utils.crictl import Crictl  # noqa: E402
 from ansible_collections.sensorstack.iot.plugins.module_utils.etcd_snapshot import (  # noqa: E402
-    running_container,
     settings_problems,
     snapshot_name,
     snapshot_status,
@@ -146,31 +146,14 @@ class Snapshot:
     def __init__(self, module: AnsibleModule) -> None:
         self.module = module
         self.params = module.params
-        crictl = module.get_bin_path("crictl")
-        if crictl is None:
-            module.fail_json(msg="no crictl on this node: install cri-tools (role kubernetes_packages installs it)")
-        self.crictl = [crictl, "--runtime-endpoint", self.params["cri_socket"]]
-
-    def run(self, argv: list[str], what: str) -> str:
-        rc, out, err = self.module.run_command(argv)
-        if rc != 0:
-            raise RuntimeError(f"{what} failed ({rc}): {(err or out).strip()[-1000:]}")
-        return out
-
-    def etcd_container(self) -> str:
-        ps = self.run([*self.crictl, "ps", "--quiet", "--state", "running", "--name", "^etcd$"], "crictl ps")
-        return running_container(ps, "etcd")
-
-    def in_container(self, container: str, argv: list[str], what: str) -> str:
-        timeout = ["--timeout", str(self.params["timeout"])]
-        return self.run([*self.crictl, "exec", *timeout, container, *argv], what)
+        self.crictl = Crictl(module, self.params["cri_socket"], self.params["timeout"])
 
     def take(self, container: str, name: str) -> dict[str, Any]:
         """Save the snapshot into etcd's data folder under a hidden name, check it, move it into the folder."""
         staged = os.path.join(self.params["data_dir"], f".sensorstack-{name}")
         try:
-            self.in_container(container, [*self.params["etcdctl"], "snapshot", "save", staged], "etcdctl snapshot save")
-            status_output = self.in_container(
+            self.crictl.exec(container, [*self.params["etcdctl"], "snapshot", "save", staged], "etcdctl snapshot save")
+            status_output = self.crictl.exec(
                 container, [self.params["etcdutl"], "snapshot", "status", staged, "--write-out=json"], "etcdutl"
             )
             status = snapshot_status(status_output)
@@ -204,7 +187,7 @@ def main() -> None:
     snapshot = Snapshot(module)
     name = snapshot_name(datetime.datetime.now(datetime.timezone.utc), module.params["label"])  # noqa: UP017
     try:
-        container = snapshot.etcd_container()
+        container = snapshot.crictl.container("etcd")
         if module.check_mode:
             removed = snapshot.beyond_keep(name)
             module.exit_json(changed=True, path=os.path.join(module.params["directory"], name), removed=removed)

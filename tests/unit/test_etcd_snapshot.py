@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.sensorstack.iot.plugins.module_utils.etcd_snapshot import (
-    running_container,
     settings_problems,
     snapshot_name,
     snapshot_status,
@@ -93,14 +92,6 @@ def test_etcdutls_report_is_read_under_the_modules_names() -> None:
 def test_a_snapshot_etcdutl_cannot_vouch_for_is_refused(output: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         snapshot_status(output)
-
-
-def test_the_etcd_container_must_be_the_only_one_running() -> None:
-    assert running_container("3f1c9e\n", "etcd") == "3f1c9e"
-    with pytest.raises(ValueError, match="no running container named etcd on this node"):
-        running_container("", "etcd")
-    with pytest.raises(ValueError, match="2 running containers named etcd"):
-        running_container("3f1c9e\n77ab01\n", "etcd")
 
 
 GOOD = {"directory": "/var/backups/etcd", "keep": 5, "label": "manual", "timeout": 300}
