@@ -115,13 +115,21 @@ def components_running(ps_output: str) -> list[str]:
 
 
 def settings_problems(settings: Mapping[str, Any], prefix: str = "etcd_restore_") -> list[str]:
-    """What is wrong with role etcd_restore's snapshot, bump_revision and timeouts, each named as its variable."""
+    """What is wrong with role etcd_restore's snapshot, where it is kept, bump_revision and the timeouts, each named as
+    its variable. settings["source"] is the node that holds the snapshot (empty when settings["from_controller"])."""
     problems = []
     snapshot = settings["snapshot"]
+    from_controller = settings.get("from_controller") is True
     if not isinstance(snapshot, str) or not posixpath.isabs(snapshot) or snapshot.endswith("/"):
+        where = "the controller" if from_controller else f"the control-plane node {settings['source']}"
         problems.append(
-            f"{prefix}snapshot must be the absolute path of a snapshot file on the control-plane node "
-            f"{settings['source']} (for example /var/backups/etcd/etcd-<UTC time>-<label>.db), got {snapshot!r}"
+            f"{prefix}snapshot must be the absolute path of a snapshot file on {where} (for example "
+            f"/var/backups/etcd/etcd-<UTC time>-<label>.db), got {snapshot!r}"
+        )
+    if from_controller and settings.get("source"):
+        problems.append(
+            f"{prefix}source names a control-plane node ({settings['source']}) that holds the snapshot, and "
+            f"{prefix}from_controller says the controller holds it: set one of them"
         )
     if whole_number(settings["bump_revision"]) is None:
         problems.append(f"{prefix}bump_revision must be a whole number (0: none), got {settings['bump_revision']!r}")

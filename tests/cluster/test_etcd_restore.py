@@ -2,10 +2,10 @@
 taken by playbooks/etcd-snapshot.yml on the first control plane, then a change the snapshot does not hold (one
 ConfigMap added, one deleted). Without etcd_restore_confirm=yes and without a terminal, confirmed but limited to one
 control plane, and confirmed with a damaged snapshot (which etcdutl refuses on every member), the playbook stops
-before anything changes. Confirmed, every member is restored from that one snapshot: the ConfigMaps are as the
-snapshot holds them, etcd has its three members again with the revision raised past the old one, every node is
-Ready, and a new Deployment's pod is scheduled and runs (the restarted controllers and scheduler work on the restored
-cluster).
+before anything changes. Confirmed, every member is restored from a copy of that snapshot kept on the controller
+(etcd_restore_from_controller): the ConfigMaps are as the snapshot holds them, etcd has its three members again with
+the revision raised past the old one, every node is Ready, and a new Deployment's pod is scheduled and runs (the
+restarted controllers and scheduler work on the restored cluster).
 
 Runs after test_ha.py and before test_reset.py, which builds on the cluster this one leaves whole.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from dataclasses import dataclass
 
 import pytest
@@ -49,7 +50,7 @@ BUMP = 1_000_000_000
 
 @dataclass
 class Restore:
-    snapshot: str
+    snapshot: str  # the copy on the controller that was restored
     revision_before: int
     refused: PlaybookRun
     limited: PlaybookRun
@@ -97,10 +98,14 @@ def restore(cluster: Cluster, three_control_planes: list[Node]) -> Restore:
     cluster.control_plane.run("rm", DAMAGED)
     # None of them may have changed anything: the later assertions would not tell.
     assert config_maps(cluster) == {"restore-probe-after"}, (refused.tail(), limited.tail(), damaged.tail())
-    run = cluster.run_playbook(RESTORE, *chosen, *CONFIRMED)
+    # Restored from a copy kept off the nodes, as an operator keeps snapshots: the refusals above took the node's.
+    kept = cluster.directory / "kept-snapshot.db"
+    subprocess.run(["docker", "cp", f"{cluster.control_plane.container}:{snapshot[1]}", str(kept)], check=True)
+    from_controller = {"etcd_restore_snapshot": str(kept), "etcd_restore_from_controller": True}
+    run = cluster.run_playbook(RESTORE, "--extra-vars", json.dumps(from_controller), *CONFIRMED)
     print(f"\netcd restored on three control planes by playbooks/etcd-restore.yml in {run.seconds:.0f} s")
     cluster.timings["etcd restore"] = run.seconds
-    return Restore(snapshot[1], revision_before, refused, limited, damaged, run)
+    return Restore(str(kept), revision_before, refused, limited, damaged, run)
 
 
 def test_without_confirmation_nothing_is_restored(restore: Restore) -> None:

@@ -183,6 +183,15 @@ GOOD = {"snapshot": "/var/backups/etcd/etcd-20261206T010000Z-manual.db", "source
             "etcd_restore_snapshot must be the absolute path of a snapshot file on the control-plane node cp1",
         ),
         ({"snapshot": "etcd-20261206T010000Z-manual.db"}, "etcd_restore_snapshot must be the absolute path"),
+        (
+            {"snapshot": "snapshot.db", "source": "", "from_controller": True},
+            "etcd_restore_snapshot must be the absolute path of a snapshot file on the controller",
+        ),
+        (
+            {"from_controller": True},
+            "etcd_restore_source names a control-plane node (cp1) that holds the snapshot, and "
+            "etcd_restore_from_controller says the controller holds it: set one of them",
+        ),
         ({"bump_revision": "lots"}, "etcd_restore_bump_revision must be a whole number"),
         ({"timeout": 0}, "etcd_restore_timeout must be at least 1"),
         ({"ready_timeout": True}, "etcd_restore_ready_timeout must be at least 1"),
@@ -218,6 +227,11 @@ def test_the_role_checks_every_control_plane_takes_part_and_its_settings_with_th
         "worker1 is not in group control_plane (sensorstack_control_plane_group): etcd runs on the control-plane nodes",
         "etcd_restore_source cp4 is not a control-plane node of this run (cp3, cp1, cp2)",
         "etcd_restore_timeout must be at least 1 (seconds), got 0",
+    ]
+    assert role_problems(etcd_restore_from_controller=True) == []
+    assert role_problems(etcd_restore_from_controller=True, etcd_restore_source="cp2") == [
+        "etcd_restore_source names a control-plane node (cp2) that holds the snapshot, and "
+        "etcd_restore_from_controller says the controller holds it: set one of them"
     ]
 
 
