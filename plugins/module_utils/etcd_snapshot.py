@@ -31,8 +31,8 @@ def whole_number(value: Any) -> int | None:
 
 
 def settings_problems(settings: Mapping[str, Any], data_dir: str, prefix: str = "") -> list[str]:
-    """What is wrong with the settings directory, keep, label and timeout, each named with the prefix: the module's
-    options as they are, the role's variables as etcd_snapshot_<name>."""
+    """What is wrong with the settings directory, keep, label, timeout and (the role's alone) fetch_dir, each named
+    with the prefix: the module's options as they are, the role's variables as etcd_snapshot_<name>."""
     problems = []
     label, keep, timeout = settings["label"], settings["keep"], settings["timeout"]
     if not isinstance(label, str) or not LABEL.match(label):
@@ -52,6 +52,9 @@ def settings_problems(settings: Mapping[str, Any], data_dir: str, prefix: str = 
             f"{prefix}directory {directory} is inside etcd's data folder {data_dir}, which etcd owns and kubeadm "
             "reset removes"
         )
+    fetch_dir = settings.get("fetch_dir") or ""
+    if not isinstance(fetch_dir, str) or (fetch_dir and not posixpath.isabs(fetch_dir)):
+        problems.append(f"{prefix}fetch_dir must be an absolute path on the controller, or empty, got {fetch_dir!r}")
     return problems
 
 

@@ -1,5 +1,6 @@
 """playbooks/etcd-restore.yml on the tier's HA cluster (3 control planes and 2 workers, test_ha.py's): a snapshot
-taken by playbooks/etcd-snapshot.yml on the first control plane, then a change the snapshot does not hold (one
+taken by playbooks/etcd-snapshot.yml on the first control plane with a copy on the controller
+(etcd_snapshot_fetch_dir: private folder and file, the node's size), then a change the snapshot does not hold (one
 ConfigMap added, one deleted). Without etcd_restore_confirm=yes and without a terminal, confirmed but limited to one
 control plane, and confirmed with a damaged snapshot (which etcdutl refuses on every member), the playbook stops
 before anything changes. Confirmed, every member is restored from a copy of that snapshot kept on the controller
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
+import stat
 from dataclasses import dataclass
 
 import pytest
@@ -80,10 +81,18 @@ def probe_config_map(cluster: Cluster, name: str) -> None:
 @pytest.fixture(scope="module")
 def restore(cluster: Cluster, three_control_planes: list[Node]) -> Restore:
     probe_config_map(cluster, "restore-probe-before")
-    taken = cluster.run_playbook(SNAPSHOT, "-e", "etcd_snapshot_label=restore-test")
+    # With a copy kept off the nodes, on the controller, as an operator keeps snapshots.
+    backups = cluster.directory / "backups"
+    snapshot_settings = {"etcd_snapshot_label": "restore-test", "etcd_snapshot_fetch_dir": str(backups)}
+    taken = cluster.run_playbook(SNAPSHOT, "--extra-vars", json.dumps(snapshot_settings))
     assert taken.returncode == 0, taken.tail()
-    snapshot = re.search(rf"({SNAPSHOTS}/etcd-\d{{8}}T\d{{6}}Z-restore-test\.db), etcd revision", taken.output)
+    snapshot = re.search(rf"({SNAPSHOTS}/(etcd-\d{{8}}T\d{{6}}Z-restore-test\.db)), etcd revision", taken.output)
     assert snapshot, taken.tail()
+    kept = backups / snapshot[2]
+    report = " ".join(taken.output.split())
+    assert f"copied to the controller as {kept}" in report, taken.tail()
+    assert (stat.S_IMODE(backups.stat().st_mode), stat.S_IMODE(kept.stat().st_mode)) == (0o700, 0o600)
+    assert kept.stat().st_size == int(cluster.control_plane.run("stat", "--format=%s", snapshot[1]))
     # What the snapshot does not hold.
     probe_config_map(cluster, "restore-probe-after")
     cluster.kubectl("delete", "configmap", "restore-probe-before", "--namespace=default")
@@ -98,9 +107,7 @@ def restore(cluster: Cluster, three_control_planes: list[Node]) -> Restore:
     cluster.control_plane.run("rm", DAMAGED)
     # None of them may have changed anything: the later assertions would not tell.
     assert config_maps(cluster) == {"restore-probe-after"}, (refused.tail(), limited.tail(), damaged.tail())
-    # Restored from a copy kept off the nodes, as an operator keeps snapshots: the refusals above took the node's.
-    kept = cluster.directory / "kept-snapshot.db"
-    subprocess.run(["docker", "cp", f"{cluster.control_plane.container}:{snapshot[1]}", str(kept)], check=True)
+    # Restored from the controller's copy: the refusals above took the node's.
     from_controller = {"etcd_restore_snapshot": str(kept), "etcd_restore_from_controller": True}
     run = cluster.run_playbook(RESTORE, "--extra-vars", json.dumps(from_controller), *CONFIRMED)
     print(f"\netcd restored on three control planes by playbooks/etcd-restore.yml in {run.seconds:.0f} s")

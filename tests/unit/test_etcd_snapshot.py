@@ -107,6 +107,7 @@ GOOD = {"directory": "/var/backups/etcd", "keep": 5, "label": "manual", "timeout
         ({"directory": "backups"}, "etcd_snapshot_directory must be an absolute path"),
         ({"directory": "/var/lib/etcd/backups"}, "inside etcd's data folder /var/lib/etcd"),
         ({"directory": "/var/lib/etcd/"}, "inside etcd's data folder"),
+        ({"fetch_dir": "backups/etcd"}, "etcd_snapshot_fetch_dir must be an absolute path on the controller"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_variable(change: dict, problem: str) -> None:
@@ -116,6 +117,11 @@ def test_bad_settings_are_refused_naming_the_variable(change: dict, problem: str
 
 def test_a_folder_beside_the_data_folder_is_fine() -> None:
     assert settings_problems(GOOD | {"directory": "/var/lib/etcd-backups"}, "/var/lib/etcd") == []
+
+
+def test_the_controllers_folder_is_absolute_or_empty() -> None:
+    for fetch_dir in ("", "/srv/backups/etcd", "/srv/backups/etcd/"):
+        assert settings_problems(GOOD | {"fetch_dir": fetch_dir}, "/var/lib/etcd") == []
 
 
 def test_numbers_given_as_extra_vars_text_are_numbers() -> None:
