@@ -115,8 +115,9 @@ def components_running(ps_output: str) -> list[str]:
 
 
 def settings_problems(settings: Mapping[str, Any], prefix: str = "etcd_restore_") -> list[str]:
-    """What is wrong with role etcd_restore's snapshot, where it is kept, bump_revision and the timeouts, each named as
-    its variable. settings["source"] is the node that holds the snapshot (empty when settings["from_controller"])."""
+    """What is wrong with role etcd_restore's snapshot, where it is kept, bump_revision, the timeouts and
+    lease_wait, each named as its variable. settings["source"] is the node that holds the snapshot (empty when
+    settings["from_controller"])."""
     problems = []
     snapshot = settings["snapshot"]
     from_controller = settings.get("from_controller") is True
@@ -133,7 +134,7 @@ def settings_problems(settings: Mapping[str, Any], prefix: str = "etcd_restore_"
         )
     if whole_number(settings["bump_revision"]) is None:
         problems.append(f"{prefix}bump_revision must be a whole number (0: none), got {settings['bump_revision']!r}")
-    for name in ("timeout", "ready_timeout"):
+    for name in ("timeout", "ready_timeout", "lease_wait"):
         if (whole_number(settings[name]) or 0) < 1:
             problems.append(f"{prefix}{name} must be at least 1 (seconds), got {settings[name]!r}")
     return problems

@@ -13,6 +13,8 @@ skipping it: a skipped cluster test must never read as a pass.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import os
 import re
@@ -241,6 +243,37 @@ def mirror(bundle: Path, docker_engine: None) -> Iterator[BundleServer]:
     containers.ensure_network()
     with BundleServer(bundle, containers.network_gateway(), HTTP_PORT, REGISTRY_PORT) as server:
         yield server
+
+
+@contextlib.contextmanager
+def renewal_lease_held(node: Node, holder: str) -> Iterator[None]:
+    """The control planes' restart Lease held by holder from node, as while its certificate renewal restarts its
+    components (fresh for 600 s); removed afterwards."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    lease = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": RENEWAL_LEASE, "namespace": "kube-system"},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 600, "acquireTime": now, "renewTime": now},
+    }
+    node.run(*KUBECTL, "create", "--filename=-", stdin=json.dumps(lease))
+    try:
+        yield
+    finally:
+        node.run(*KUBECTL, "--namespace=kube-system", "delete", "lease", RENEWAL_LEASE, "--ignore-not-found")
+
+
+def renewal_lease_holder(node: Node) -> str:
+    """Who holds the control planes' restart Lease ("" for nobody)."""
+    return node.run(
+        *KUBECTL,
+        "--namespace=kube-system",
+        "get",
+        "lease",
+        RENEWAL_LEASE,
+        "--ignore-not-found",
+        "--output=jsonpath={.spec.holderIdentity}",
+    )
 
 
 def kubelet_versions(cluster: Cluster) -> set[str]:

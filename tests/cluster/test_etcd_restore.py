@@ -2,11 +2,12 @@
 taken by playbooks/etcd-snapshot.yml on the first control plane with a copy on the controller
 (etcd_snapshot_fetch_dir: private folder and file, the node's size), then a change the snapshot does not hold (one
 ConfigMap added, one deleted). Without etcd_restore_confirm=yes and without a terminal, confirmed but limited to one
-control plane, and confirmed with a damaged snapshot (which etcdutl refuses on every member), the playbook stops
-before anything changes. Confirmed, every member is restored from a copy of that snapshot kept on the controller
-(etcd_restore_from_controller): the ConfigMaps are as the snapshot holds them, etcd has its three members again with
-the revision raised past the old one, every node is Ready, and a new Deployment's pod is scheduled and runs (the
-restarted controllers and scheduler work on the restored cluster).
+control plane, confirmed while a renewal holds the control planes' restart Lease, and confirmed with a damaged
+snapshot (which etcdutl refuses on every member), the playbook stops before anything changes. Confirmed, every member
+is restored from the controller's copy (etcd_restore_from_controller): the ConfigMaps are as the snapshot holds them,
+etcd has its three members again with the revision raised past the old one, the Lease is let go, every node is
+Ready, and a new Deployment's pod is scheduled and runs (the restarted controllers and scheduler work on the
+restored cluster).
 
 Runs after test_ha.py and before test_reset.py, which builds on the cluster this one leaves whole.
 """
@@ -24,7 +25,7 @@ import yaml
 from sensorstack import project_root
 from sensorstack.bundle.versions import load_versions
 
-from .conftest import CONTROL_PLANES, WORKERS, Cluster, Node, PlaybookRun
+from .conftest import CONTROL_PLANES, WORKERS, Cluster, Node, PlaybookRun, renewal_lease_held, renewal_lease_holder
 from .test_ha import ready_nodes, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -55,6 +56,8 @@ class Restore:
     revision_before: int
     refused: PlaybookRun
     limited: PlaybookRun
+    held: PlaybookRun  # while the second control plane held the restart Lease
+    held_by: str  # who held the Lease after that run
     damaged: PlaybookRun
     run: PlaybookRun
 
@@ -101,18 +104,31 @@ def restore(cluster: Cluster, three_control_planes: list[Node]) -> Restore:
     chosen = ("--extra-vars", json.dumps({"etcd_restore_snapshot": snapshot[1]}))
     refused = cluster.run_playbook(RESTORE, *chosen)
     limited = cluster.run_playbook(RESTORE, *chosen, *CONFIRMED, "--limit", cluster.control_plane.name)
+    # A certificate renewal restarting the second control plane holds the restart Lease.
+    with renewal_lease_held(three_control_planes[1], three_control_planes[1].name):
+        held = cluster.run_playbook(
+            RESTORE, "--extra-vars", json.dumps({**json.loads(chosen[1]), "etcd_restore_lease_wait": 1}), *CONFIRMED
+        )
+        held_by = renewal_lease_holder(cluster.control_plane)
     # The snapshot cut short, as a copy that did not finish leaves it: etcdutl refuses it on every member.
     cluster.control_plane.sh(f"head -c 1000000 {snapshot[1]} > {DAMAGED}")
     damaged = cluster.run_playbook(RESTORE, "--extra-vars", json.dumps({"etcd_restore_snapshot": DAMAGED}), *CONFIRMED)
     cluster.control_plane.run("rm", DAMAGED)
     # None of them may have changed anything: the later assertions would not tell.
-    assert config_maps(cluster) == {"restore-probe-after"}, (refused.tail(), limited.tail(), damaged.tail())
+    assert config_maps(cluster) == {"restore-probe-after"}, (
+        refused.tail(),
+        limited.tail(),
+        held.tail(),
+        damaged.tail(),
+    )
     # Restored from the controller's copy: the refusals above took the node's.
     from_controller = {"etcd_restore_snapshot": str(kept), "etcd_restore_from_controller": True}
     run = cluster.run_playbook(RESTORE, "--extra-vars", json.dumps(from_controller), *CONFIRMED)
     print(f"\netcd restored on three control planes by playbooks/etcd-restore.yml in {run.seconds:.0f} s")
     cluster.timings["etcd restore"] = run.seconds
-    return Restore(str(kept), revision_before, refused, limited, damaged, run)
+    # The run holds the Lease while it restores, and lets it go: the restored etcd has none.
+    assert renewal_lease_holder(cluster.control_plane) == "", run.tail()
+    return Restore(str(kept), revision_before, refused, limited, held, held_by, damaged, run)
 
 
 def test_without_confirmation_nothing_is_restored(restore: Restore) -> None:
@@ -126,6 +142,17 @@ def test_a_restore_limited_to_one_control_plane_is_refused(restore: Restore) -> 
     report = " ".join(restore.limited.output.split())
     assert "a restore replaces every etcd member of the cluster: run it on every control-plane node" in report
     assert set(restore.limited.changed().values()) == {0}, restore.limited.explain()
+
+
+def test_while_a_renewal_holds_the_restart_lease_nothing_is_restored(restore: Restore) -> None:
+    assert restore.held.returncode != 0
+    report = " ".join(restore.held.output.split())
+    assert (
+        "Nothing was restored: cpc-cp2 still holds the Lease kube-system/sensorstack-certificate-renewal after 1 s "
+        "(etcd_restore_lease_wait)" in report
+    ), restore.held.tail()
+    assert set(restore.held.changed().values()) == {0}, restore.held.explain()
+    assert restore.held_by == "cpc-cp2"
 
 
 def test_a_snapshot_etcdutl_cannot_read_restores_nothing_and_leaves_nothing(
@@ -144,6 +171,8 @@ def test_a_snapshot_etcdutl_cannot_read_restores_nothing_and_leaves_nothing(
 def test_the_cluster_holds_what_the_snapshot_held(cluster: Cluster, restore: Restore) -> None:
     assert restore.run.returncode == 0, restore.run.tail()
     assert config_maps(cluster) == {"restore-probe-before"}
+    # It held the control planes' restart Lease while it restored (let go at the end: the fixture checks).
+    assert [task for task in restore.run.changed_tasks() if "Take the control planes' restart Lease" in task]
 
 
 def test_every_member_was_restored_and_etcd_runs_three_again_past_the_old_revision(

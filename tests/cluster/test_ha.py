@@ -11,7 +11,6 @@ Runs after test_cluster.py (which checks the 1 + 2 cluster as built) and leaves 
 
 from __future__ import annotations
 
-import datetime
 import json
 import subprocess
 import time
@@ -22,7 +21,17 @@ import yaml
 
 from sensorstack.bundle.versions import load_versions
 
-from .conftest import CONTROL_PLANES, EXTRA_CONTROL_PLANES, KUBECTL, RENEWAL_LEASE, WORKERS, Cluster, Node
+from .conftest import (
+    CONTROL_PLANES,
+    EXTRA_CONTROL_PLANES,
+    KUBECTL,
+    RENEWAL_LEASE,
+    WORKERS,
+    Cluster,
+    Node,
+    renewal_lease_held,
+    renewal_lease_holder,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -290,15 +299,7 @@ def test_while_another_control_plane_holds_the_renewal_lease_the_renewal_waits(
     """The second control plane holds the Lease, as while its own renewal runs: the renewal on the third, whose
     certificates have months left, postpones itself and changes nothing."""
     _, second, third = three_control_planes
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
-    lease = {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": {"name": RENEWAL_LEASE, "namespace": "kube-system"},
-        "spec": {"holderIdentity": second.name, "leaseDurationSeconds": 600, "acquireTime": now, "renewTime": now},
-    }
-    second.run(*KUBECTL, "create", "--filename=-", stdin=json.dumps(lease))
-    try:
+    with renewal_lease_held(second, second.name):
         certificate_before = apiserver_serials(third)[0]
         renewal = third.sh(f"{' '.join(RENEWAL)} 2>&1 && echo exit 0 || echo exit $?", timeout=300)
         assert f"renewal postponed: {second.name} holds the Lease kube-system/{RENEWAL_LEASE}" in " ".join(
@@ -306,17 +307,7 @@ def test_while_another_control_plane_holds_the_renewal_lease_the_renewal_waits(
         )
         assert renewal.rstrip().endswith("exit 1"), renewal
         assert apiserver_serials(third)[0] == certificate_before
-        holder = second.run(
-            *KUBECTL,
-            "--namespace=kube-system",
-            "get",
-            "lease",
-            RENEWAL_LEASE,
-            "--output=jsonpath={.spec.holderIdentity}",
-        )
-        assert holder == second.name
-    finally:
-        second.run(*KUBECTL, "--namespace=kube-system", "delete", "lease", RENEWAL_LEASE, "--ignore-not-found")
+        assert renewal_lease_holder(second) == second.name
 
 
 def test_a_renewal_restarts_every_component_with_its_new_certificate(
@@ -338,7 +329,7 @@ def test_a_renewal_restarts_every_component_with_its_new_certificate(
     # The API server serves its new certificate, and the renewal's Lease is released for the next control plane.
     on_disk, served = apiserver_serials(third)
     assert on_disk == served != served_before
-    assert third.run(*KUBECTL, "--namespace=kube-system", "get", "lease", RENEWAL_LEASE, "--ignore-not-found") == ""
+    assert renewal_lease_holder(third) == ""
     wait_for(
         "every node Ready after the renewal",
         lambda: ready_nodes(cluster.control_plane) == {name for name, _ in (*CONTROL_PLANES, *WORKERS)},

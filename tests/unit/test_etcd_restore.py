@@ -172,7 +172,7 @@ def test_only_control_plane_containers_count_as_running() -> None:
 
 
 GOOD = {"snapshot": "/var/backups/etcd/etcd-20261206T010000Z-manual.db", "source": "cp1", "bump_revision": 0,
-        "timeout": 300, "ready_timeout": "600"}  # fmt: skip
+        "timeout": 300, "ready_timeout": "600", "lease_wait": 900}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -195,6 +195,7 @@ GOOD = {"snapshot": "/var/backups/etcd/etcd-20261206T010000Z-manual.db", "source
         ({"bump_revision": "lots"}, "etcd_restore_bump_revision must be a whole number"),
         ({"timeout": 0}, "etcd_restore_timeout must be at least 1"),
         ({"ready_timeout": True}, "etcd_restore_ready_timeout must be at least 1"),
+        ({"lease_wait": "-5"}, "etcd_restore_lease_wait must be at least 1"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_variable(change: dict, problem: str) -> None:
