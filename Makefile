@@ -79,8 +79,8 @@ lint: venv collections ## ruff, yamllint, ansible-lint (production profile), sit
 	$(BIN)/ansible-lint
 	vagrant validate --ignore-provider
 
-unit: venv collections ## Pure-function tests, seconds
-	$(BIN)/pytest tests/unit
+unit: venv collections ## Pure-function tests, seconds (two processes)
+	$(BIN)/pytest -n 2 tests/unit
 
 integration: $(TIER_SETUP) ## Tests against real containers and servers (INTEGRATION_WORKERS files at a time)
 	$(BIN)/pytest -n $(INTEGRATION_WORKERS) --dist loadfile --durations=25 tests/integration

@@ -44,3 +44,12 @@ def test_the_stack_services_are_checked_by_preflights_own_loop() -> None:
     preflight_tasks = (ROOT / "roles/preflight/tasks/main.yml").read_text()
     assert preflight_tasks.count('name: "sensorstack.iot.{{ preflight_stack_component }}"') == 2
     assert roles_of_site_playbooks() >= STACK_SERVICES
+
+
+def test_site_yml_runs_preflight_first_and_every_preflight_play_stops_the_whole_run() -> None:
+    """What lets the integration tier's bad-input cases run playbooks/preflight.yml alone: site.yml runs it before any
+    other play, and a failure on any host of a preflight play ends the run there."""
+    first = yaml.safe_load((ROOT / "site.yml").read_text())[0]
+    assert first["ansible.builtin.import_playbook"] == "playbooks/preflight.yml"
+    plays = yaml.safe_load((ROOT / "playbooks/preflight.yml").read_text())
+    assert plays and all(play.get("any_errors_fatal") is True for play in plays)
