@@ -187,9 +187,6 @@ class Restore:
     def running(self) -> list[str]:
         return components_running(self.crictl.running("--label", KUBE_SYSTEM))
 
-    def in_etcd(self, argv: list[str], what: str) -> str:
-        return self.crictl.exec(self.crictl.container("etcd"), argv, what)
-
     def discard(self) -> bool:
         found = [path for path in (self.staged_dir, self.staged_snapshot) if os.path.lexists(path)]
         if not self.module.check_mode:
@@ -204,19 +201,19 @@ class Restore:
         if not os.path.isfile(snapshot):
             raise ValueError(f"no snapshot file {snapshot} on this node")
         if self.module.check_mode:
-            self.in_etcd(["true"], "the etcd container")
+            self.crictl.exec(self.crictl.container("etcd"), ["true"], "the etcd container")
             return {"changed": True, "staged": self.staged_dir}
         # What an earlier restore that stopped before its swap left. A snapshot copied to the node for this restore
         # may wait at the staged name already (role etcd_restore puts it there on every node but the one that holds it).
         shutil.rmtree(self.staged_dir, ignore_errors=True)
         try:
+            etcd = self.crictl.container("etcd")  # once for both etcdutl runs
             if os.path.realpath(snapshot) != os.path.realpath(self.staged_snapshot):
                 shutil.copyfile(snapshot, self.staged_snapshot)
             os.chmod(self.staged_snapshot, PRIVATE_MODE)
             etcdutl = self.params["etcdutl"]
-            status = snapshot_status(
-                self.in_etcd([etcdutl, "snapshot", "status", self.staged_snapshot, "--write-out=json"], "etcdutl")
-            )
+            status_argv = [etcdutl, "snapshot", "status", self.staged_snapshot, "--write-out=json"]
+            status = snapshot_status(self.crictl.exec(etcd, status_argv, "etcdutl"))
             member = {"name": self.params["name"], "peer_url": self.params["peer_url"]}
             argv = restore_argv(
                 etcdutl,
@@ -227,7 +224,7 @@ class Restore:
                 self.params["restore_id"],
                 self.params["bump_revision"],
             )
-            self.in_etcd(argv, "etcdutl snapshot restore")
+            self.crictl.exec(etcd, argv, "etcdutl snapshot restore")
             if not os.path.isdir(os.path.join(self.staged_dir, "member")):
                 raise RuntimeError(f"etcdutl snapshot restore left no member folder in {self.staged_dir}")
         except BaseException:
