@@ -65,6 +65,9 @@ KUBECTL = ("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf")
 RENEWAL_LEASE = "sensorstack-certificate-renewal"
 # Every step may pull images or packages through the mirror on a loaded two-core machine.
 PLAYBOOK_TIMEOUT = 3600
+# Each playbook run's whole output (profile_tasks' timings included) in the order the session ran them, kept after
+# the session: where a slow or failed run spent its time.
+RUN_LOGS = project_root() / ".cache/cluster-runs"
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ class Cluster:
     containers: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     upgrade: UpgradeRecord | None = None
+    runs: int = 0
 
     @property
     def nodes(self) -> list[Node]:
@@ -153,7 +157,14 @@ class Cluster:
             timeout=PLAYBOOK_TIMEOUT,
             check=False,
         )
-        return PlaybookRun(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
+        run = PlaybookRun(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
+        self.runs += 1
+        RUN_LOGS.mkdir(parents=True, exist_ok=True)
+        log = RUN_LOGS / f"{self.runs:03d}-{playbook.stem}.log"
+        log.write_text(
+            f"# {os.environ.get('PYTEST_CURRENT_TEST', '')}\n# {run.seconds:.1f} s, exit {run.returncode}\n{run.output}"
+        )
+        return run
 
     def playbook(self, name: str, plays: list[dict[str, Any]], *extra: str) -> PlaybookRun:
         path = self.directory / f"{name}.yml"
@@ -314,6 +325,7 @@ def cluster(mirror: BundleServer, host_sysctls_before: dict[str, str]) -> Iterat
     removed afterwards unless SENSORSTACK_KEEP_CLUSTER."""
     entries = (CONTROL_PLANE, *WORKERS)
     started: list[str] = []
+    shutil.rmtree(RUN_LOGS, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="sensorstack-cluster-") as temporary:
         directory = Path(temporary)
         try:
