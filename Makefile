@@ -65,7 +65,7 @@ lab-status: ## List the local lab's containers
 deploy: lab-up ## The main job: sensorstack deploy (site.yml) against the local lab
 	$(BIN)/sensorstack deploy
 
-test: setup ## The whole suite: lint, unit, integration (lab), molecule, cluster, and the VM tier beside them
+test: setup ## The whole suite: lint, unit, then the cluster tier beside integration (lab) and molecule; the VM tier beside all
 	scripts/test-suite
 
 test-mitogen: setup ## The whole suite with every Ansible run on the opt-in Mitogen strategy (docs/mitogen.md)

@@ -213,9 +213,9 @@ def balancer_state(node: Node, api_server: str) -> tuple[str, int]:
     return status, int(sessions)
 
 
-def balancers_let_go(nodes: list[Node], api_server: str) -> bool:
+def balancers_marked_down(nodes: list[Node], api_server: str) -> bool:
     states = {node.name: balancer_state(node, api_server) for node in nodes}
-    assert all(state == ("DOWN", 0) for state in states.values()), f"(state, sessions) of each balancer: {states}"
+    assert all(status == "DOWN" for status, _ in states.values()), f"(state, sessions) of each balancer: {states}"
     return True
 
 
@@ -230,7 +230,10 @@ def test_while_an_etcd_member_is_down_the_renewal_waits_and_the_restart_of_etcd_
     A paused node is also a node that hangs: its kernel keeps every connection open while nothing answers. The other
     nodes' balancers mark its API server down and close the sessions they held there, so that the clients behind
     them (watches held on purpose through a worker's balancer, the kubelets, kube-proxy) reconnect through the
-    others instead of waiting on it."""
+    others instead of waiting on it. Debian 13's haproxy 3.0.11 can leave such a session open: one CI run of this test
+    saw two still on the worker's balancer 16 s after it marked the server down (haproxy before 3.2 schedules that
+    shutdown rather than forcing it; 3.2 forces it, commit 51611a5b7 "Fix a possible freeze during a forced shut on a
+    stream"). So the worker's balancer must have cut sessions it held there, not every one."""
     _, second, third = three_control_planes
     etcd_before, certificate_before = etcd_container(third), apiserver_serials(third)[0]
     api_server = f"{dict(CONTROL_PLANES)[second.name]}:6443"
@@ -247,19 +250,18 @@ def test_while_an_etcd_member_is_down_the_renewal_waits_and_the_restart_of_etcd_
     ]
     restart: subprocess.Popen[str] | None = None
     try:
-        wait_for(
+        held_before = wait_for(
             f"the watches holding sessions on {api_server} through {worker.name}'s balancer",
-            lambda: balancer_state(worker, api_server)[1] >= 1,
+            lambda: balancer_state(worker, api_server)[1],
             timeout=30,
             interval=1,
         )
         subprocess.run(["docker", "pause", second.container], check=True, capture_output=True)
-        # 3 failed checks 2 s apart, each given 2 s: down within about 14 s. Without on-marked-down shutdown-sessions
-        # the sessions stay on it until their clients give up (over 45 s). Waiting for it also keeps the renewal's
-        # reads of the cluster's configuration off the paused API server.
+        # 3 failed checks 2 s apart, each given 2 s: down within about 14 s. Waiting for it keeps the renewal's reads
+        # of the cluster's configuration off the paused API server.
         wait_for(
-            f"every other node's balancer marking {api_server} down and closing its sessions there",
-            lambda: balancers_let_go(others, api_server),
+            f"every other node's balancer marking {api_server} down",
+            lambda: balancers_marked_down(others, api_server),
             timeout=30,
             interval=1,
         )
@@ -276,6 +278,8 @@ def test_while_an_etcd_member_is_down_the_renewal_waits_and_the_restart_of_etcd_
         time.sleep(MEMBER_DOWN)
         waiting = restart.poll() is None
         etcd_while_down = etcd_container(third)
+        # Without on-marked-down shutdown-sessions the watches would hold theirs until they end (120 s).
+        held_after = balancer_state(worker, api_server)[1]
     finally:
         subprocess.run(["docker", "unpause", second.container], check=False, capture_output=True)
         for watch in watches:
@@ -286,6 +290,10 @@ def test_while_an_etcd_member_is_down_the_renewal_waits_and_the_restart_of_etcd_
     finally:
         if restart.poll() is None:
             restart.kill()
+    assert held_after < held_before, (
+        f"{worker.name}'s balancer held {held_before} sessions on {api_server} before its node hung and still "
+        f"{held_after} after marking it down"
+    )
     assert waiting and etcd_while_down == etcd_before, "etcd restarted while another member was down:\n" + output
     assert "etcd: waiting until every member is healthy" in output, output
     assert restart.returncode == 0, output
