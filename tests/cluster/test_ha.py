@@ -228,12 +228,12 @@ def test_while_an_etcd_member_is_down_the_renewal_waits_and_the_restart_of_etcd_
     is back, then restarts it.
 
     A paused node is also a node that hangs: its kernel keeps every connection open while nothing answers. The other
-    nodes' balancers mark its API server down and close the sessions they held there, so that the clients behind
-    them (watches held on purpose through a worker's balancer, the kubelets, kube-proxy) reconnect through the
-    others instead of waiting on it. Debian 13's haproxy 3.0.11 can leave such a session open: one CI run of this test
-    saw two still on the worker's balancer 16 s after it marked the server down (haproxy before 3.2 schedules that
-    shutdown rather than forcing it; 3.2 forces it, commit 51611a5b7 "Fix a possible freeze during a forced shut on a
-    stream"). So the worker's balancer must have cut sessions it held there, not every one."""
+    nodes' balancers mark its API server down and close the sessions they held there, so that the clients behind them
+    (watches held on purpose through a worker's balancer, the kubelets, kube-proxy) reconnect through the others
+    instead of waiting on it. Debian 13's haproxy 3.0.11 can leave such a session open: one CI run of this test saw
+    two still on the worker's balancer at the end of a 30 s wait, the server marked down (haproxy before 3.2 schedules
+    that shutdown rather than forcing it; 3.2 forces it, commit 51611a5b7 "Fix a possible freeze during a forced shut
+    on a stream"). So the worker's balancer must have cut sessions it held there, not every one."""
     _, second, third = three_control_planes
     etcd_before, certificate_before = etcd_container(third), apiserver_serials(third)[0]
     api_server = f"{dict(CONTROL_PLANES)[second.name]}:6443"
