@@ -159,7 +159,6 @@ class Cluster:
         )
         run = PlaybookRun(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
         self.runs += 1
-        RUN_LOGS.mkdir(parents=True, exist_ok=True)
         log = RUN_LOGS / f"{self.runs:03d}-{playbook.stem}.log"
         log.write_text(
             f"# {os.environ.get('PYTEST_CURRENT_TEST', '')}\n# {run.seconds:.1f} s, exit {run.returncode}\n{run.output}"
@@ -326,6 +325,7 @@ def cluster(mirror: BundleServer, host_sysctls_before: dict[str, str]) -> Iterat
     entries = (CONTROL_PLANE, *WORKERS)
     started: list[str] = []
     shutil.rmtree(RUN_LOGS, ignore_errors=True)
+    RUN_LOGS.mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="sensorstack-cluster-") as temporary:
         directory = Path(temporary)
         try:
