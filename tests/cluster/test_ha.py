@@ -186,17 +186,26 @@ def apiserver_serials(node: Node) -> tuple[str, str]:
     return on_disk.strip(), served.strip()
 
 
-# What a node's haproxy says of one API server: its state and how many client sessions it carries there (health
-# checks not counted), through the master CLI that Debian's and Ubuntu's haproxy unit opens ("@1": its worker).
+# What a node's haproxy says of one API server, through the master CLI that Debian's and Ubuntu's haproxy unit opens
+# ("@1": its worker): its state, and the ages in seconds of the client sessions it carries there (health checks are
+# not sessions). `show stat` names the server of an address, `show sess` gives each session's server and age.
 BALANCER_STATE = """
-import csv, io, socket, sys
-cli = socket.socket(socket.AF_UNIX)
-cli.connect("/run/haproxy-master.sock")
-cli.sendall(b"@1 show stat\\n")
-cli.shutdown(socket.SHUT_WR)
-for row in csv.DictReader(io.StringIO(cli.makefile().read().lstrip("# "))):
+import csv, io, re, socket, sys
+def ask(command):
+    cli = socket.socket(socket.AF_UNIX)
+    cli.connect("/run/haproxy-master.sock")
+    cli.sendall(b"@1 " + command + b"\\n")
+    cli.shutdown(socket.SHUT_WR)
+    return cli.makefile().read()
+UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+for row in csv.DictReader(io.StringIO(ask(b"show stat").lstrip("# "))):
     if row["addr"] == sys.argv[1]:
-        print(row["scur"], row["status"])
+        ages = [
+            sum(int(n) * UNITS[unit] for n, unit in re.findall(r"(\\d+)([dhms])", line.split(" age=")[1].split()[0]))
+            for line in ask(b"show sess").splitlines()
+            if f" srv={row['svname']} " in line and " age=" in line
+        ]
+        print(row["status"], *ages, sep="|")
 """
 
 
@@ -207,15 +216,25 @@ def watch_own_node(node: Node) -> tuple[str, ...]:
     return ("kubectl", "--kubeconfig", "/etc/kubernetes/kubelet.conf", "get", "--raw", path)
 
 
-def balancer_state(node: Node, api_server: str) -> tuple[str, int]:
-    """haproxy's state of the API server ("UP", "UP 1/3" while checks fail, "DOWN"), and its client sessions there."""
-    sessions, status = node.run("python3", "-c", BALANCER_STATE, api_server, timeout=30).strip().split(" ", 1)
-    return status, int(sessions)
+def balancer_state(node: Node, api_server: str) -> tuple[str, list[int]]:
+    """haproxy's state of the API server ("UP", "UP 1/3" while checks fail, "DOWN"), and the ages in seconds of its
+    client sessions there."""
+    status, *ages = node.run("python3", "-c", BALANCER_STATE, api_server, timeout=30).strip().split("|")
+    return status, [int(age) for age in ages]
+
+
+def no_session_since(node: Node, api_server: str, since: float) -> bool:
+    """The balancer holds no session on the API server that was already open at `since` (a time.monotonic();
+    haproxy rounds an age down to whole seconds)."""
+    ages = balancer_state(node, api_server)[1]
+    older = [age for age in ages if age > int(time.monotonic() - since) + 1]
+    assert not older, f"ages of its sessions there: {ages}"
+    return True
 
 
 def balancers_marked_down(nodes: list[Node], api_server: str) -> bool:
     states = {node.name: balancer_state(node, api_server) for node in nodes}
-    assert all(status == "DOWN" for status, _ in states.values()), f"(state, sessions) of each balancer: {states}"
+    assert all(status == "DOWN" for status, _ in states.values()), f"(state, session ages) of each balancer: {states}"
     return True
 
 
@@ -228,11 +247,12 @@ def test_while_an_etcd_member_is_down_the_renewal_waits_and_the_restart_of_etcd_
     is back, then restarts it.
 
     A paused node is also a node that hangs: its kernel keeps every connection open while nothing answers. The other
-    nodes' balancers mark its API server down (their on-marked-down shutdown-sessions is the template's unit test),
-    and the renewal runs only then, its reads of the cluster's configuration kept off the paused API server. The
-    sessions held there are not counted: Debian 13's haproxy 3.0.11 kept some open after marking the server down in
-    two CI runs of this test (one run: 1 session before the pause, 2 after; sessions opened while it hung, before it
-    was marked down), and counts alone cannot tell those from the sessions it held before."""
+    nodes' balancers mark its API server down, and the renewal runs only then, its reads of the cluster's
+    configuration kept off the paused API server. Marked down, a balancer cuts the sessions it held there
+    (on-marked-down shutdown-sessions), so their clients reconnect through the other API servers: none of the
+    worker's sessions opened before the pause is left. Sessions opened while the server hung, before it was marked
+    down, are not counted: in two CI runs Debian 13's haproxy 3.0.11 still held sessions there once it had marked
+    the server down, and their count alone could not tell when they were opened (haproxy's ages can)."""
     _, second, third = three_control_planes
     etcd_before, certificate_before = etcd_container(third), apiserver_serials(third)[0]
     api_server = f"{dict(CONTROL_PLANES)[second.name]}:6443"
@@ -250,11 +270,12 @@ def test_while_an_etcd_member_is_down_the_renewal_waits_and_the_restart_of_etcd_
     restart: subprocess.Popen[str] | None = None
     try:
         wait_for(
-            f"the watches holding sessions on {api_server} through {worker.name}'s balancer",
-            lambda: balancer_state(worker, api_server)[1] >= 1,
+            f"a session of 2 s or more on {api_server} through {worker.name}'s balancer",
+            lambda: max(balancer_state(worker, api_server)[1], default=0) >= 2,
             timeout=30,
             interval=1,
         )
+        paused_at = time.monotonic()
         subprocess.run(["docker", "pause", second.container], check=True, capture_output=True)
         # 3 failed checks 2 s apart, each given 2 s: down within about 14 s. Waiting for it keeps the renewal's reads
         # of the cluster's configuration off the paused API server.
@@ -262,6 +283,12 @@ def test_while_an_etcd_member_is_down_the_renewal_waits_and_the_restart_of_etcd_
             f"every other node's balancer marking {api_server} down",
             lambda: balancers_marked_down(others, api_server),
             timeout=30,
+            interval=1,
+        )
+        wait_for(
+            f"{worker.name}'s balancer cutting its sessions on {api_server} from before the pause",
+            lambda: no_session_since(worker, api_server, paused_at),
+            timeout=10,
             interval=1,
         )
         renewal = third.sh(f"{' '.join(RENEWAL)} 2>&1 && echo exit 0 || echo exit $?", timeout=300)
