@@ -81,6 +81,14 @@ def probe_config_map(cluster: Cluster, name: str) -> None:
     cluster.kubectl("label", "configmap", name, "--namespace=default", "sensorstack.io/restore-test=yes")
 
 
+def snapshot_taken(run: PlaybookRun, label: str) -> tuple[str, str]:
+    """The path on the node and the file name of the snapshot playbooks/etcd-snapshot.yml reports it took."""
+    assert run.returncode == 0, run.tail()
+    taken = re.search(rf"({SNAPSHOTS}/(etcd-\d{{8}}T\d{{6}}Z-{label}\.db)), etcd revision", run.output)
+    assert taken, run.tail()
+    return taken[1], taken[2]
+
+
 @pytest.fixture(scope="module")
 def restore(cluster: Cluster, three_control_planes: list[Node]) -> Restore:
     probe_config_map(cluster, "restore-probe-before")
@@ -88,20 +96,18 @@ def restore(cluster: Cluster, three_control_planes: list[Node]) -> Restore:
     backups = cluster.directory / "backups"
     snapshot_settings = {"etcd_snapshot_label": "restore-test", "etcd_snapshot_fetch_dir": str(backups)}
     taken = cluster.run_playbook(SNAPSHOT, "--extra-vars", json.dumps(snapshot_settings))
-    assert taken.returncode == 0, taken.tail()
-    snapshot = re.search(rf"({SNAPSHOTS}/(etcd-\d{{8}}T\d{{6}}Z-restore-test\.db)), etcd revision", taken.output)
-    assert snapshot, taken.tail()
-    kept = backups / snapshot[2]
+    snapshot = snapshot_taken(taken, "restore-test")
+    kept = backups / snapshot[1]
     report = " ".join(taken.output.split())
     assert f"copied to the controller as {kept}" in report, taken.tail()
     assert (stat.S_IMODE(backups.stat().st_mode), stat.S_IMODE(kept.stat().st_mode)) == (0o700, 0o600)
-    assert kept.stat().st_size == int(cluster.control_plane.run("stat", "--format=%s", snapshot[1]))
+    assert kept.stat().st_size == int(cluster.control_plane.run("stat", "--format=%s", snapshot[0]))
     # What the snapshot does not hold.
     probe_config_map(cluster, "restore-probe-after")
     cluster.kubectl("delete", "configmap", "restore-probe-before", "--namespace=default")
     assert config_maps(cluster) == {"restore-probe-after"}
     revision_before = revision(cluster.control_plane)
-    chosen = ("--extra-vars", json.dumps({"etcd_restore_snapshot": snapshot[1]}))
+    chosen = ("--extra-vars", json.dumps({"etcd_restore_snapshot": snapshot[0]}))
     refused = cluster.run_playbook(RESTORE, *chosen)
     limited = cluster.run_playbook(RESTORE, *chosen, *CONFIRMED, "--limit", cluster.control_plane.name)
     # A certificate renewal restarting the second control plane holds the restart Lease.
@@ -111,7 +117,7 @@ def restore(cluster: Cluster, three_control_planes: list[Node]) -> Restore:
         )
         held_by = renewal_lease_holder(cluster.control_plane)
     # The snapshot cut short, as a copy that did not finish leaves it: etcdutl refuses it on every member.
-    cluster.control_plane.sh(f"head -c 1000000 {snapshot[1]} > {DAMAGED}")
+    cluster.control_plane.sh(f"head -c 1000000 {snapshot[0]} > {DAMAGED}")
     damaged = cluster.run_playbook(RESTORE, "--extra-vars", json.dumps({"etcd_restore_snapshot": DAMAGED}), *CONFIRMED)
     cluster.control_plane.run("rm", DAMAGED)
     # None of them may have changed anything: the later assertions would not tell.
@@ -195,8 +201,9 @@ def test_every_member_was_restored_and_etcd_runs_three_again_past_the_old_revisi
         assert f"{node.name}: etcd member {node.name} restored from {restore.snapshot}" in report
 
 
-def test_every_node_is_ready_and_a_new_deployment_runs_after_the_restore(cluster: Cluster, restore: Restore) -> None:
-    assert ready_nodes(cluster.control_plane) == {name for name, _ in (*CONTROL_PLANES, *WORKERS)}
+def a_new_deployment_runs(cluster: Cluster) -> None:
+    """A new Deployment's pod is scheduled and runs: the restarted controllers and scheduler work on the restored
+    cluster. Removes it, and the probe ConfigMaps, afterwards."""
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -228,3 +235,8 @@ def test_every_node_is_ready_and_a_new_deployment_runs_after_the_restore(cluster
     finally:
         cluster.kubectl("delete", "deployment", "restore-probe", "--namespace=default", "--wait=false")
         cluster.kubectl("delete", "configmap", "--namespace=default", "--selector=sensorstack.io/restore-test")
+
+
+def test_every_node_is_ready_and_a_new_deployment_runs_after_the_restore(cluster: Cluster, restore: Restore) -> None:
+    assert ready_nodes(cluster.control_plane) == {name for name, _ in (*CONTROL_PLANES, *WORKERS)}
+    a_new_deployment_runs(cluster)
