@@ -368,13 +368,15 @@ def three_control_planes(cluster: Cluster) -> list[Node]:
 # test_upgrade.py first: it checks the upgrade the cluster fixture ran, on the 1 + 2 nodes as upgraded; then the files
 # not named here; then test_etcd_restore_one_control_plane.py (the 1 + 2 cluster's etcd restored). test_ha.py
 # (more control planes, the first one stopped), test_etcd_restore.py (all three control planes' etcd restored from a
-# snapshot) and test_reset.py (a worker reset, then a control plane's) last, in that order.
+# snapshot), test_reset.py (a worker reset, then a control plane's) and test_etcd_restore_after_losing_control_planes.py
+# (two control planes replaced) last, in that order.
 TEST_ORDER = {
     "test_upgrade.py": 0,
     "test_etcd_restore_one_control_plane.py": 1.5,
     "test_ha.py": 2,
     "test_etcd_restore.py": 2.5,
     "test_reset.py": 3,
+    "test_etcd_restore_after_losing_control_planes.py": 4,
 }
 
 
