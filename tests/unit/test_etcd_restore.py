@@ -163,6 +163,39 @@ def test_the_failures_of_a_step_name_each_host_and_skip_what_succeeded_or_did_no
     ]
 
 
+def node_listed(name: str, ready: str, heartbeat: str, reason: str = "KubeletReady") -> dict:
+    condition = {"type": "Ready", "status": ready, "lastHeartbeatTime": heartbeat, "reason": reason}
+    return {"metadata": {"name": name}, "status": {"conditions": [{"type": "MemoryPressure"}, condition]}}
+
+
+def test_a_node_is_back_only_with_a_ready_heartbeat_sent_after_its_kubelet_restarted() -> None:
+    restarted = {"cp1": "2026-12-06T16:31:05Z", "w1": "2026-12-06T16:31:05Z", "w2": "2026-12-06T16:31:06Z"}
+    nodes = {
+        "items": [
+            node_listed("cp1", "True", "2026-12-06T16:31:09Z"),
+            # Ready as the snapshot saved it: the heartbeat is from before the restart, or from its very second.
+            node_listed("w1", "True", "2026-12-06T16:20:00Z"),
+            node_listed("w2", "True", "2026-12-06T16:31:06Z"),
+            # A lost node the run does not cover is not asked about.
+            node_listed("cp2", "True", "2026-12-06T16:20:00Z"),
+        ]
+    }
+    assert FILTERS["etcd_restore_nodes_not_back"](nodes, restarted) == [
+        "w1: no status from its kubelet since 2026-12-06T16:31:05Z",
+        "w2: no status from its kubelet since 2026-12-06T16:31:06Z",
+    ]
+    nodes["items"][1:3] = [
+        node_listed("w1", "False", "2026-12-06T16:31:10Z", "KubeletNotReady"),
+        node_listed("w2", "True", "2026-12-06T16:31:07Z"),
+    ]
+    assert FILTERS["etcd_restore_nodes_not_back"](nodes, restarted) == ["w1: Ready is False (KubeletNotReady)"]
+    nodes["items"][1] = node_listed("w1", "True", "2026-12-06T16:31:11Z")
+    assert FILTERS["etcd_restore_nodes_not_back"](nodes, restarted) == []
+    assert FILTERS["etcd_restore_nodes_not_back"]({"items": []}, {"w3": "2026-12-06T16:31:05Z"}) == [
+        "w3: not in the restored cluster"
+    ]
+
+
 def test_only_control_plane_containers_count_as_running() -> None:
     listed = {"containers": [{"metadata": {"name": name}} for name in ("kube-proxy", "etcd", "kube-scheduler")]}
     assert components_running(json.dumps(listed)) == ["etcd", "kube-scheduler"]
