@@ -71,6 +71,13 @@ def revision(node: Node) -> int:
     return int(json.loads(etcd(node, "endpoint", "status", "--write-out=json"))[0]["Status"]["header"]["revision"])
 
 
+def etcd_member_names(node: Node) -> list[str]:
+    """The names of etcd's members (kubeadm names each after its node; one added but not started yet has none)."""
+    return sorted(
+        member.get("name", "") for member in json.loads(etcd(node, "member", "list", "--write-out=json"))["members"]
+    )
+
+
 def config_maps(cluster: Cluster) -> set[str]:
     listed = cluster.kubectl_json("get", "configmaps", "--namespace=default", "--selector=sensorstack.io/restore-test")
     return {item["metadata"]["name"] for item in listed["items"]}
@@ -194,8 +201,7 @@ def test_every_member_was_restored_and_etcd_runs_three_again_past_the_old_revisi
     three_control_planes: list[Node], restore: Restore
 ) -> None:
     nodes = three_control_planes
-    members = json.loads(etcd(nodes[1], "member", "list", "--write-out=json"))["members"]
-    assert sorted(member["name"] for member in members) == sorted(name for name, _ in CONTROL_PLANES)
+    assert etcd_member_names(nodes[1]) == sorted(name for name, _ in CONTROL_PLANES)
     health = etcd(nodes[2], "endpoint", "health", "--cluster")
     assert health.count("is healthy") == 3, health
     # The bump that makes every watch of the API list again: beyond the revision before the restore.

@@ -42,6 +42,7 @@ from .test_etcd_restore import (
     a_new_deployment_runs,
     config_maps,
     etcd,
+    etcd_member_names,
     probe_config_map,
     revision,
     snapshot_taken,
@@ -77,10 +78,6 @@ def heartbeats_since(cluster: Cluster, began: datetime.datetime) -> dict[str, tu
     return heartbeats
 
 
-def member_names(node: Node) -> list[str]:
-    return sorted(member["name"] for member in json.loads(etcd(node, "member", "list", "--write-out=json"))["members"])
-
-
 @pytest.fixture(scope="module")
 def recovery(cluster: Cluster, three_control_planes: list[Node]) -> Recovery:
     survivor = cluster.control_plane
@@ -106,7 +103,7 @@ def recovery(cluster: Cluster, three_control_planes: list[Node]) -> Recovery:
     if restore.returncode != 0:
         return Recovery(revision_before, restore, {}, [], None)
     heartbeats_after_restore = heartbeats_since(cluster, began)
-    members_after_restore = member_names(survivor)
+    members_after_restore = etcd_member_names(survivor)
     survivor.sh("rm -rf /var/lib/etcd/member.before-restore-*")
 
     # As the restore's report says: the lost nodes deleted, new machines under their names join by site.yml.
@@ -147,7 +144,7 @@ def test_new_control_planes_join_the_restored_cluster_and_etcd_runs_three_member
 ) -> None:
     assert recovery.joins is not None, recovery.restore.tail()
     assert recovery.joins.returncode == 0, recovery.joins.tail()
-    assert member_names(cluster.control_plane) == sorted(name for name, _ in CONTROL_PLANES)
+    assert etcd_member_names(cluster.control_plane) == sorted(name for name, _ in CONTROL_PLANES)
     health = etcd(three_control_planes[2], "endpoint", "health", "--cluster")
     assert health.count("is healthy") == 3, health
     wait_for(

@@ -24,7 +24,7 @@ from .test_etcd_restore import (
     SNAPSHOT,
     a_new_deployment_runs,
     config_maps,
-    etcd,
+    etcd_member_names,
     probe_config_map,
     restore_left_its_data_once,
     revision,
@@ -61,8 +61,7 @@ def test_the_one_member_is_restored_past_the_old_revision_and_holds_what_the_sna
     run, revision_before = restored
     assert run.returncode == 0, run.tail()
     assert config_maps(cluster) == {"restore-probe-before"}
-    members = json.loads(etcd(cluster.control_plane, "member", "list", "--write-out=json"))["members"]
-    assert [member["name"] for member in members] == [CONTROL_PLANE[0]]
+    assert etcd_member_names(cluster.control_plane) == [CONTROL_PLANE[0]]
     assert revision(cluster.control_plane) > revision_before + BUMP // 2
     restore_left_its_data_once(cluster.control_plane)
     # The run let go of the control planes' restart Lease it held while restoring.

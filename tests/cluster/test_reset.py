@@ -11,7 +11,6 @@ control plane's reset and join. Each join leaves the cluster as it found it, eve
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
@@ -20,6 +19,7 @@ import pytest
 from sensorstack import project_root
 
 from .conftest import CONTROL_PLANES, KUBECTL, Cluster, Node, PlaybookRun
+from .test_etcd_restore import etcd_member_names
 
 pytestmark = pytest.mark.cluster
 
@@ -32,14 +32,6 @@ CALICO_LINK = re.compile(r"^\d+: (vxlan\.calico|cali[0-9a-f]{11})[@:]", re.MULTI
 THEIR_CHAIN = re.compile(r"^:(cali-|KUBE-)\S*", re.MULTILINE)
 THEIR_JUMP = re.compile(r" -[jg] (cali-|KUBE-)")
 CONFIRMED = ("--extra-vars", '{"reset_confirm": "yes", "kubeadm_reset_drain_force": true}')
-# etcdctl in the first control plane's etcd pod, with the peer certificates kubeadm gives etcd.
-ETCDCTL = (
-    "/usr/local/bin/etcdctl",
-    "--endpoints=https://127.0.0.1:2379",
-    "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
-    "--cert=/etc/kubernetes/pki/etcd/server.crt",
-    "--key=/etc/kubernetes/pki/etcd/server.key",
-)
 
 
 def reset_worker(cluster: Cluster, *extra: str) -> PlaybookRun:
@@ -125,21 +117,12 @@ def test_the_reset_worker_joins_again_and_becomes_ready(cluster: Cluster, first_
     join_again(cluster, worker(cluster).name)
 
 
-def etcd_members(cluster: Cluster) -> list[str]:
-    """The names of etcd's members (kubeadm names each after its node), from the first control plane's etcd."""
-    pod = f"etcd-{cluster.control_plane.name}"
-    answer = cluster.control_plane.run(
-        *KUBECTL, "--namespace=kube-system", "exec", pod, "--", *ETCDCTL, "member", "list", "--write-out=json"
-    )
-    return sorted(member.get("name", "") for member in json.loads(answer)["members"])
-
-
 THIRD_CONTROL_PLANE = CONTROL_PLANES[-1][0]
 
 
 @pytest.fixture(scope="module")
 def control_plane_reset(cluster: Cluster, three_control_planes: list[Node]) -> PlaybookRun:
-    assert etcd_members(cluster) == sorted(name for name, _ in CONTROL_PLANES)
+    assert etcd_member_names(cluster.control_plane) == sorted(name for name, _ in CONTROL_PLANES)
     run = cluster.run_playbook(RESET, "--limit", THIRD_CONTROL_PLANE, *CONFIRMED)
     assert run.returncode == 0, run.tail()
     return run
@@ -149,7 +132,7 @@ def test_a_reset_control_plane_takes_its_etcd_member_out_of_the_cluster(
     cluster: Cluster, three_control_planes: list[Node], control_plane_reset: PlaybookRun
 ) -> None:
     # kubeadm reset finds the member through the node's Node object: deleted before it, the member stayed, dead.
-    assert etcd_members(cluster) == sorted(name for name, _ in CONTROL_PLANES[:-1])
+    assert etcd_member_names(cluster.control_plane) == sorted(name for name, _ in CONTROL_PLANES[:-1])
     assert THIRD_CONTROL_PLANE not in node_names(cluster)
     reset = next(node for node in three_control_planes if node.name == THIRD_CONTROL_PLANE)
     reset.sh("test ! -e /etc/kubernetes/admin.conf && test ! -e /etc/kubernetes/manifests/etcd.yaml")
@@ -161,4 +144,4 @@ def test_the_reset_control_plane_joins_again_with_an_etcd_member(
     cluster: Cluster, control_plane_reset: PlaybookRun
 ) -> None:
     join_again(cluster, THIRD_CONTROL_PLANE)
-    assert etcd_members(cluster) == sorted(name for name, _ in CONTROL_PLANES)
+    assert etcd_member_names(cluster.control_plane) == sorted(name for name, _ in CONTROL_PLANES)
