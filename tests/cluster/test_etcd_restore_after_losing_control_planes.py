@@ -65,8 +65,8 @@ class Recovery:
 
 
 def api_answers(node: Node) -> bool:
-    answer = node.sh(f"{' '.join(KUBECTL)} --request-timeout=10s get --raw /readyz >/dev/null 2>&1 && echo yes || :")
-    return answer.strip() == "yes"
+    readyz = (*KUBECTL, "--request-timeout=10s", "get", "--raw", "/readyz")
+    return node.run(*readyz, check=False, timeout=30).strip() == "ok"
 
 
 def heartbeats_since(cluster: Cluster, began: datetime.datetime) -> dict[str, tuple[str, bool]]:
