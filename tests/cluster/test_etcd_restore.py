@@ -18,6 +18,7 @@ import json
 import re
 import stat
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import yaml
@@ -96,6 +97,17 @@ def snapshot_taken(run: PlaybookRun, label: str) -> tuple[str, str]:
     return taken[1], taken[2]
 
 
+def snapshot_before_a_change(cluster: Cluster, settings: dict[str, Any]) -> tuple[PlaybookRun, int]:
+    """A probe ConfigMap, a snapshot by playbooks/etcd-snapshot.yml with settings, then a change the snapshot does not
+    hold (a second ConfigMap added, the first deleted). The snapshot's run, and etcd's revision after the change."""
+    probe_config_map(cluster, "restore-probe-before")
+    taken = cluster.run_playbook(SNAPSHOT, "--extra-vars", json.dumps(settings))
+    probe_config_map(cluster, "restore-probe-after")
+    cluster.kubectl("delete", "configmap", "restore-probe-before", "--namespace=default")
+    assert config_maps(cluster) == {"restore-probe-after"}
+    return taken, revision(cluster.control_plane)
+
+
 def restore_left_its_data_once(node: Node) -> None:
     """What a restore leaves on a control plane: the restored member, the data from before it kept once, and no
     folder of held control-plane manifests."""
@@ -107,22 +119,16 @@ def restore_left_its_data_once(node: Node) -> None:
 
 @pytest.fixture(scope="module")
 def restore(cluster: Cluster, three_control_planes: list[Node]) -> Restore:
-    probe_config_map(cluster, "restore-probe-before")
     # With a copy kept off the nodes, on the controller, as an operator keeps snapshots.
     backups = cluster.directory / "backups"
     snapshot_settings = {"etcd_snapshot_label": "restore-test", "etcd_snapshot_fetch_dir": str(backups)}
-    taken = cluster.run_playbook(SNAPSHOT, "--extra-vars", json.dumps(snapshot_settings))
+    taken, revision_before = snapshot_before_a_change(cluster, snapshot_settings)
     snapshot = snapshot_taken(taken, "restore-test")
     kept = backups / snapshot[1]
     report = " ".join(taken.output.split())
     assert f"copied to the controller as {kept}" in report, taken.tail()
     assert (stat.S_IMODE(backups.stat().st_mode), stat.S_IMODE(kept.stat().st_mode)) == (0o700, 0o600)
     assert kept.stat().st_size == int(cluster.control_plane.run("stat", "--format=%s", snapshot[0]))
-    # What the snapshot does not hold.
-    probe_config_map(cluster, "restore-probe-after")
-    cluster.kubectl("delete", "configmap", "restore-probe-before", "--namespace=default")
-    assert config_maps(cluster) == {"restore-probe-after"}
-    revision_before = revision(cluster.control_plane)
     chosen = ("--extra-vars", json.dumps({"etcd_restore_snapshot": snapshot[0]}))
     refused = cluster.run_playbook(RESTORE, *chosen)
     limited = cluster.run_playbook(RESTORE, *chosen, *CONFIRMED, "--limit", cluster.control_plane.name)

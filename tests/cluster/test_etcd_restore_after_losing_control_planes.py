@@ -38,13 +38,12 @@ from .test_etcd_restore import (
     BUMP,
     CONFIRMED,
     RESTORE,
-    SNAPSHOT,
     a_new_deployment_runs,
     config_maps,
     etcd,
     etcd_member_names,
-    probe_config_map,
     revision,
+    snapshot_before_a_change,
     snapshot_taken,
 )
 from .test_ha import ready_nodes, wait_for
@@ -81,14 +80,8 @@ def heartbeats_since(cluster: Cluster, began: datetime.datetime) -> dict[str, tu
 @pytest.fixture(scope="module")
 def recovery(cluster: Cluster, three_control_planes: list[Node]) -> Recovery:
     survivor = cluster.control_plane
-    probe_config_map(cluster, "restore-probe-before")
-    taken = cluster.run_playbook(SNAPSHOT, "--extra-vars", json.dumps({"etcd_snapshot_label": "before-loss"}))
+    taken, revision_before = snapshot_before_a_change(cluster, {"etcd_snapshot_label": "before-loss"})
     snapshot = snapshot_taken(taken, "before-loss")[0]
-    # What the snapshot does not hold.
-    probe_config_map(cluster, "restore-probe-after")
-    cluster.kubectl("delete", "configmap", "restore-probe-before", "--namespace=default")
-    assert config_maps(cluster) == {"restore-probe-after"}
-    revision_before = revision(survivor)
 
     # Two machines gone for good: one member of three left, no quorum, no API.
     for node in three_control_planes[1:]:

@@ -21,13 +21,12 @@ from .test_etcd_restore import (
     BUMP,
     CONFIRMED,
     RESTORE,
-    SNAPSHOT,
     a_new_deployment_runs,
     config_maps,
     etcd_member_names,
-    probe_config_map,
     restore_left_its_data_once,
     revision,
+    snapshot_before_a_change,
     snapshot_taken,
 )
 from .test_ha import ready_nodes
@@ -40,14 +39,8 @@ def restored(cluster: Cluster) -> Iterator[tuple[PlaybookRun, int]]:
     """The restore's run, and etcd's revision before it. Afterwards the data kept from before the restore is removed,
     as the role's README tells an operator to once the cluster is whole: test_etcd_restore.py counts what its own
     restore keeps."""
-    probe_config_map(cluster, "restore-probe-before")
-    taken = cluster.run_playbook(SNAPSHOT, "--extra-vars", json.dumps({"etcd_snapshot_label": "one-member"}))
+    taken, revision_before = snapshot_before_a_change(cluster, {"etcd_snapshot_label": "one-member"})
     snapshot = snapshot_taken(taken, "one-member")[0]
-    # What the snapshot does not hold.
-    probe_config_map(cluster, "restore-probe-after")
-    cluster.kubectl("delete", "configmap", "restore-probe-before", "--namespace=default")
-    assert config_maps(cluster) == {"restore-probe-after"}
-    revision_before = revision(cluster.control_plane)
     run = cluster.run_playbook(RESTORE, "--extra-vars", json.dumps({"etcd_restore_snapshot": snapshot}), *CONFIRMED)
     print(f"\netcd restored on one control plane by playbooks/etcd-restore.yml in {run.seconds:.0f} s")
     cluster.timings["etcd restore, one control plane"] = run.seconds
