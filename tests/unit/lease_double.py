@@ -3,7 +3,8 @@ holds at a time: ``lease_double.py FOLDER ARGUMENT...`` answers from ``FOLDER/le
 ``FOLDER/log``, one line each, as the API server would (create fails when the Lease exists, replace when its
 resourceVersion moved on).
 
-The state: ``api`` (false: no API server answers), ``lease`` (null, or holder, renewTime, leaseDurationSeconds and
+The state: ``api`` (false: no API server answers), ``etcd`` (false: the API server answers but reaches no etcd
+quorum, so that its /readyz/etcd fails; every other call would hang until its timeout), ``lease`` (null, or holder, renewTime, leaseDurationSeconds and
 resourceVersion), ``released_after_gets`` (the other holder releases the Lease once it has been read that many times;
 null: never), ``api_refusals`` (how many calls are refused before the API server answers again, as after a restart).
 """
@@ -38,6 +39,11 @@ class Cluster:
                 self.save()
             print("The connection to the server 127.0.0.1:6444 was refused", file=sys.stderr)
             return 1
+        if "--raw" in arguments:
+            return self.readiness(arguments[arguments.index("--raw") + 1])
+        if not self.state.get("etcd", True):
+            self.log(f"{verb} waits for etcd until its request timeout")
+            return 1
         lease = self.state["lease"]
         if verb == "get":
             return self.get(lease, arguments)
@@ -65,6 +71,16 @@ class Cluster:
         self.log(f"{verb} lease for {spec['holderIdentity']} ({spec['leaseDurationSeconds']} s)")
         self.save()
         return 0
+
+    def readiness(self, path: str) -> int:
+        self.log(f"get {path}")
+        if path != "/readyz/etcd":
+            raise AssertionError(f"no such check in this double: {path}")
+        if self.state.get("etcd", True):
+            print("ok", end="")
+            return 0
+        print("Error from server (InternalError): an error on the server (\"[-]etcd failed: reason withheld\")")
+        return 1
 
     def get(self, lease: dict[str, Any] | None, arguments: list[str]) -> int:
         if lease is not None and self.state.get("released_after_gets") is not None:

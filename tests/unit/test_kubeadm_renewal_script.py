@@ -222,6 +222,20 @@ def test_without_an_api_to_hold_the_lease_the_renewal_goes_on_and_says_so(
     assert asked[-2:] == ["kubeadm certs renew all", RESTARTS]
 
 
+def test_with_an_api_server_that_reaches_no_etcd_the_renewal_asks_its_readiness_and_goes_on_without_the_lease(
+    tmp_path: Path,
+) -> None:
+    # Etcd without quorum: a write or read of the Lease would hang until kubectl's 20 s request timeout, twice.
+    result, asked = renew(tmp_path, days_left=200, etcd=False)
+    assert result.returncode == 0, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "WARNING: no API server answers for the Lease kube-system/sensorstack-certificate-renewal, or none" in message
+    asked_etcd = asked.index("get /readyz/etcd")
+    assert asked[asked_etcd : asked_etcd + 5] == ["get /readyz/etcd", "sleep 1"] * 2 + ["get /readyz/etcd"]
+    assert not any("waits for etcd" in line for line in asked), asked
+    assert asked[-2:] == ["kubeadm certs renew all", RESTARTS]
+
+
 def test_a_renewal_postponed_for_etcd_releases_the_lease(tmp_path: Path) -> None:
     result, asked = renew(tmp_path, days_left=200, etcd_status=1)
     assert result.returncode == 1
