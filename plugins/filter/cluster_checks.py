@@ -206,6 +206,34 @@ def first_control_plane_problems(
     ]
 
 
+def etcd_cluster_problems(group: str, control_planes: Sequence[str], members: Mapping[str, Any]) -> list[str]:
+    """``members`` maps a control-plane host to what its local etcd member says of itself (module
+    control_plane_state's ``etcd``: an empty one, or a host left out, is unknown and not judged). Every member must
+    belong to the cluster of the first host's member. One of another cluster is a control plane that was lost while
+    etcd was restored from a snapshot on the others and came back with its old data: it still runs the cluster as it
+    was, and two such members are a quorum of it, with API servers serving the old state beside the restored one."""
+    clusters = {host: (members.get(host) or {}).get("cluster_id") for host in control_planes}
+    first = control_planes[0] if control_planes else ""
+    reference = clusters.get(first)
+    others = [host for host in control_planes if clusters[host] and reference and clusters[host] != reference]
+    if not others:
+        return []
+    alone = [host for host in others if not (members.get(host) or {}).get("leader")]
+    quorum = (
+        f"; {', '.join(alone)} {'has' if len(alone) == 1 else 'have'} no leader"
+        if alone
+        else "; they have a leader: they run that cluster, API servers included"
+    )
+    return [
+        f"sensorstack_control_plane_group: the etcd members of {', '.join(others)} belong to another cluster "
+        f"({', '.join(sorted({clusters[host] for host in others}))}) than the member of {first}, the first host of "
+        f"group {group!r} ({reference}){quorum}. A control plane lost while etcd was restored on the others comes back "
+        f"with its old data and runs the cluster as it was. Reset each of them (playbooks/reset.yml --limit "
+        f"{','.join(others)}), then run site.yml, which joins them to the restored cluster. If the cluster to keep is "
+        f"theirs, list one of them first in the group instead"
+    ]
+
+
 def node_addresses(hosts: Sequence[str], hostvars: Mapping[str, Any]) -> list[str]:
     """Each host's address as the cluster roles advertise it: sensorstack_node_ip, else its default IPv4 address
     from gathered facts, else "" (which the callers' checks then name)."""
@@ -234,6 +262,7 @@ class FilterModule:
             # The same check with the value first, for map(): backends | map('...endpoint_problems_of', 'variable').
             "endpoint_problems_of": lambda endpoint, variable: endpoint_problems(variable, endpoint),
             "encapsulation_problems": encapsulation_problems,
+            "etcd_cluster_problems": etcd_cluster_problems,
             "first_control_plane_problems": first_control_plane_problems,
             "host_port": host_port,
             "kubernetes_version_problems": kubernetes_version_problems,

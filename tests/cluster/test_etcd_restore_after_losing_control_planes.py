@@ -2,12 +2,14 @@
 for good and take etcd's quorum with them, so the API stops answering. As roles/etcd_restore/README.md tells an
 operator: the lost control planes leave the inventory, playbooks/etcd-restore.yml restores the survivor from a
 snapshot taken before the loss, and the run names the lost nodes instead of waiting for them. Then their Node objects
-are deleted and two new machines under the same names join as control planes through site.yml.
+are deleted. One lost machine comes back with its old data before it is reset, and site.yml refuses to run, naming it.
+Then two new machines under the lost names join as control planes through site.yml.
 
 Checked: the survivor runs etcd alone past the old revision and holds what the snapshot held; when the restore ends,
 the nodes it covers are Ready from a heartbeat sent since it began (the snapshot says Ready for every node it saved,
-the lost ones too) and the two lost ones are named; after the joins etcd has three healthy members again, every node
-is Ready and a new Deployment's pod runs.
+the lost ones too) and the two lost ones are named; site.yml stops in preflight, changing nothing, while a lost
+control plane that came back runs its member of the old cluster, and names it with the reset it needs; after the
+joins etcd has three healthy members again, every node is Ready and a new Deployment's pod runs.
 
 Runs last (after test_reset.py): it replaces two of the cluster's nodes.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import subprocess
 from dataclasses import dataclass
 
 import pytest
@@ -60,6 +63,8 @@ class Recovery:
     # name -> (Ready's status, whether its last heartbeat came after the restore began), as the run left them.
     heartbeats_after_restore: dict[str, tuple[str, bool]]
     members_after_restore: list[str]
+    # site.yml with a lost control plane back on its old data, before a reset (None when the restore failed).
+    with_an_old_member: PlaybookRun | None
     joins: PlaybookRun | None  # None when the restore failed
 
 
@@ -83,9 +88,9 @@ def recovery(cluster: Cluster, three_control_planes: list[Node]) -> Recovery:
     taken, revision_before = snapshot_before_a_change(cluster, {"etcd_snapshot_label": "before-loss"})
     snapshot = snapshot_taken(taken, "before-loss")[0]
 
-    # Two machines gone for good: one member of three left, no quorum, no API.
+    # Two machines gone (powered off, disks kept): one member of three left, no quorum, no API.
     for node in three_control_planes[1:]:
-        containers.remove(node.container)
+        subprocess.run(["docker", "stop", "--time=5", node.container], check=True, capture_output=True)
     wait_for("the API to stop answering without etcd's quorum", lambda: not api_answers(survivor), timeout=120)
 
     cluster.inventory = cluster_inventory(cluster.directory, (CONTROL_PLANE,), WORKERS)
@@ -94,20 +99,36 @@ def recovery(cluster: Cluster, three_control_planes: list[Node]) -> Recovery:
     print(f"\netcd restored on the one control plane left by playbooks/etcd-restore.yml in {restore.seconds:.0f} s")
     cluster.timings["etcd restore after losing two control planes"] = restore.seconds
     if restore.returncode != 0:
-        return Recovery(revision_before, restore, {}, [], None)
+        return Recovery(revision_before, restore, {}, [], None, None)
     heartbeats_after_restore = heartbeats_since(cluster, began)
     members_after_restore = etcd_member_names(survivor)
     survivor.sh("rm -rf /var/lib/etcd/member.before-restore-*")
 
-    # As the restore's report says: the lost nodes deleted, new machines under their names join by site.yml.
+    # As the restore's report says: the lost nodes deleted. A new machine replaces the first; the second comes back on
+    # its old disk without the reset the report asks for, and its kubelet starts its member of the cluster as it was.
     cluster.kubectl("delete", "node", *LOST)
-    for name, address in EXTRA_CONTROL_PLANES:
-        node_container(name, address)
+    (replaced, replaced_address), (returned_name, returned_address) = EXTRA_CONTROL_PLANES
+    containers.remove(three_control_planes[1].container)
+    node_container(replaced, replaced_address)
+    returned = three_control_planes[2]
+    subprocess.run(["docker", "start", returned.container], check=True, capture_output=True)
+    wait_for(
+        f"{returned_name}'s old etcd member to run",
+        lambda: returned.sh("crictl ps --quiet --state running --name '^etcd$'", check=False).strip(),
+        timeout=240,
+    )
     cluster.inventory = cluster_inventory(cluster.directory, CONTROL_PLANES, WORKERS)
+    with_an_old_member = cluster.site("--skip-tags", "stack,verify")
+
+    # A new machine for it too; the two join by site.yml.
+    node_container(returned_name, returned_address)
+    cluster.kubectl("delete", "node", "--ignore-not-found", returned_name)  # its old kubelet may have registered again
     joins = cluster.site("--skip-tags", "stack,verify")
     print(f"two new control planes joined the restored cluster by site.yml in {joins.seconds:.0f} s")
     cluster.timings["control-plane joins after the restore"] = joins.seconds
-    return Recovery(revision_before, restore, heartbeats_after_restore, members_after_restore, joins)
+    return Recovery(
+        revision_before, restore, heartbeats_after_restore, members_after_restore, with_an_old_member, joins
+    )
 
 
 def test_the_control_plane_left_is_restored_alone_and_holds_what_the_snapshot_held(
@@ -130,6 +151,20 @@ def test_the_restore_waits_for_the_nodes_it_covers_to_report_and_names_the_lost_
         recovery.restore.tail()
     )
     assert f"kubectl delete node {' '.join(LOST)}" in report
+
+
+def test_a_control_plane_back_on_its_old_data_stops_site_yml_before_any_change_naming_the_reset(
+    recovery: Recovery,
+) -> None:
+    run = recovery.with_an_old_member
+    assert run is not None, recovery.restore.tail()
+    assert run.returncode != 0, run.explain()
+    report = " ".join(run.output.split())
+    returned = LOST[-1]
+    assert f"the etcd members of {returned} belong to another cluster" in report, run.tail()
+    assert f"{returned} has no leader" in report and f"playbooks/reset.yml --limit {returned}" in report
+    assert "Check that the first control-plane node runs the cluster the others run" in report
+    assert set(run.changed().values()) == {0}, run.explain()
 
 
 def test_new_control_planes_join_the_restored_cluster_and_etcd_runs_three_members_again(

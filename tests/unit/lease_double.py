@@ -4,9 +4,10 @@ holds at a time: ``lease_double.py FOLDER ARGUMENT...`` answers from ``FOLDER/le
 resourceVersion moved on).
 
 The state: ``api`` (false: no API server answers), ``etcd`` (false: the API server answers but reaches no etcd
-quorum, so that its /readyz/etcd fails; every other call would hang until its timeout), ``lease`` (null, or holder, renewTime, leaseDurationSeconds and
-resourceVersion), ``released_after_gets`` (the other holder releases the Lease once it has been read that many times;
-null: never), ``api_refusals`` (how many calls are refused before the API server answers again, as after a restart).
+quorum, so that its /readyz/etcd fails; every other call would hang until its timeout), ``lease`` (null, or holder,
+renewTime, leaseDurationSeconds and resourceVersion), ``released_after_gets`` (the other holder releases the Lease
+once it has been read that many times; null: never), ``api_refusals`` (how many calls are refused before the API
+server answers again, as after a restart).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class Cluster:
         if self.state.get("etcd", True):
             print("ok", end="")
             return 0
-        print("Error from server (InternalError): an error on the server (\"[-]etcd failed: reason withheld\")")
+        print('Error from server (InternalError): an error on the server ("[-]etcd failed: reason withheld")')
         return 1
 
     def get(self, lease: dict[str, Any] | None, arguments: list[str]) -> int:

@@ -229,7 +229,9 @@ def test_with_an_api_server_that_reaches_no_etcd_the_renewal_asks_its_readiness_
     result, asked = renew(tmp_path, days_left=200, etcd=False)
     assert result.returncode == 0, result.stderr
     message = " ".join(result.stderr.split())
-    assert "WARNING: no API server answers for the Lease kube-system/sensorstack-certificate-renewal, or none" in message
+    assert "WARNING: no API server answers for the Lease kube-system/sensorstack-certificate-renewal, or none" in (
+        message
+    )
     asked_etcd = asked.index("get /readyz/etcd")
     assert asked[asked_etcd : asked_etcd + 5] == ["get /readyz/etcd", "sleep 1"] * 2 + ["get /readyz/etcd"]
     assert not any("waits for etcd" in line for line in asked), asked
