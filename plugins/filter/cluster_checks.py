@@ -207,7 +207,7 @@ def first_control_plane_problems(
 
 
 def etcd_cluster_problems(group: str, control_planes: Sequence[str], members: Mapping[str, Any]) -> list[str]:
-    """``members`` maps a control-plane host to what its local etcd member says of itself (module
+    """``members`` maps a control-plane host to what its local etcd member says of its cluster (module
     control_plane_state's ``etcd``: an empty one, or a host left out, is unknown and not judged). Every member must
     belong to the cluster of the first host's member. One of another cluster is a control plane that was lost while
     etcd was restored from a snapshot on the others and came back with its old data: it still runs the cluster as it
@@ -218,19 +218,14 @@ def etcd_cluster_problems(group: str, control_planes: Sequence[str], members: Ma
     others = [host for host in control_planes if clusters[host] and reference and clusters[host] != reference]
     if not others:
         return []
-    alone = [host for host in others if not (members.get(host) or {}).get("leader")]
-    quorum = (
-        f"; {', '.join(alone)} {'has' if len(alone) == 1 else 'have'} no leader"
-        if alone
-        else "; they have a leader: they run that cluster, API servers included"
-    )
     return [
         f"sensorstack_control_plane_group: the etcd members of {', '.join(others)} belong to another cluster "
         f"({', '.join(sorted({clusters[host] for host in others}))}) than the member of {first}, the first host of "
-        f"group {group!r} ({reference}){quorum}. A control plane lost while etcd was restored on the others comes back "
-        f"with its old data and runs the cluster as it was. Reset each of them (playbooks/reset.yml --limit "
-        f"{','.join(others)}), then run site.yml, which joins them to the restored cluster. If the cluster to keep is "
-        f"theirs, list one of them first in the group instead"
+        f"group {group!r} ({reference}). A control plane lost while etcd was restored on the others comes back with "
+        f"its old data and starts its member of the cluster as it was (two such members are a quorum of it, whose API "
+        f"servers serve the old state). Reset each of them (playbooks/reset.yml --limit {','.join(others)}), then run "
+        f"site.yml, which joins them to the restored cluster. If the cluster to keep is theirs, list one of them first "
+        f"in the group instead"
     ]
 
 

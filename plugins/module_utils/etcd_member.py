@@ -1,39 +1,29 @@
-"""What a control plane's local etcd member says of itself (`etcdctl endpoint status --write-out=json`), read by
-module control_plane_state. Pure and unit-tested; the member answers without a quorum, so a member cut off from its
-cluster still says which cluster it belongs to.
+"""Which etcd cluster a control plane's member belongs to, as its peer listener says (``GET /members``, the
+``X-Etcd-Cluster-ID`` header and the members it knows), read by module control_plane_state. The peer listener
+answers from the member's start, without a quorum and before the member serves clients: a member cut off from its
+cluster (one lost while the others were restored from a snapshot) never serves clients, yet still says this. Pure
+and unit-tested.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-
-def hex_id(value: Any) -> str:
-    """An etcd ID as etcdctl's tables print it (``%x``); 0 and a missing one are "" (no leader, say)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"not an etcd ID: {value!r}")
-    return format(value, "x") if value else ""
+CLUSTER_ID = re.compile(r"^[0-9a-f]{1,16}$")
 
 
-def endpoint_status(output: str) -> dict[str, Any]:
-    """The one endpoint's cluster, member and leader IDs (hex), its etcd version and errors (``etcdserver: no
-    leader`` on a member without quorum)."""
+def peer_members(cluster_id: str | None, body: str) -> dict[str, Any]:
+    """The cluster ID (hex, as etcd prints it) and the names of the members the member knows, sorted."""
+    cluster = (cluster_id or "").strip().lower()
+    if not CLUSTER_ID.match(cluster):
+        raise ValueError(f"etcd's peer listener named no cluster (X-Etcd-Cluster-ID: {cluster_id!r})")
     try:
-        statuses = json.loads(output)
+        members = json.loads(body)
     except ValueError as error:
-        raise ValueError(f"etcdctl endpoint status printed no JSON ({error}): {output.strip()[:300]!r}") from error
-    if not isinstance(statuses, list) or len(statuses) != 1 or not isinstance(statuses[0], dict):
-        raise ValueError(f"etcdctl endpoint status printed no single endpoint: {output.strip()[:300]!r}")
-    status = statuses[0].get("Status") or {}
-    header = status.get("header") or {}
-    cluster_id = hex_id(header.get("cluster_id", 0))
-    if not cluster_id:
-        raise ValueError(f"etcdctl endpoint status names no cluster: {output.strip()[:300]!r}")
-    return {
-        "cluster_id": cluster_id,
-        "member_id": hex_id(header.get("member_id", 0)),
-        "leader": hex_id(status.get("leader", 0)),
-        "version": str(status.get("version", "")),
-        "errors": [str(error) for error in status.get("errors") or []],
-    }
+        raise ValueError(f"etcd's peer listener listed no members ({error}): {body.strip()[:300]!r}") from error
+    if not isinstance(members, list) or not all(isinstance(member, dict) for member in members):
+        raise ValueError(f"etcd's peer listener listed no members: {body.strip()[:300]!r}")
+    # A member added but not started yet has no name so far.
+    return {"cluster_id": cluster, "members": sorted(str(member.get("name") or "") for member in members)}

@@ -1,191 +1,170 @@
 """control_plane_state and the check preflight makes of it: whether a node runs a control plane, the etcd cluster of
-its member as etcdctl reports it, and the refusal of a control plane whose member belongs to another cluster than
+its member as its peer listener says, and the refusal of a control plane whose member belongs to another cluster than
 the first control plane's (one lost while etcd was restored on the others, back with its old data).
 
-The module runs here on real folders with a double of crictl (the etcd container behind it prints the status it is
-given). The cluster tier runs it against real etcd members: every site.yml there reads all three control planes of
-the HA cluster, and tests/cluster/test_etcd_restore_after_losing_control_planes.py brings a lost control plane back
-with its old data.
+The module runs here against a double of etcd's peer listener on loopback, over plain HTTP (kubeadm's is HTTPS with
+client certificates). The cluster tier runs it against real etcd members: every site.yml there reads the control
+planes of its clusters, and tests/cluster/test_etcd_restore_after_losing_control_planes.py brings a lost control
+plane back with its old data, whose member never serves clients again but answers this.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from ansible_collections.sensorstack.iot.plugins.filter.cluster_checks import etcd_cluster_problems
-from ansible_collections.sensorstack.iot.plugins.module_utils.etcd_member import endpoint_status
+from ansible_collections.sensorstack.iot.plugins.module_utils.etcd_member import peer_members
 
 from .module_run import run_module_file
 
-CLUSTER = 0xCE8B1A6BD5C9E7A1
-OLD_CLUSTER = 0x5A3F0C2E9B7D1146
-# etcdctl endpoint status --write-out=json of a member with a leader (3.6.6), numbers as JSON numbers.
-STATUS = [
-    {
-        "Endpoint": "https://127.0.0.1:2379",
-        "Status": {
-            "header": {"cluster_id": CLUSTER, "member_id": 0x8E9E05C52164694D, "revision": 4821, "raft_term": 3},
-            "version": "3.6.6",
-            "dbSize": 5312512,
-            "leader": 0x8E9E05C52164694D,
-            "raftIndex": 6011,
-            "raftTerm": 3,
-        },
-    }
-]
-ETCDCTL = ["/usr/local/bin/etcdctl", "--endpoints=https://127.0.0.1:2379", "--cacert=/etc/kubernetes/pki/etcd/ca.crt"]
-FAKE_CRICTL = """#!/usr/bin/env python3
-import json, os, sys
-arguments = sys.argv[1:]
-with open(os.environ["FAKE_CRICTL_LOG"], "a") as log:
-    log.write(json.dumps(arguments) + "\\n")
-if arguments[2] == "ps":
-    print(os.environ.get("FAKE_ETCD_IDS", "etcd0"))
-elif arguments[2] == "exec":
-    print(os.environ["FAKE_STATUS"])
-"""
+# What a member of the old cluster answered on the cluster tier, after the survivor was restored without it.
+MEMBERS = [
+    {"id": 16921383669225334203, "peerURLs": ["https://10.213.0.53:2380"], "name": "cpc-cp1",
+     "clientURLs": ["https://10.213.0.53:2379"]},
+    {"id": 18221097978508667226, "peerURLs": ["https://10.213.0.56:2380"], "name": "cpc-cp2",
+     "clientURLs": ["https://10.213.0.56:2379"]},
+]  # fmt: skip
 
 
-def status_of(cluster: int, leader: int = 0x8E9E05C52164694D, errors: list[str] | None = None) -> str:
-    status = json.loads(json.dumps(STATUS))
-    status[0]["Status"]["header"]["cluster_id"] = cluster
-    if leader:
-        status[0]["Status"]["leader"] = leader
-    else:  # etcdctl leaves out a zero, as protobuf's JSON does
-        del status[0]["Status"]["leader"]
-    if errors:
-        status[0]["Status"]["errors"] = errors
-    return json.dumps(status)
-
-
-def test_a_members_status_is_read_as_etcdctls_tables_print_the_ids() -> None:
-    assert endpoint_status(json.dumps(STATUS)) == {
-        "cluster_id": "ce8b1a6bd5c9e7a1",
-        "member_id": "8e9e05c52164694d",
-        "leader": "8e9e05c52164694d",
-        "version": "3.6.6",
-        "errors": [],
+def test_the_cluster_and_the_members_a_member_knows_are_read_from_its_answer() -> None:
+    assert peer_members("b1a339c935beb156", json.dumps(MEMBERS)) == {
+        "cluster_id": "b1a339c935beb156",
+        "members": ["cpc-cp1", "cpc-cp2"],
     }
 
 
-def test_a_member_without_quorum_has_no_leader_and_says_so() -> None:
-    read = endpoint_status(status_of(OLD_CLUSTER, leader=0, errors=["etcdserver: no leader"]))
-    assert (read["cluster_id"], read["leader"], read["errors"]) == ("5a3f0c2e9b7d1146", "", ["etcdserver: no leader"])
+def test_a_member_added_but_not_started_yet_counts_without_a_name() -> None:
+    assert peer_members("1a2b", json.dumps([*MEMBERS, {"id": 7, "peerURLs": ["https://10.213.0.57:2380"]}])) == {
+        "cluster_id": "1a2b",
+        "members": ["", "cpc-cp1", "cpc-cp2"],
+    }
 
 
 @pytest.mark.parametrize(
-    ("output", "problem"),
+    ("cluster_id", "body", "problem"),
     [
-        ("Error: context deadline exceeded", "printed no JSON"),
-        ("[]", "printed no single endpoint"),
-        (json.dumps([{"Endpoint": "https://127.0.0.1:2379", "Status": {"version": "3.6.6"}}]), "names no cluster"),
-        (json.dumps([{"Status": {"header": {"cluster_id": "ce8b"}}}]), "not an etcd ID: 'ce8b'"),
+        (None, "[]", "named no cluster"),
+        ("not-hex", "[]", "named no cluster"),
+        ("b1a339c935beb156", "404 page not found", "listed no members"),
+        ("b1a339c935beb156", '{"members": []}', "listed no members"),
     ],
-    ids=["no JSON", "no endpoint", "no cluster ID", "an ID that is no number"],
+    ids=["no header", "a header that is no ID", "no JSON", "no list"],
 )
-def test_a_status_that_names_no_cluster_is_refused(output: str, problem: str) -> None:
+def test_an_answer_that_names_no_cluster_or_members_is_refused(cluster_id: str | None, body: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
-        endpoint_status(output)
+        peer_members(cluster_id, body)
 
 
 CONTROL_PLANES = ["cp1", "cp2", "cp3"]
-NEW = {"cluster_id": "ce8b1a6bd5c9e7a1", "leader": "8e9e05c52164694d"}
+RESTORED = {"cluster_id": "100f9c11e8b1b729", "members": ["cp1", "cp2"]}
+OLD = {"cluster_id": "b1a339c935beb156", "members": ["cp1", "cp2", "cp3"]}
 
 
 @pytest.mark.parametrize(
     "members",
     [
-        {"cp1": NEW, "cp2": NEW, "cp3": NEW},
-        {"cp1": NEW},
-        {"cp1": NEW, "cp2": {}, "cp3": NEW},
-        {"cp1": {}, "cp2": NEW, "cp3": {"cluster_id": "5a3f0c2e9b7d1146", "leader": ""}},
+        {"cp1": RESTORED, "cp2": RESTORED, "cp3": RESTORED},
+        {"cp1": RESTORED},
+        {"cp1": RESTORED, "cp2": {}, "cp3": RESTORED},
+        {"cp1": {}, "cp2": RESTORED, "cp3": OLD},
     ],
     ids=["one cluster", "one control plane so far", "a member not read", "a first control plane not read"],
 )
-def test_members_of_one_cluster_or_not_read_pass(members: dict[str, dict[str, str]]) -> None:
+def test_members_of_one_cluster_or_not_read_pass(members: dict[str, dict[str, object]]) -> None:
     assert etcd_cluster_problems("control_plane", CONTROL_PLANES, members) == []
 
 
 def test_a_member_of_another_cluster_is_refused_with_the_reset_that_brings_it_back() -> None:
-    old = {"cluster_id": "5a3f0c2e9b7d1146", "leader": ""}
-    [problem] = etcd_cluster_problems("control_plane", CONTROL_PLANES, {"cp1": NEW, "cp2": NEW, "cp3": old})
+    [problem] = etcd_cluster_problems("control_plane", CONTROL_PLANES, {"cp1": RESTORED, "cp2": RESTORED, "cp3": OLD})
     assert problem.startswith(
-        "sensorstack_control_plane_group: the etcd members of cp3 belong to another cluster (5a3f0c2e9b7d1146) than "
-        "the member of cp1, the first host of group 'control_plane' (ce8b1a6bd5c9e7a1); cp3 has no leader."
+        "sensorstack_control_plane_group: the etcd members of cp3 belong to another cluster (b1a339c935beb156) than "
+        "the member of cp1, the first host of group 'control_plane' (100f9c11e8b1b729)."
     )
     assert "Reset each of them (playbooks/reset.yml --limit cp3), then run site.yml" in problem
 
 
-def test_two_lost_members_with_a_quorum_of_their_own_are_named_as_running_the_old_cluster() -> None:
-    old = {"cluster_id": "5a3f0c2e9b7d1146", "leader": "1c2d"}
-    [problem] = etcd_cluster_problems("control_plane", CONTROL_PLANES, {"cp1": NEW, "cp2": old, "cp3": old})
-    assert "the etcd members of cp2, cp3 belong to another cluster (5a3f0c2e9b7d1146)" in problem
-    assert "they have a leader: they run that cluster, API servers included" in problem
+def test_every_member_of_another_cluster_is_named_in_one_problem() -> None:
+    [problem] = etcd_cluster_problems("control_plane", CONTROL_PLANES, {"cp1": RESTORED, "cp2": OLD, "cp3": OLD})
+    assert "the etcd members of cp2, cp3 belong to another cluster (b1a339c935beb156)" in problem
     assert "playbooks/reset.yml --limit cp2,cp3" in problem
 
 
+class PeerListener(BaseHTTPRequestHandler):
+    """etcd's peer listener as GET /members answers it; ``cluster_id`` None leaves the header out."""
+
+    cluster_id: str | None = "b1a339c935beb156"
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.asked.append(self.path)
+        body = json.dumps(MEMBERS).encode() if self.path == "/members" else b"404 page not found\n"
+        self.send_response(200 if self.path == "/members" else 404)
+        if self.cluster_id is not None:
+            self.send_header("X-Etcd-Cluster-ID", self.cluster_id)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *arguments: object) -> None:
+        pass
+
+
 @pytest.fixture()
-def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A node with an admin kubeconfig and the double of crictl first on PATH."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    crictl = bin_dir / "crictl"
-    crictl.write_text(FAKE_CRICTL)
-    crictl.chmod(0o755)
+def peer(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setattr(PeerListener, "asked", [])
+    server = ThreadingHTTPServer(("127.0.0.1", 0), PeerListener)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture()
+def node(tmp_path: Path) -> Path:
     (tmp_path / "admin.conf").write_text("apiVersion: v1\nkind: Config\n")
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_CRICTL_LOG", str(tmp_path / "crictl.log"))
-    monkeypatch.setenv("FAKE_STATUS", json.dumps(STATUS))
     return tmp_path
 
 
-def run_module(node: Path, check: bool = False) -> dict:
-    options = {"admin_kubeconfig": str(node / "admin.conf"), "etcdctl": ETCDCTL, "timeout": 7}
-    return run_module_file("control_plane_state", options, check)
-
-
-def crictl_calls(node: Path) -> list[list[str]]:
-    log = node / "crictl.log"
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+def run_module(node: Path, peer_url: str, check: bool = False) -> dict:
+    return run_module_file(
+        "control_plane_state", {"admin_kubeconfig": str(node / "admin.conf"), "peer_url": peer_url}, check
+    )
 
 
 @pytest.mark.parametrize("check", [False, True], ids=["run", "check mode"])
-def test_a_control_plane_reports_its_members_cluster_and_changes_nothing(node: Path, check: bool) -> None:
-    result = run_module(node, check)
+def test_a_control_plane_reports_its_members_cluster_and_changes_nothing(node: Path, peer: str, check: bool) -> None:
+    result = run_module(node, peer + "/", check)
     assert not result.get("failed") and not result["changed"], result
-    assert result["initialised"] and result["etcd_unread"] == ""
-    assert result["etcd"]["cluster_id"] == "ce8b1a6bd5c9e7a1"
-    ps, status = crictl_calls(node)
-    assert ps[2:] == ["ps", "--quiet", "--state", "running", "--name", "^etcd$"]
-    assert status == ["--runtime-endpoint", "unix:///run/containerd/containerd.sock", "exec", "--timeout", "7",
-                      "etcd0", *ETCDCTL, "endpoint", "status", "--write-out=json"]  # fmt: skip
+    assert (result["initialised"], result["etcd_unread"]) == (True, "")
+    assert result["etcd"] == {"cluster_id": "b1a339c935beb156", "members": ["cpc-cp1", "cpc-cp2"]}
+    assert PeerListener.asked == ["/members"]
 
 
-def test_a_node_kubeadm_has_not_set_up_is_not_asked_about_etcd(node: Path) -> None:
+def test_a_node_kubeadm_has_not_set_up_is_not_asked_about_etcd(node: Path, peer: str) -> None:
     (node / "admin.conf").unlink()
-    result = run_module(node)
+    result = run_module(node, peer)
     assert (result["initialised"], result["etcd"], result["etcd_unread"]) == (False, {}, "")
-    assert crictl_calls(node) == []
+    assert PeerListener.asked == []
 
 
-@pytest.mark.parametrize(
-    ("environment", "unread"),
-    [
-        ({"PATH": "/nonexistent"}, "no crictl on this node: install cri-tools"),
-        ({"FAKE_ETCD_IDS": ""}, "no running container named etcd on this node"),
-        ({"FAKE_STATUS": "Error: context deadline exceeded"}, "etcdctl endpoint status printed no JSON"),
-    ],
-    ids=["no crictl", "no running etcd", "no answer"],
-)
-def test_a_member_that_cannot_be_read_is_reported_unread_without_failing(
-    node: Path, monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], unread: str
+def test_a_member_that_names_no_cluster_is_reported_unread_without_failing(
+    node: Path, peer: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    result = run_module(node)
-    assert not result.get("failed"), result
-    assert result["initialised"] and result["etcd"] == {}
-    assert unread in result["etcd_unread"]
+    monkeypatch.setattr(PeerListener, "cluster_id", None)
+    result = run_module(node, peer)
+    assert not result.get("failed") and result["initialised"] and result["etcd"] == {}, result
+    assert result["etcd_unread"].startswith(f"GET {peer}/members: etcd's peer listener named no cluster")
+
+
+def test_no_etcd_listening_is_reported_unread_without_failing(node: Path, peer: str) -> None:
+    closed = peer.rsplit(":", 1)[0] + ":9"  # discard: nothing listens on loopback there
+    result = run_module(node, closed)
+    assert not result.get("failed") and result["etcd"] == {}, result
+    assert result["etcd_unread"].startswith(f"GET {closed}/members: ")
