@@ -8,8 +8,8 @@ module: control_plane_state
 short_description: Read whether a node runs a kubeadm control plane and the etcd cluster of its member
 description:
   - Reads whether kubeadm set up a control plane on the node (O(admin_kubeconfig) exists) and, on one, asks the
-    node's own etcd member at its peer URL which cluster it belongs to (C(GET /members): the C(X-Etcd-Cluster-ID)
-    header and the members it knows), with kubeadm's etcd certificates.
+    node's own etcd member at its peer URL which cluster it belongs to (C(GET /members), whose C(X-Etcd-Cluster-ID)
+    header names it, and the members it knows), with kubeadm's etcd certificates.
   - A member answers this from its start, without a quorum and before it serves clients. A control plane that was
     cut off while the others restored etcd from a snapshot, and came back with its old data, never serves clients
     again, yet still names the cluster it belonged to, which is not the restored one.
