@@ -11,7 +11,7 @@ the lost ones too) and the two lost ones are named; site.yml stops in preflight,
 control plane that came back runs its member of the old cluster, and names it with the reset it needs; after the
 joins etcd has three healthy members again, every node is Ready and a new Deployment's pod runs.
 
-Runs last (after test_reset.py): it replaces two of the cluster's nodes.
+Runs last (after test_reset.py): it replaces one of the cluster's nodes and resets another.
 """
 
 from __future__ import annotations
