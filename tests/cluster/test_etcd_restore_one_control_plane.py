@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from .conftest import CONTROL_PLANE, WORKERS, Cluster, PlaybookRun, renewal_lease_holder
-from .test_etcd_restore import (
+from .ha.test_etcd_restore import (
     BUMP,
     CONFIRMED,
     RESTORE,
@@ -29,7 +29,7 @@ from .test_etcd_restore import (
     snapshot_before_a_change,
     snapshot_taken,
 )
-from .test_ha import ready_nodes
+from .ha.test_ha import ready_nodes
 
 pytestmark = pytest.mark.cluster
 

@@ -26,7 +26,8 @@ import yaml
 from sensorstack import project_root
 from sensorstack.bundle.versions import load_versions
 
-from .conftest import CONTROL_PLANES, WORKERS, Cluster, Node, PlaybookRun, renewal_lease_held, renewal_lease_holder
+from ..conftest import Cluster, Node, PlaybookRun, renewal_lease_held, renewal_lease_holder
+from .conftest import CONTROL_PLANES, WORKERS
 from .test_ha import ready_nodes, wait_for
 
 pytestmark = pytest.mark.cluster

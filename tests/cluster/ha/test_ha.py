@@ -21,17 +21,8 @@ import yaml
 
 from sensorstack.bundle.versions import load_versions
 
-from .conftest import (
-    CONTROL_PLANES,
-    EXTRA_CONTROL_PLANES,
-    KUBECTL,
-    RENEWAL_LEASE,
-    WORKERS,
-    Cluster,
-    Node,
-    renewal_lease_held,
-    renewal_lease_holder,
-)
+from ..conftest import KUBECTL, RENEWAL_LEASE, Cluster, Node, renewal_lease_held, renewal_lease_holder
+from .conftest import CONTROL_PLANES, EXTRA_CONTROL_PLANES, WORKERS
 
 pytestmark = pytest.mark.cluster
 

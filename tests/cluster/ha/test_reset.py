@@ -18,7 +18,8 @@ import pytest
 
 from sensorstack import project_root
 
-from .conftest import CONTROL_PLANES, KUBECTL, Cluster, Node, PlaybookRun
+from ..conftest import KUBECTL, Cluster, Node, PlaybookRun
+from .conftest import CONTROL_PLANES
 from .test_etcd_restore import etcd_member_names
 
 pytestmark = pytest.mark.cluster
