@@ -1,18 +1,16 @@
-"""playbooks/etcd-restore.yml on the tier's first cluster, one control plane and two workers (the built-in lab's
+"""playbooks/etcd-restore.yml on the tier's upgraded cluster, one control plane and two workers (the built-in lab's
 shape): a snapshot taken by playbooks/etcd-snapshot.yml and left on the node, then a change the snapshot does not
 hold (one ConfigMap added, one deleted). Confirmed, the one etcd member is restored from the node's snapshot: the
 ConfigMaps are as the snapshot holds them, etcd runs one member past the old revision, every node is Ready and a new
 Deployment's pod is scheduled and runs.
 
-test_etcd_restore.py restores three members on the HA cluster, with the refusals; this is the one-member path. Runs
-after test_cluster.py and test_stack.py and before test_ha.py, which grows the restored cluster to three control
-planes.
+ha/test_etcd_restore.py restores three members on the HA cluster, with the refusals; this is the one-member path. Runs
+last on its cluster, after test_cluster.py and test_stack.py.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -35,17 +33,14 @@ pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="module")
-def restored(cluster: Cluster) -> Iterator[tuple[PlaybookRun, int]]:
-    """The restore's run, and etcd's revision before it. Afterwards the data kept from before the restore is removed,
-    as the role's README tells an operator to once the cluster is whole: test_etcd_restore.py counts what its own
-    restore keeps."""
+def restored(cluster: Cluster) -> tuple[PlaybookRun, int]:
+    """The restore's run, and etcd's revision before it."""
     taken, revision_before = snapshot_before_a_change(cluster, {"etcd_snapshot_label": "one-member"})
     snapshot = snapshot_taken(taken, "one-member")[0]
     run = cluster.run_playbook(RESTORE, "--extra-vars", json.dumps({"etcd_restore_snapshot": snapshot}), *CONFIRMED)
     print(f"\netcd restored on one control plane by playbooks/etcd-restore.yml in {run.seconds:.0f} s")
     cluster.timings["etcd restore, one control plane"] = run.seconds
-    yield run, revision_before
-    cluster.control_plane.sh("rm -rf /var/lib/etcd/member.before-restore-*")
+    return run, revision_before
 
 
 def test_the_one_member_is_restored_past_the_old_revision_and_holds_what_the_snapshot_held(

@@ -5,7 +5,7 @@ data path recovering when the worker that runs Telegraf stops, Grafana keeping t
 pod is replaced, a configuration change rolling only the pods it concerns, and `sensorstack render` writing the
 objects the roles applied.
 
-Runs after test_cluster.py and before test_ha.py (which stops the first control plane) and test_reset.py.
+Runs on the upgraded cluster after test_cluster.py and before test_etcd_restore_one_control_plane.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""playbooks/etcd-restore.yml on the tier's HA cluster (3 control planes and 2 workers, test_ha.py's): a snapshot
+"""playbooks/etcd-restore.yml on the tier's HA cluster (3 control planes and 2 workers, ha/conftest.py's): a snapshot
 taken by playbooks/etcd-snapshot.yml on the first control plane with a copy on the controller
 (etcd_snapshot_fetch_dir: private folder and file, the node's size), then a change the snapshot does not hold (one
 ConfigMap added, one deleted). Without etcd_restore_confirm=yes and without a terminal, confirmed but limited to one
