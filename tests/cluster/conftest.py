@@ -331,7 +331,9 @@ def upgrade_under_watch(cluster: Cluster) -> UpgradeRecord:
 
 
 @contextlib.contextmanager
-def built_cluster(lane: str, entries: tuple[tuple[str, str], ...], *site_arguments: str) -> Iterator[Cluster]:
+def built_cluster(
+    lane: str, mirror: BundleServer, entries: tuple[tuple[str, str], ...], *site_arguments: str
+) -> Iterator[Cluster]:
     """Fresh node containers for entries (the first a control plane, the others workers), and site.yml's first run
     on them with site_arguments, which must pass; the containers are removed afterwards (with any node a test
     added) unless SENSORSTACK_KEEP_CLUSTER."""
