@@ -729,7 +729,7 @@ def test_a_storage_node_that_moved_away_from_the_volumes_data_stops_before_any_c
     run = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name, "--extra-vars", json.dumps(moved))
     assert run.returncode != 0
     # The callback may fold a long message over several lines.
-    assert "sensorstack_stack_storage_node is cpc-worker2" in " ".join(run.output.split()), run.tail()
+    assert f"sensorstack_stack_storage_node is {WORKERS[1][0]}" in " ".join(run.output.split()), run.tail()
     assert run.changed() == {cluster.control_plane.name: 0}, run.explain()
     assert pod_uids(cluster) == before
 
