@@ -376,13 +376,13 @@ def cluster(mirror: BundleServer, host_sysctls_before: dict[str, str]) -> Iterat
 # the tests in ha/ on the HA cluster, the others on the upgraded one.
 HA_LANE = Path(__file__).parent / "ha"
 # On the upgraded cluster, test_upgrade.py first: it checks the upgrade the cluster fixture ran, on the 1 + 2 nodes as
-# upgraded; then the files not named here; then test_etcd_restore_one_control_plane.py (its etcd restored).
-# On the HA cluster, test_ha.py (more control planes, the first one stopped), test_etcd_restore.py (all three control
-# planes' etcd restored from a snapshot), test_reset.py (a worker reset, then a control plane's) and
+# upgraded; then the files not named here. On the HA cluster, test_etcd_restore_one_control_plane.py first (the 1 + 2
+# nodes' etcd restored), then test_ha.py (more control planes, the first one stopped), test_etcd_restore.py (all
+# three control planes' etcd restored from a snapshot), test_reset.py (a worker reset, then a control plane's) and
 # test_etcd_restore_after_losing_control_planes.py (two control planes replaced) last, in that order.
 TEST_ORDER = {
     "test_upgrade.py": 0,
-    "test_etcd_restore_one_control_plane.py": 2,
+    "test_etcd_restore_one_control_plane.py": -1,
     "test_ha.py": 0,
     "test_etcd_restore.py": 1.5,
     "test_reset.py": 2,

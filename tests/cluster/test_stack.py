@@ -5,7 +5,7 @@ data path recovering when the worker that runs Telegraf stops, Grafana keeping t
 pod is replaced, a configuration change rolling only the pods it concerns, and `sensorstack render` writing the
 objects the roles applied.
 
-Runs on the upgraded cluster after test_cluster.py and before test_etcd_restore_one_control_plane.py.
+Runs on the upgraded cluster, last, after test_cluster.py.
 """
 
 from __future__ import annotations

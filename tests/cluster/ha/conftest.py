@@ -1,7 +1,7 @@
-"""The HA lane of the cluster tier: its own cluster, built by `site.yml` at the pinned release (the upgrade is the
-other lane's story), one control plane and two workers first, then grown to three control planes by `site.yml`
-(``three_control_planes``). Its tests stop, restore, reset and replace those control planes, so they share it with
-no other test; `make cluster` runs them beside the upgraded cluster's.
+"""The HA lane of the cluster tier: its own cluster, built by `site.yml` at the pinned release without the stack (the
+upgrade and the stack are the other lane's story), one control plane and two workers first, then grown to three
+control planes by `site.yml` (``three_control_planes``). Its tests stop, restore, reset and replace those control
+planes, so they share it with no other test; `make cluster` runs them beside the upgraded cluster's.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ CONTROL_PLANES = (CONTROL_PLANE, *EXTRA_CONTROL_PLANES)
 @pytest.fixture(scope="session")
 def cluster(mirror: BundleServer, host_sysctls_before: dict[str, str]) -> Iterator[Cluster]:
     """A control plane and two workers, built by site.yml at the pinned release; removed afterwards unless
-    SENSORSTACK_KEEP_CLUSTER."""
-    with built_cluster("ha", mirror, (CONTROL_PLANE, *WORKERS)) as built:
+    SENSORSTACK_KEEP_CLUSTER. Without the stack: its tests are the other lane's, and on a two-core machine its pods'
+    load would slow both lanes."""
+    with built_cluster("ha", mirror, (CONTROL_PLANE, *WORKERS), "--skip-tags", "stack,verify") as built:
         print(f"\nHA lane's cluster built by site.yml in {built.timings['first run']:.0f} s")
         yield built
 
@@ -39,7 +40,6 @@ def three_control_planes(cluster: Cluster) -> list[Node]:
     for name, address in EXTRA_CONTROL_PLANES:
         cluster.containers.append(node_container(name, address).container)
     cluster.set_inventory(CONTROL_PLANES, WORKERS)
-    # The control planes' story; the stack on the cluster, which this changes nothing for, is test_stack.py's.
     run = cluster.site("--skip-tags", "stack,verify")
     cluster.timings["control-plane joins"] = run.seconds
     print(f"\ntwo control-plane nodes joined by site.yml in {run.seconds:.0f} s")

@@ -1,11 +1,11 @@
-"""playbooks/etcd-restore.yml on the tier's upgraded cluster, one control plane and two workers (the built-in lab's
-shape): a snapshot taken by playbooks/etcd-snapshot.yml and left on the node, then a change the snapshot does not
-hold (one ConfigMap added, one deleted). Confirmed, the one etcd member is restored from the node's snapshot: the
-ConfigMaps are as the snapshot holds them, etcd runs one member past the old revision, every node is Ready and a new
-Deployment's pod is scheduled and runs.
+"""playbooks/etcd-restore.yml on the tier's HA cluster before it grows, one control plane and two workers (the
+built-in lab's shape): a snapshot taken by playbooks/etcd-snapshot.yml and left on the node, then a change the
+snapshot does not hold (one ConfigMap added, one deleted). Confirmed, the one etcd member is restored from the node's
+snapshot: the ConfigMaps are as the snapshot holds them, etcd runs one member past the old revision, every node is
+Ready and a new Deployment's pod is scheduled and runs.
 
-ha/test_etcd_restore.py restores three members on the HA cluster, with the refusals; this is the one-member path. Runs
-last on its cluster, after test_cluster.py and test_stack.py.
+test_etcd_restore.py restores three members on the same cluster once it has them, with the refusals; this is the
+one-member path. Runs first on the HA cluster, before test_ha.py grows it to three control planes.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import json
 
 import pytest
 
-from .conftest import CONTROL_PLANE, WORKERS, Cluster, PlaybookRun, renewal_lease_holder
-from .ha.test_etcd_restore import (
+from ..conftest import Cluster, PlaybookRun, renewal_lease_holder
+from .conftest import CONTROL_PLANE, WORKERS
+from .test_etcd_restore import (
     BUMP,
     CONFIRMED,
     RESTORE,
@@ -27,7 +28,7 @@ from .ha.test_etcd_restore import (
     snapshot_before_a_change,
     snapshot_taken,
 )
-from .ha.test_ha import ready_nodes
+from .test_ha import ready_nodes
 
 pytestmark = pytest.mark.cluster
 
