@@ -1,11 +1,12 @@
 """The cluster tier: two clusters, each built by `site.yml` from the served bundle on Kubernetes-capable lab nodes and
-shared by the tests of its lane, which `make cluster` runs side by side (pytest-xdist, one worker per lane).
+shared by the tests of its lane; `make cluster` runs the two lanes side by side, one pytest session each
+(scripts/cluster-lanes).
 
 This folder's tests share the upgraded cluster (``cluster`` here), built as an operator's cluster ages: `site.yml` at
 the previous minor release the bundle carries, then `playbooks/upgrade.yml` to the pinned one while a two-replica
 workload is watched (test_upgrade.py checks that run), so the tests after it check an upgraded cluster. The tests
-in ``ha/`` share the HA cluster (``ha/conftest.py``): built at the pinned release, then grown to three control
-planes, which they stop, restore, reset and replace.
+in ``ha/`` share the HA cluster (``ha/conftest.py``): built at the pinned release without the stack, then grown to
+three control planes, which they stop, restore, reset and replace.
 
 The nodes are this tier's own containers (``sensorstack-test-cpc-*`` and ``-cph-*``, fixed addresses beside the
 built-in lab's) and each inventory is the built-in lab's settings (``inventories/local/group_vars``) over its own
