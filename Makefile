@@ -85,8 +85,8 @@ unit: venv collections ## Pure-function tests, seconds (two processes)
 integration: $(TIER_SETUP) ## Tests against real containers and servers (INTEGRATION_WORKERS files at a time)
 	$(BIN)/pytest -n $(INTEGRATION_WORKERS) --dist loadfile --durations=25 tests/integration
 
-cluster: $(TIER_SETUP) ## Cluster tier: kubeadm on lab nodes from the served bundle, its two clusters' lanes side by side
-	scripts/cluster-lanes
+cluster: $(TIER_SETUP) ## Cluster tier: kubeadm on lab nodes, installed from the served bundle
+	$(BIN)/pytest --durations=0 --durations-min=20 tests/cluster
 
 vm: $(TIER_SETUP) ## VM tier: the common role on a qemu VM (kernel modules, live sysctls, swap; 10-15 min under TCG)
 	$(BIN)/pytest --durations=10 -m vm tests/vm

@@ -1,17 +1,14 @@
-"""The cluster tier: two clusters, each built by `site.yml` from the served bundle on Kubernetes-capable lab nodes and
-shared by the tests of its lane; `make cluster` runs the two lanes side by side, one pytest session each
-(scripts/cluster-lanes).
+"""The cluster tier: one cluster, built by `site.yml` from the served bundle on Kubernetes-capable lab nodes, shared
+by every test of the session.
 
-This folder's tests share the upgraded cluster (``cluster`` here), built as an operator's cluster ages: `site.yml` at
-the previous minor release the bundle carries, then `playbooks/upgrade.yml` to the pinned one while a two-replica
-workload is watched (test_upgrade.py checks that run), so the tests after it check an upgraded cluster. The tests
-in ``ha/`` share the HA cluster (``ha/conftest.py``): built at the pinned release without the stack, then grown to
-three control planes, which they stop, restore, reset and replace.
+It is built as an operator's cluster ages: `site.yml` at the previous minor release the bundle carries, then
+`playbooks/upgrade.yml` to the pinned one while a two-replica workload is watched (test_upgrade.py checks that run),
+so every other test checks an upgraded cluster, and test_ha.py adds control planes at the pinned version.
 
-The nodes are this tier's own containers (``sensorstack-test-cpc-*`` and ``-cph-*``, fixed addresses beside the
-built-in lab's) and each inventory is the built-in lab's settings (``inventories/local/group_vars``) over its own
-hosts, so what passes here is what `make deploy` runs. Under CI=true a missing bundle or Docker Engine fails the tier
-instead of skipping it: a skipped cluster test must never read as a pass.
+The nodes are this tier's own containers (``sensorstack-test-cpc-*``, fixed addresses beside the built-in lab's)
+and its inventory is the built-in lab's settings (``inventories/local/group_vars``) over its own hosts, so what
+passes here is what `make deploy` runs. Under CI=true a missing bundle or Docker Engine fails the tier instead of
+skipping it: a skipped cluster test must never read as a pass.
 """
 
 from __future__ import annotations
@@ -54,20 +51,22 @@ PREVIOUS_RELEASE = {
     "sensorstack_kubernetes_version": VERSIONS["sensorstack_kubernetes_upgrade_from_version"],
     "sensorstack_kubernetes_package_revision": VERSIONS["sensorstack_kubernetes_upgrade_from_package_revision"],
 }
-# The tier's own ports, so a lab served by `sensorstack lab up` (8080/5000) keeps running beside it; a session of the
-# HA lane alone serves on the next ones, so the two lanes run side by side (make cluster).
+# The tier's own ports, so a lab served by `sensorstack lab up` (8080/5000) keeps running beside it.
 HTTP_PORT = 28080
 REGISTRY_PORT = 25000
-# name -> fixed address of the upgraded cluster's nodes, on the lab subnet beside the built-in lab's (.11-.31).
+# name -> fixed address of this tier's nodes, on the lab subnet beside the built-in lab's (.11-.31).
 CONTROL_PLANE = ("cpc-cp1", "10.213.0.53")
 WORKERS = (("cpc-worker1", "10.213.0.54"), ("cpc-worker2", "10.213.0.55"))
+# The two control planes test_ha.py joins (three_control_planes), which test_reset.py resets one of.
+EXTRA_CONTROL_PLANES = (("cpc-cp2", "10.213.0.56"), ("cpc-cp3", "10.213.0.57"))
+CONTROL_PLANES = (CONTROL_PLANE, *EXTRA_CONTROL_PLANES)
 KUBECTL = ("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf")
 # The Lease one control plane holds while it restarts its components (roles/sensorstack/vars/main.yml).
 RENEWAL_LEASE = "sensorstack-certificate-renewal"
 # Every step may pull images or packages through the mirror on a loaded two-core machine.
 PLAYBOOK_TIMEOUT = 3600
-# Each playbook run's whole output (profile_tasks' timings included), one folder per cluster, in the order its lane
-# ran them, kept after the session: where a slow or failed run spent its time.
+# Each playbook run's whole output (profile_tasks' timings included) in the order the session ran them, kept after
+# the session: where a slow or failed run spent its time.
 RUN_LOGS = project_root() / ".cache/cluster-runs"
 
 
@@ -134,9 +133,6 @@ class Cluster:
     workers: list[Node]
     inventory: Path
     directory: Path
-    mirror: BundleServer
-    # Where this cluster's playbook runs are kept (RUN_LOGS/<lane>).
-    run_logs: Path
     # Every container of the cluster, removed at the end of the session (tests that add nodes append theirs).
     containers: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -146,10 +142,6 @@ class Cluster:
     @property
     def nodes(self) -> list[Node]:
         return [self.control_plane, *self.workers]
-
-    def set_inventory(self, control_planes: tuple[tuple[str, str], ...], workers: tuple[tuple[str, str], ...]) -> None:
-        """The playbook runs from here on run on these nodes."""
-        self.inventory = cluster_inventory(self.directory, self.mirror, control_planes, workers)
 
     def run_playbook(self, playbook: Path, *extra: str, stdin: str | None = None) -> PlaybookRun:
         started = time.monotonic()
@@ -167,7 +159,7 @@ class Cluster:
         )
         run = PlaybookRun(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
         self.runs += 1
-        log = self.run_logs / f"{self.runs:03d}-{playbook.stem}.log"
+        log = RUN_LOGS / f"{self.runs:03d}-{playbook.stem}.log"
         log.write_text(
             f"# {os.environ.get('PYTEST_CURRENT_TEST', '')}\n# {run.seconds:.1f} s, exit {run.returncode}\n{run.output}"
         )
@@ -210,13 +202,9 @@ def manifest(bundle: Path):  # type: ignore[no-untyped-def]
 
 
 def cluster_inventory(
-    directory: Path,
-    mirror: BundleServer,
-    control_planes: tuple[tuple[str, str], ...],
-    workers: tuple[tuple[str, str], ...],
+    directory: Path, control_planes: tuple[tuple[str, str], ...], workers: tuple[tuple[str, str], ...]
 ) -> Path:
-    """This tier's hosts under the built-in lab's settings: its group_vars and files, its all-level lab variables,
-    the bundle served by mirror."""
+    """This tier's hosts under the built-in lab's settings: its group_vars and files, its all-level lab variables."""
     lab = yaml.safe_load((LAB_INVENTORY / "hosts.yml").read_text())["all"]["vars"]
 
     def hosts(*entries: tuple[str, str]) -> dict[str, Any]:
@@ -227,7 +215,7 @@ def cluster_inventory(
 
     inventory = {
         "all": {
-            "vars": lab | {"lab_bundle_port": mirror.http_port, "lab_registry_port": mirror.registry_port},
+            "vars": lab | {"lab_bundle_port": HTTP_PORT, "lab_registry_port": REGISTRY_PORT},
             "children": {
                 "sensorstack": {
                     "children": {
@@ -260,11 +248,10 @@ def host_sysctls_before() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def mirror(bundle: Path, docker_engine: None, request: pytest.FixtureRequest) -> Iterator[BundleServer]:
+def mirror(bundle: Path, docker_engine: None) -> Iterator[BundleServer]:
     """The bundle served on the lab network's gateway, the only address lab nodes reach the host by."""
     containers.ensure_network()
-    offset = 1 if {lane(item) for item in request.session.items} == {"ha"} else 0
-    with BundleServer(bundle, containers.network_gateway(), HTTP_PORT + offset, REGISTRY_PORT + offset) as server:
+    with BundleServer(bundle, containers.network_gateway(), HTTP_PORT, REGISTRY_PORT) as server:
         yield server
 
 
@@ -331,28 +318,29 @@ def upgrade_under_watch(cluster: Cluster) -> UpgradeRecord:
     )
 
 
-@contextlib.contextmanager
-def built_cluster(
-    lane: str, mirror: BundleServer, entries: tuple[tuple[str, str], ...], *site_arguments: str
-) -> Iterator[Cluster]:
-    """Fresh node containers for entries (the first a control plane, the others workers), and site.yml's first run
-    on them with site_arguments, which must pass; the containers are removed afterwards (with any node a test
-    added) unless SENSORSTACK_KEEP_CLUSTER."""
-    run_logs = RUN_LOGS / lane
-    shutil.rmtree(run_logs, ignore_errors=True)
-    run_logs.mkdir(parents=True)
+@pytest.fixture(scope="session")
+def cluster(mirror: BundleServer, host_sysctls_before: dict[str, str]) -> Iterator[Cluster]:
+    """A control plane and two workers, built by site.yml at the previous release and upgraded to the pinned one;
+    removed afterwards unless SENSORSTACK_KEEP_CLUSTER."""
+    entries = (CONTROL_PLANE, *WORKERS)
     started: list[str] = []
-    with tempfile.TemporaryDirectory(prefix=f"sensorstack-cluster-{lane}-") as temporary:
+    shutil.rmtree(RUN_LOGS, ignore_errors=True)
+    RUN_LOGS.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="sensorstack-cluster-") as temporary:
         directory = Path(temporary)
         try:
             for name, address in entries:
                 started.append(node_container(name, address).container)
             nodes = [Node(name, f"{containers.TEST_CONTAINER_PREFIX}{name}") for name, _ in entries]
-            inventory = cluster_inventory(directory, mirror, entries[:1], entries[1:])
-            built = Cluster(nodes[0], nodes[1:], inventory, directory, mirror, run_logs, started)
-            run = built.site(*site_arguments)
+            inventory = cluster_inventory(directory, (CONTROL_PLANE,), WORKERS)
+            built = Cluster(nodes[0], nodes[1:], inventory, directory, started)
+            run = built.site("--extra-vars", json.dumps(PREVIOUS_RELEASE))
             built.timings["first run"] = run.seconds
-            assert run.returncode == 0, f"site.yml {' '.join(site_arguments)} failed:\n{run.tail()}"
+            assert run.returncode == 0, f"site.yml at the previous release failed:\n{run.tail()}"
+            print(f"\ncluster built by site.yml at the previous release in {run.seconds:.0f} s")
+            built.upgrade = upgrade_under_watch(built)
+            built.timings["upgrade"] = built.upgrade.seconds
+            assert built.upgrade.returncode == 0, f"playbooks/upgrade.yml failed:\n{built.upgrade.output[-6000:]}"
             yield built
         finally:
             if not os.environ.get("SENSORSTACK_KEEP_CLUSTER"):
@@ -361,39 +349,36 @@ def built_cluster(
 
 
 @pytest.fixture(scope="session")
-def cluster(mirror: BundleServer, host_sysctls_before: dict[str, str]) -> Iterator[Cluster]:
-    """A control plane and two workers, built by site.yml at the previous release and upgraded to the pinned one;
-    removed afterwards unless SENSORSTACK_KEEP_CLUSTER."""
-    entries = (CONTROL_PLANE, *WORKERS)
-    with built_cluster("upgraded", mirror, entries, "--extra-vars", json.dumps(PREVIOUS_RELEASE)) as built:
-        print(f"\ncluster built by site.yml at the previous release in {built.timings['first run']:.0f} s")
-        built.upgrade = upgrade_under_watch(built)
-        built.timings["upgrade"] = built.upgrade.seconds
-        assert built.upgrade.returncode == 0, f"playbooks/upgrade.yml failed:\n{built.upgrade.output[-6000:]}"
-        yield built
+def three_control_planes(cluster: Cluster) -> list[Node]:
+    """Two more control-plane nodes joined to the cluster by site.yml: 3 + 2 nodes from here on."""
+    for name, address in EXTRA_CONTROL_PLANES:
+        cluster.containers.append(node_container(name, address).container)
+    cluster.inventory = cluster_inventory(cluster.directory, CONTROL_PLANES, WORKERS)
+    # The control planes' story; the stack on the cluster, which this changes nothing for, is test_stack.py's.
+    run = cluster.site("--skip-tags", "stack,verify")
+    cluster.timings["control-plane joins"] = run.seconds
+    print(f"\ntwo control-plane nodes joined by site.yml in {run.seconds:.0f} s")
+    assert run.returncode == 0, run.tail()
+    return [
+        cluster.control_plane,
+        *(Node(name, f"{containers.TEST_CONTAINER_PREFIX}{name}") for name, _ in EXTRA_CONTROL_PLANES),
+    ]
 
 
-# Two lanes, one cluster each, which `make cluster` runs side by side (one pytest session each, scripts/cluster-lanes):
-# the tests in ha/ on the HA cluster, the others on the upgraded one.
-HA_LANE = Path(__file__).parent / "ha"
-# On the upgraded cluster, test_upgrade.py first: it checks the upgrade the cluster fixture ran, on the 1 + 2 nodes as
-# upgraded; then the files not named here. On the HA cluster, test_etcd_restore_one_control_plane.py first (the 1 + 2
-# nodes' etcd restored), then test_ha.py (more control planes, the first one stopped), test_etcd_restore.py (all
-# three control planes' etcd restored from a snapshot), test_reset.py (a worker reset, then a control plane's) and
-# test_etcd_restore_after_losing_control_planes.py (two control planes replaced) last, in that order.
+# test_upgrade.py first: it checks the upgrade the cluster fixture ran, on the 1 + 2 nodes as upgraded; then the files
+# not named here; then test_etcd_restore_one_control_plane.py (the 1 + 2 cluster's etcd restored). test_ha.py
+# (more control planes, the first one stopped), test_etcd_restore.py (all three control planes' etcd restored from a
+# snapshot), test_reset.py (a worker reset, then a control plane's) and test_etcd_restore_after_losing_control_planes.py
+# (two control planes replaced) last, in that order.
 TEST_ORDER = {
     "test_upgrade.py": 0,
-    "test_etcd_restore_one_control_plane.py": -1,
-    "test_ha.py": 0,
-    "test_etcd_restore.py": 1.5,
-    "test_reset.py": 2,
-    "test_etcd_restore_after_losing_control_planes.py": 3,
+    "test_etcd_restore_one_control_plane.py": 1.5,
+    "test_ha.py": 2,
+    "test_etcd_restore.py": 2.5,
+    "test_reset.py": 3,
+    "test_etcd_restore_after_losing_control_planes.py": 4,
 }
 
 
-def lane(item: pytest.Item) -> str:
-    return "ha" if HA_LANE in item.path.parents else "upgraded"
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: (lane(item), TEST_ORDER.get(item.path.name, 1)))
+    items.sort(key=lambda item: TEST_ORDER.get(item.path.name, 1))

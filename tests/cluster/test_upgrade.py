@@ -1,6 +1,6 @@
 """The upgrade from the previous minor release to the pinned one, as an operator runs it.
 
-The tier's upgraded cluster (conftest.py) is built by `site.yml` at the release the bundle carries for this
+The tier's cluster (conftest.py) is built by `site.yml` at the release the bundle carries for this
 (``sensorstack_kubernetes_upgrade_from_version``), with a Deployment of two replicas and a PodDisruptionBudget of one
 on it; then `playbooks/upgrade.yml` runs with the pinned version while a watcher reads the Deployment through the
 Kubernetes API every second: it must never see fewer than one Ready replica. Afterwards every node reports the

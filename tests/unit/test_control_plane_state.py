@@ -4,7 +4,7 @@ the first control plane's (one lost while etcd was restored on the others, back 
 
 The module runs here against a double of etcd's peer listener on loopback, over plain HTTP (kubeadm's is HTTPS with
 client certificates). The cluster tier runs it against real etcd members: every site.yml there reads the control
-planes of its clusters, and tests/cluster/ha/test_etcd_restore_after_losing_control_planes.py brings a lost control
+planes of its clusters, and tests/cluster/test_etcd_restore_after_losing_control_planes.py brings a lost control
 plane back with its old data, whose member never serves clients again but answers this.
 """
 

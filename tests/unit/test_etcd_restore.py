@@ -5,7 +5,7 @@ The double stands in for crictl, the kubelet and the etcd container: a control-p
 pod manifest is in the manifests folder (`ps` lists it, as JSON or as the etcd container's id); `exec etcd0 etcdutl
 snapshot status` prints the report it is given; `exec etcd0 etcdutl snapshot restore SNAPSHOT --data-dir=DIR ...`
 writes DIR/member/snap/db with the snapshot's bytes, as etcdutl does. The cluster tier restores a real cluster of
-three control planes (tests/cluster/ha/test_etcd_restore.py).
+three control planes (tests/cluster/test_etcd_restore.py).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ run by bash against doubles: kubeadm (its check-expiration listing, and a log of
 Lease (lease_double.py) and the restart helper (its --etcd-whole answer).
 
 The real script runs with the real kubeadm in tests/integration/test_kubeadm_certificates.py (no etcd, no kubectl
-there) and on the cluster tier (tests/cluster/ha/test_ha.py: postponed while a member's node is paused, and while
+there) and on the cluster tier (tests/cluster/test_ha.py: postponed while a member's node is paused, and while
 another node holds the Lease). Here: the branches close to expiry, which no lab can wait for, an expired Lease and
 an API that does not answer.
 """

@@ -4,7 +4,7 @@ host's answer) removes exactly what kube-proxy, Calico and kubeadm left, and not
 asks first and goes on only on "yes".
 
 Rendered by Ansible's own templating from the role's defaults and vars, as a play would. The cluster tier
-(tests/cluster/ha/test_reset.py) resets a real worker and joins it again.
+(tests/cluster/test_reset.py) resets a real worker and joins it again.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ found. The doubles play a control plane from a JSON state: the containers runnin
 about its members, after how many asks a restarted component answers on its health URL. They log what the script
 asked and did, in order, which is what these tests read: etcd stops only once etcd reports every member healthy, and
 no component stops before the one restarted ahead of it answers again. The cluster tier runs the real thing on three
-control planes (tests/cluster/ha/test_ha.py).
+control planes (tests/cluster/test_ha.py).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""playbooks/etcd-restore.yml on the tier's HA cluster before it grows, one control plane and two workers (the
-built-in lab's shape): a snapshot taken by playbooks/etcd-snapshot.yml and left on the node, then a change the
-snapshot does not hold (one ConfigMap added, one deleted). Confirmed, the one etcd member is restored from the node's
-snapshot: the ConfigMaps are as the snapshot holds them, etcd runs one member past the old revision, every node is
-Ready and a new Deployment's pod is scheduled and runs.
+"""playbooks/etcd-restore.yml on the tier's first cluster, one control plane and two workers (the built-in lab's
+shape): a snapshot taken by playbooks/etcd-snapshot.yml and left on the node, then a change the snapshot does not
+hold (one ConfigMap added, one deleted). Confirmed, the one etcd member is restored from the node's snapshot: the
+ConfigMaps are as the snapshot holds them, etcd runs one member past the old revision, every node is Ready and a new
+Deployment's pod is scheduled and runs.
 
-test_etcd_restore.py restores three members on the same cluster once it has them, with the refusals; this is the
-one-member path. Runs first on the HA cluster, before test_ha.py grows it to three control planes.
+test_etcd_restore.py restores three members on the HA cluster, with the refusals; this is the one-member path. Runs
+after test_cluster.py and test_stack.py and before test_ha.py, which grows the restored cluster to three control
+planes.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ..conftest import Cluster, PlaybookRun, renewal_lease_holder
-from .conftest import CONTROL_PLANE, WORKERS
+from .conftest import CONTROL_PLANE, WORKERS, Cluster, PlaybookRun, renewal_lease_holder
 from .test_etcd_restore import (
     BUMP,
     CONFIRMED,
@@ -37,8 +37,8 @@ pytestmark = pytest.mark.cluster
 @pytest.fixture(scope="module")
 def restored(cluster: Cluster) -> Iterator[tuple[PlaybookRun, int]]:
     """The restore's run, and etcd's revision before it. Afterwards the data kept from before the restore is removed,
-    as the role's README tells an operator to once the cluster is whole: test_etcd_restore.py, later on the same
-    control plane, counts what its own restore keeps."""
+    as the role's README tells an operator to once the cluster is whole: test_etcd_restore.py counts what its own
+    restore keeps."""
     taken, revision_before = snapshot_before_a_change(cluster, {"etcd_snapshot_label": "one-member"})
     snapshot = snapshot_taken(taken, "one-member")[0]
     run = cluster.run_playbook(RESTORE, "--extra-vars", json.dumps({"etcd_restore_snapshot": snapshot}), *CONFIRMED)

@@ -1,4 +1,4 @@
-"""Three control planes: two more control-plane nodes join the tier's running HA cluster through `site.yml` (the local
+"""Three control planes: two more control-plane nodes join the tier's running cluster through `site.yml` (the local
 API load balancer on every node makes that possible without new certificates or kubeconfigs), then the first
 control-plane node is stopped and the cluster goes on: the API answers, every other node stays Ready, and a new pod
 is scheduled and runs. The stopped node is started again afterwards and the cluster is whole again. Then the
@@ -6,7 +6,7 @@ certificate renewal of role kubeadm_certificates on one control plane: postponed
 down (its restart helper waits for that member), postponed while another one holds the renewal Lease, then every
 component restarted with its new certificates.
 
-Runs first on the HA cluster (ha/conftest.py) and leaves its 3 + 2 nodes whole for the tests after it.
+Runs after test_cluster.py (which checks the 1 + 2 cluster as built) and leaves 3 + 2 nodes for the tests after it.
 """
 
 from __future__ import annotations
@@ -21,8 +21,17 @@ import yaml
 
 from sensorstack.bundle.versions import load_versions
 
-from ..conftest import KUBECTL, RENEWAL_LEASE, Cluster, Node, renewal_lease_held, renewal_lease_holder
-from .conftest import CONTROL_PLANES, EXTRA_CONTROL_PLANES, WORKERS
+from .conftest import (
+    CONTROL_PLANES,
+    EXTRA_CONTROL_PLANES,
+    KUBECTL,
+    RENEWAL_LEASE,
+    WORKERS,
+    Cluster,
+    Node,
+    renewal_lease_held,
+    renewal_lease_holder,
+)
 
 pytestmark = pytest.mark.cluster
 

@@ -1,8 +1,8 @@
-"""playbooks/reset.yml on a worker of the cluster tier's HA cluster (ha/conftest.py's ``cluster`` fixture): without
+"""playbooks/reset.yml on a worker of the cluster tier's cluster (the session's ``cluster`` fixture): without
 ``reset_confirm=yes`` and without a terminal it stops before anything changes; confirmed, the worker leaves the
 cluster and keeps nothing of it (its kubelet.conf, Calico's VXLAN device and veths, the iptables chains of Calico and
 kube-proxy) but the operator's resolv.conf; a second reset changes nothing; the cluster play joins it again, Ready.
-Then the third control plane (three_control_planes'): its reset takes its etcd member out of the cluster,
+Then the third control plane of the HA cluster (test_ha.py's): its reset takes its etcd member out of the cluster,
 and the cluster play joins it again as a control plane with a member of its own.
 
 The tests run in this file's order and build on each other: refusal, reset, second reset, join again, then the
@@ -18,8 +18,7 @@ import pytest
 
 from sensorstack import project_root
 
-from ..conftest import KUBECTL, Cluster, Node, PlaybookRun
-from .conftest import CONTROL_PLANES
+from .conftest import CONTROL_PLANES, KUBECTL, Cluster, Node, PlaybookRun
 from .test_etcd_restore import etcd_member_names
 
 pytestmark = pytest.mark.cluster

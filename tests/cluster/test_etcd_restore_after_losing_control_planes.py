@@ -25,8 +25,18 @@ import pytest
 
 from sensorstack.lab import containers
 
-from ..conftest import KUBECTL, Cluster, Node, PlaybookRun, node_container
-from .conftest import CONTROL_PLANE, CONTROL_PLANES, EXTRA_CONTROL_PLANES, WORKERS
+from .conftest import (
+    CONTROL_PLANE,
+    CONTROL_PLANES,
+    EXTRA_CONTROL_PLANES,
+    KUBECTL,
+    WORKERS,
+    Cluster,
+    Node,
+    PlaybookRun,
+    cluster_inventory,
+    node_container,
+)
 from .test_etcd_restore import (
     BUMP,
     CONFIRMED,
@@ -86,7 +96,7 @@ def recovery(cluster: Cluster, three_control_planes: list[Node]) -> Recovery:
         subprocess.run(["docker", "stop", "--time=5", node.container], check=True, capture_output=True)
     wait_for("the API to stop answering without etcd's quorum", lambda: not api_answers(survivor), timeout=120)
 
-    cluster.set_inventory((CONTROL_PLANE,), WORKERS)
+    cluster.inventory = cluster_inventory(cluster.directory, (CONTROL_PLANE,), WORKERS)
     began = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     restore = cluster.run_playbook(RESTORE, "--extra-vars", json.dumps({"etcd_restore_snapshot": snapshot}), *CONFIRMED)
     print(f"\netcd restored on the one control plane left by playbooks/etcd-restore.yml in {restore.seconds:.0f} s")
@@ -110,7 +120,7 @@ def recovery(cluster: Cluster, three_control_planes: list[Node]) -> Recovery:
         lambda: returned.sh("crictl ps --quiet --state running --name '^etcd$'", check=False).strip(),
         timeout=240,
     )
-    cluster.set_inventory(CONTROL_PLANES, WORKERS)
+    cluster.inventory = cluster_inventory(cluster.directory, CONTROL_PLANES, WORKERS)
     with_an_old_member = cluster.site("--skip-tags", "stack,verify")
 
     # As preflight says: the returned one reset; then both join by site.yml.
