@@ -160,19 +160,22 @@ def runner_environment(root: Path, mitogen: bool = False) -> dict[str, str]:
 
     Outside a checkout (an installed wheel), ansible.cfg's paths relative to the checkout do not exist: the
     collections are found where pip put them (sensorstack.iot beside this package, the others from the ansible
-    package), and facts are cached in the user's cache folder instead of the package's.
+    package). ansible-runner keeps each run's facts in the run's own folder (its fact_cache), whatever is set here.
+
+    Host key checking is passed on as ansible.cfg has it (on) unless the caller's environment says otherwise:
+    ansible-runner turns it off for every run whose environment does not name it.
     """
     environment = {
         "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_HOST_KEY_CHECKING": os.environ.get("ANSIBLE_HOST_KEY_CHECKING", "True"),
     }
     if checkout_root() is None:
         environment |= {
             "ANSIBLE_COLLECTIONS_PATH": str(installed_collection().parents[2]),
             "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "true",
-            "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(Path.home() / ".cache/sensorstack/facts"),
         }
     if mitogen:
         environment |= mitogen_strategy.environment()
