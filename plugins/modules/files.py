@@ -185,8 +185,10 @@ def replace_file(module: AnsibleModule, entry: Entry, data: bytes) -> None:
         module.fail_json(msg=f"{entry.path}: the directory {folder} does not exist", path=entry.path)
     temporary = None
     try:
-        # The attributes the task leaves alone stay those of the file it replaces (a new file: the umask's).
-        temporary = write_replacement(entry.path, data)
+        # The attributes the task leaves alone stay those of the file it replaces (a new file: the umask's). A mode
+        # the task names is set below: until then the new content is readable by its owner alone, so that a secret
+        # is never, even for a moment, in a file as open as the umask or the old file left it.
+        temporary = write_replacement(entry.path, data, mode=0o600 if entry.mode is not None else None)
         module.set_fs_attributes_if_different(entry.file_arguments(temporary), False)
         if entry.validate:
             rc, out, err = module.run_command(entry.validate % temporary)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
+import pytest
 from ansible_collections.sensorstack.iot.plugins.module_utils.files import (
     Entry,
     build_entries,
@@ -11,6 +13,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.files import (
     strays,
     text_diff,
 )
+from ansible_collections.sensorstack.iot.plugins.modules import files as files_module
 
 
 def test_entries_keep_their_order_and_take_the_task_wide_attributes_they_omit() -> None:
@@ -127,3 +130,35 @@ def test_a_diff_shows_the_old_and_new_text_and_none_for_a_binary_file() -> None:
     }
     assert text_diff("/etc/a", None, "new\n")["before"] == ""  # type: ignore[index]
     assert text_diff("/etc/a", b"\xff\xfe", "new\n") is None
+
+
+class _RecordingModule:
+    """What replace_file asks of AnsibleModule, recording the new file's mode when its attributes are set."""
+
+    def __init__(self) -> None:
+        self.modes_before_attributes: list[int] = []
+
+    def set_fs_attributes_if_different(self, arguments: dict, changed: bool) -> bool:
+        self.modes_before_attributes.append(os.stat(arguments["path"]).st_mode & 0o7777)
+        os.chmod(arguments["path"], int(arguments["mode"], 8))
+        return True
+
+    def fail_json(self, **kwargs: object) -> None:
+        raise AssertionError(kwargs)
+
+
+@pytest.mark.parametrize("existing_mode", [None, 0o644])
+def test_a_secret_is_never_in_a_file_more_open_than_its_owner_alone(tmp_path, existing_mode) -> None:
+    path = tmp_path / "influxdb.env"
+    if existing_mode is not None:
+        path.write_text("OLD=1\n")
+        path.chmod(existing_mode)
+    module = _RecordingModule()
+    old_umask = os.umask(0o022)
+    try:
+        files_module.replace_file(module, Entry(path=str(path), state="file", mode="0600"), b"PASSWORD=secret\n")
+    finally:
+        os.umask(old_umask)
+    assert module.modes_before_attributes == [0o600]
+    assert path.read_bytes() == b"PASSWORD=secret\n"
+    assert path.stat().st_mode & 0o7777 == 0o600
