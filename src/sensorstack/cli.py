@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from sensorstack import __version__, checkout_root, mitogen_strategy, project_root
 from sensorstack.bundle.__main__ import add_commands as add_bundle_commands
 from sensorstack.bundle.__main__ import run as bundle_run
 from sensorstack.doctor import run_checks
+from sensorstack.errors import USER_ERRORS, describe
 from sensorstack.events import certificate_expiry, job_events
 from sensorstack.extra_vars import extra_var, parse_extra_vars
 from sensorstack.lab.__main__ import main as lab_main
@@ -296,8 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return bundle_run(args)
         lab_args = ["--inventory", str(args.inventory)] if args.inventory else []
         return lab_main([*lab_args, args.lab_command])
-    except (ValueError, FileNotFoundError, RuntimeError, TimeoutError) as error:
-        console.print(f"[bold red]sensorstack:[/] {error}")
+    except USER_ERRORS as error:
+        console.print(f"[bold red]sensorstack:[/] {escape(describe(error))}", highlight=False)
         return EXIT_ERROR
 
 

@@ -18,6 +18,7 @@ from sensorstack.bundle.serve import (
     start_detached,
     stop_detached,
 )
+from sensorstack.errors import USER_ERRORS, describe
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -123,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run(args)
-    except (ValueError, FileNotFoundError, RuntimeError, TimeoutError) as error:
-        print(f"sensorstack bundle: {error}", file=sys.stderr)
+    except USER_ERRORS as error:
+        print(f"sensorstack bundle: {describe(error)}", file=sys.stderr)
         return 1
 
 

@@ -18,6 +18,7 @@ from sensorstack.bundle.serve import (
     start_detached,
     stop_detached,
 )
+from sensorstack.errors import USER_ERRORS, describe
 from sensorstack.inventory import hostvars
 from sensorstack.lab import containers, images, vm
 
@@ -113,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{host}\t{name}\t{status}")
             for name, state in vm.status(args.inventory) if _has_vms(args.inventory) else []:
                 print(f"{name}\tVM\t{state}")
-    except (ValueError, RuntimeError, TimeoutError) as error:
-        print(f"sensorstack-lab: {error}", file=sys.stderr)
+    except USER_ERRORS as error:
+        print(f"sensorstack-lab: {describe(error)}", file=sys.stderr)
         return 1
     return 0
 
