@@ -1,11 +1,12 @@
 """playbooks/reset.yml on a worker of the cluster tier's cluster (the session's ``cluster`` fixture): without
-``reset_confirm=yes`` and without a terminal it stops before anything changes; confirmed, the worker leaves the
-cluster and keeps nothing of it (its kubelet.conf, Calico's VXLAN device and veths, the iptables chains of Calico and
-kube-proxy) but the operator's resolv.conf; a second reset changes nothing; the cluster play joins it again, Ready.
+``reset_confirm=yes`` and without a terminal it stops before anything changes; in check mode it says what it would
+do and changes nothing; confirmed, the worker leaves the cluster and keeps nothing of it (its kubelet.conf, Calico's
+VXLAN device and veths, the iptables chains of Calico and kube-proxy) but the operator's resolv.conf; a second reset
+changes nothing; the cluster play joins it again, Ready.
 Then the third control plane of the HA cluster (test_ha.py's): its reset takes its etcd member out of the cluster,
 and the cluster play joins it again as a control plane with a member of its own.
 
-The tests run in this file's order and build on each other: refusal, reset, second reset, join again, then the
+The tests run in this file's order and build on each other: refusal, check mode, reset, second reset, join again, then the
 control plane's reset and join. Each join leaves the cluster as it found it, every node Ready.
 """
 
@@ -61,6 +62,19 @@ def test_without_a_yes_the_reset_stops_before_any_change(cluster: Cluster, extra
     assert "Nothing was reset" in " ".join(run.output.split()), run.tail()
     assert run.changed() == {worker(cluster).name: 0}, run.explain()
     assert worker(cluster).name in node_names(cluster)
+    worker(cluster).run("test", "-f", "/etc/kubernetes/kubelet.conf")
+
+
+def test_check_mode_reports_the_reset_and_changes_nothing(cluster: Cluster) -> None:
+    """Check mode runs no kubeadm reset, so the pods' volumes stay mounted below /var/lib/kubelet: it reports what
+    the reset would do instead of stopping on them."""
+    run = reset_worker(cluster, *CONFIRMED, "--check")
+    assert run.returncode == 0, run.explain()
+    said = " ".join(run.output.split())
+    assert f"would run kubeadm reset on {worker(cluster).name}" in said, run.tail()
+    assert f"would drain {worker(cluster).name}" in said, run.tail()
+    assert worker(cluster).name in node_names(cluster)
+    assert not cluster.kubectl_json("get", "node", worker(cluster).name)["spec"].get("unschedulable")
     worker(cluster).run("test", "-f", "/etc/kubernetes/kubelet.conf")
 
 
