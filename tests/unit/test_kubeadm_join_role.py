@@ -85,6 +85,28 @@ def test_a_control_plane_host_joins_with_its_own_api_endpoint_and_the_certificat
     assert document["discovery"]["bootstrapToken"]["apiServerEndpoint"] == "10.213.0.11:6443"
 
 
+CONTROL_PLANE_HOST = {
+    "inventory_hostname": "cp2",
+    "groups": {"control_plane": ["cp1", "cp2"], "workers": []},
+    "kubeadm_join_certificate_key": {"stdout": "k" * 64},
+}
+
+
+def test_control_planes_join_untainted_only_where_the_first_one_takes_workloads() -> None:
+    # kubeadm taints a control plane it joins NoSchedule unless the configuration names its taints.
+    tainted = render("{{ kubeadm_join_document }}", **CONTROL_PLANE_HOST)
+    assert "taints" not in tainted["nodeRegistration"]
+    untainted = render(
+        "{{ kubeadm_join_document }}", **CONTROL_PLANE_HOST, kubeadm_control_plane_schedule_workloads=True
+    )
+    assert untainted["nodeRegistration"]["taints"] == []
+    # The rest of the registration stays.
+    assert untainted["nodeRegistration"]["criSocket"] == tainted["nodeRegistration"]["criSocket"]
+    assert untainted["controlPlane"] == tainted["controlPlane"]
+    worker = render("{{ kubeadm_join_document }}", kubeadm_control_plane_schedule_workloads=True)
+    assert "taints" not in worker["nodeRegistration"]
+
+
 def test_the_upload_configuration_is_the_init_configuration_with_the_key_added() -> None:
     init = (
         "# managed\napiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n"
