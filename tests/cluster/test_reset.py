@@ -6,8 +6,8 @@ changes nothing; the cluster play joins it again, Ready.
 Then the third control plane of the HA cluster (test_ha.py's): its reset takes its etcd member out of the cluster,
 and the cluster play joins it again as a control plane with a member of its own.
 
-The tests run in this file's order and build on each other: refusal, check mode, reset, second reset, join again, then the
-control plane's reset and join. Each join leaves the cluster as it found it, every node Ready.
+The tests run in this file's order and build on each other: refusal, check mode, reset, second reset, join again,
+then the control plane's reset and join. Each join leaves the cluster as it found it, every node Ready.
 """
 
 from __future__ import annotations
