@@ -146,5 +146,5 @@ def test_the_documents_come_in_the_order_kubeadm_reads_them() -> None:
     ],
 )
 def test_preflight_check_names_are_recognised(name: str, valid: bool) -> None:
-    pattern = ROLE.vars["kubeadm_control_plane_preflight_check_pattern"]
+    pattern = ROLE.render("{{ sensorstack_kubeadm_check_name_pattern }}")
     assert bool(re.match(pattern, name)) is valid

@@ -60,7 +60,7 @@ def test_the_token_comes_from_the_first_control_plane_node() -> None:
 
 
 def test_durations_are_recognised() -> None:
-    pattern = ROLE.vars["kubeadm_join_duration_pattern"]
+    pattern = ROLE.render("{{ sensorstack_go_duration_pattern }}")
     assert all(re.match(pattern, value) for value in ("15m0s", "10m", "1h30m", "90s"))
     assert not any(re.match(pattern, value) for value in ("15", "15 minutes", "", "m"))
 

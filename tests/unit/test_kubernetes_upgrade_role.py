@@ -237,3 +237,26 @@ def test_a_control_planes_upgrade_holds_the_renewal_lease_from_before_the_drain_
     assert upgrade["block"][0]["when"] == release["when"] == "kubernetes_upgrade_is_control_plane | bool"
     holder = ROLE.render("{{ kubernetes_upgrade_lease_holder }}", ansible_facts={"nodename": "CP2"})
     assert holder == "upgrade of cp2"
+
+
+VALIDATE = yaml.safe_load((ROOT / "roles/kubernetes_upgrade/tasks/validate.yml").read_text())
+
+
+def validation_problems(**settings: Any) -> list[str]:
+    """The problems the role's checks find, before anything changes, with the lab's groups and these settings."""
+    [check] = VALIDATE
+    return ROLE.render(
+        check["vars"]["kubernetes_upgrade_problems"],
+        inventory_hostname="cp1",
+        groups={"control_plane": ["cp1"], "workers": ["w1"]},
+        kubernetes_packages_version="1.35.4-1.1",
+        **settings,
+    )
+
+
+def test_a_drain_time_limit_kubectl_cannot_read_is_refused_naming_the_variable() -> None:
+    assert validation_problems() == []
+    assert validation_problems(kubernetes_upgrade_drain_timeout="300s") == []
+    [problem] = validation_problems(kubernetes_upgrade_drain_timeout=300)
+    assert problem.startswith("kubernetes_upgrade_drain_timeout must be a Go duration")
+    assert problem.endswith('got "300"')
