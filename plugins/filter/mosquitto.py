@@ -54,6 +54,10 @@ def _entries(value: Any) -> list[Mapping[str, Any]]:
     return [entry for entry in value if isinstance(entry, Mapping)]
 
 
+# A listener's own TLS file settings and the role variables whose PEM text the role places as that file.
+LISTENER_TLS_FILES = {"certfile": "mosquitto_tls_cert", "keyfile": "mosquitto_tls_key", "cafile": "mosquitto_tls_ca"}
+
+
 def _listener_problems(settings: Mapping[str, Any]) -> list[str]:
     listeners = _entries(settings.get("mosquitto_listeners"))
     problems = []
@@ -73,7 +77,24 @@ def _listener_problems(settings: Mapping[str, Any]) -> list[str]:
             problems.append(f"{where}: require_certificate needs cafile (or mosquitto_tls_ca)")
         if listener.get("use_identity_as_username") and not listener.get("require_certificate"):
             problems.append(f"{where}: use_identity_as_username needs require_certificate")
+        problems += _kubernetes_listener_file_problems(settings, listener, where)
     return problems
+
+
+def _kubernetes_listener_file_problems(
+    settings: Mapping[str, Any], listener: Mapping[str, Any], where: str
+) -> list[str]:
+    """On Kubernetes the broker's pod holds only the files the role places (the Secret mosquitto): a TLS file a
+    listener names by path must be one of them, or the broker cannot start."""
+    if settings.get("mosquitto_platform") != "kubernetes":
+        return []
+    placed = set(settings.get("mosquitto_tls_placed_files") or [])
+    return [
+        f"{where} names {key} {listener[key]}, which the broker's pod does not have on Kubernetes (its files come from"
+        f" the Secret mosquitto alone): give the PEM text in {shared} and leave {key} out"
+        for key, shared in LISTENER_TLS_FILES.items()
+        if listener.get(key) and listener[key] not in placed
+    ]
 
 
 def _acl_problems(settings: Mapping[str, Any]) -> list[str]:

@@ -232,3 +232,20 @@ def test_no_user_or_no_datasource_needs_no_password() -> None:
 def test_grafanas_key_may_be_pinned_by_its_fingerprint_instead_of_its_checksum() -> None:
     fingerprint = "0123 4567 89AB CDEF 0123  4567 89AB CDEF 0123 4567"
     assert grafana_problems(grafana(grafana_apt_key_checksum="", grafana_apt_key_fingerprint=fingerprint)) == []
+
+
+def test_on_kubernetes_a_listener_names_no_tls_file_the_broker_pod_lacks() -> None:
+    own = {"port": 8883, "tls": True, "certfile": "/etc/mosquitto/certs/site.crt", "keyfile": "/etc/mosquitto/k"}
+    on_kubernetes = mosquitto(mosquitto_listeners=[own], mosquitto_platform="kubernetes")
+    assert mosquitto_problems(on_kubernetes) == [
+        "mosquitto_listeners: the TLS listener on port 8883 names certfile /etc/mosquitto/certs/site.crt, which the"
+        " broker's pod does not have on Kubernetes (its files come from the Secret mosquitto alone): give the PEM"
+        " text in mosquitto_tls_cert and leave certfile out",
+        "mosquitto_listeners: the TLS listener on port 8883 names keyfile /etc/mosquitto/k, which the broker's pod"
+        " does not have on Kubernetes (its files come from the Secret mosquitto alone): give the PEM text in"
+        " mosquitto_tls_key and leave keyfile out",
+    ]
+    # On a host the files may be the operator's own; on Kubernetes, naming the files the role places is fine.
+    assert mosquitto_problems(on_kubernetes | {"mosquitto_platform": "systemd"}) == []
+    placed = on_kubernetes | {"mosquitto_tls_placed_files": ["/etc/mosquitto/certs/site.crt", "/etc/mosquitto/k"]}
+    assert mosquitto_problems(placed) == []
