@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# What debootstrap checks the suite's Release file against (package debian-archive-keyring). Without it debootstrap
+# warns and goes on unverified, over plain HTTP: it must refuse instead.
+DEBIAN_ARCHIVE_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 
 
 def debian_mirror(mirror: str | None = None) -> str:
@@ -20,15 +23,30 @@ def debian_mirror(mirror: str | None = None) -> str:
     return mirror or os.environ.get("SENSORSTACK_DEBIAN_MIRROR", DEFAULT_MIRROR)
 
 
+def debootstrap_command(suite: str, rootfs: Path, packages: Sequence[str], mirror: str, variant: str) -> list[str]:
+    """debootstrap's command line: every file it fetches checked against Debian's archive keys."""
+    return [
+        "debootstrap",
+        "--force-check-gpg",
+        f"--keyring={DEBIAN_ARCHIVE_KEYRING}",
+        f"--variant={variant}",
+        f"--include={','.join(packages)}",
+        suite,
+        str(rootfs),
+        mirror,
+    ]
+
+
 def debootstrap(suite: str, rootfs: Path, packages: Sequence[str], mirror: str, variant: str = "minbase") -> None:
-    """A Debian root file system of suite in rootfs, with packages included."""
+    """A Debian root file system of suite in rootfs, with packages included, from a signature-checked archive."""
     if shutil.which("debootstrap") is None:
         raise RuntimeError("debootstrap is not installed (apt-get install debootstrap)")
-    subprocess.run(
-        ["debootstrap", f"--variant={variant}", f"--include={','.join(packages)}", suite, str(rootfs), mirror],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    if not DEBIAN_ARCHIVE_KEYRING.is_file():
+        raise RuntimeError(
+            f"{DEBIAN_ARCHIVE_KEYRING} is missing: debootstrap could not check what it downloads"
+            " (apt-get install debian-archive-keyring)"
+        )
+    subprocess.run(debootstrap_command(suite, rootfs, packages, mirror, variant), check=True, stdout=subprocess.DEVNULL)
 
 
 def unmount_below(folder: Path) -> None:
