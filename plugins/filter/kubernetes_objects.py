@@ -29,10 +29,11 @@ def config_checksum(value: Any) -> str:
 
 
 def ip_block(cidr: str, pod_cidr: str) -> dict[str, Any]:
-    """A NetworkPolicy peer for the network ``cidr`` that never admits a pod by its address: Calico matches ipBlock
-    against pod addresses too, so a network that holds the pod network (10.0.0.0/8 over 10.244.0.0/16) leaves it out,
-    and pods are admitted by their labels alone. Preflight refuses a network inside the pod network, which no
-    ``except`` can express."""
+    """A NetworkPolicy peer for the network ``cidr`` that never admits a pod by its own address: Calico matches
+    ipBlock against pod addresses too, so a network that holds the pod network (10.0.0.0/8 over 10.244.0.0/16) leaves
+    it out, and pods are admitted by their labels alone. Preflight refuses a network inside the pod network, which no
+    ``except`` can express. A pod's traffic masqueraded to its node's address (natOutgoing, towards another node) is
+    not told apart: docs/stack-on-kubernetes.md, "Known limit"."""
     network, pods = ipaddress.ip_network(cidr), ipaddress.ip_network(pod_cidr)
     block: dict[str, Any] = {"cidr": str(network)}
     if network.version == pods.version and network != pods and pods.subnet_of(network):  # type: ignore[arg-type]
