@@ -143,6 +143,20 @@ def moved_volumes(existing: list[Mapping[str, Any]], wanted: list[Mapping[str, A
     ]
 
 
+def released_volumes(existing: list[Mapping[str, Any]], wanted: list[Mapping[str, Any]]) -> list[str]:
+    """The local volumes of ``wanted`` that the cluster holds Released: their claim was deleted (to resize, or with a
+    service taken out), and the binder gives a Released volume to no new claim while its claimRef names the old one.
+    Their data stays (Retain); freed of that claimRef, the claim of the same name binds to them again."""
+    names = {volume["metadata"]["name"] for volume in wanted if volume.get("kind") == "PersistentVolume"}
+    return [
+        volume["metadata"]["name"]
+        for volume in existing
+        if volume.get("kind", "") in ("", "PersistentVolume")
+        and volume["metadata"]["name"] in names
+        and (volume.get("status") or {}).get("phase") == "Released"
+    ]
+
+
 def volume_claim(
     component: str, namespace: str, storage_class: str, local_class: str, sizes: dict[str, str], part_of: str
 ) -> dict[str, Any]:
@@ -312,6 +326,7 @@ class FilterModule:
             "ip_block": ip_block,
             "local_volume": local_volume,
             "moved_volumes": moved_volumes,
+            "released_volumes": released_volumes,
             "new_selectors": new_selectors,
             "not_held_by": not_held_by,
             "redact_secrets": redact_secrets,

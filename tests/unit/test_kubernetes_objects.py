@@ -20,6 +20,7 @@ from ansible_collections.sensorstack.iot.plugins.filter.kubernetes_objects impor
     not_held_by,
     redact_secrets,
     relative_path,
+    released_volumes,
     rollouts_pending,
     secret_key,
     statefulsets_to_recreate,
@@ -165,6 +166,25 @@ def test_a_volume_the_cluster_holds_on_another_node_is_named() -> None:
     ]
     # A volume the cluster does not hold yet goes anywhere.
     assert moved_volumes([], [volume("influxdb", "worker2")]) == []
+
+
+def test_a_volume_whose_claim_was_deleted_is_freed_for_the_new_claim() -> None:
+    def volume(component: str) -> dict:
+        return local_volume(component, "stack", "sensorstack-local", "worker1", "/srv/volumes", SIZES, "sensorstack")
+
+    def listed(component: str, phase: str) -> dict:
+        # As the API lists a volume: no kind, the binder's claimRef and a status.
+        item = {key: value for key, value in volume(component).items() if key != "kind"}
+        claim = {"namespace": "stack", "name": f"{component}-data", "uid": "0f0e"}
+        return item | {"spec": item["spec"] | {"claimRef": claim}, "status": {"phase": phase}}
+
+    held = [listed("influxdb", "Released"), listed("mosquitto", "Bound")]
+    wanted = [volume("influxdb"), volume("mosquitto")]
+    assert released_volumes(held, wanted) == ["stack-influxdb-data"]
+    assert released_volumes([listed("influxdb", "Available")], wanted) == []
+    # A volume of another stack, or of a service no longer deployed, is left as it is.
+    assert released_volumes(held, [volume("mosquitto")]) == []
+    assert released_volumes([], wanted) == []
 
 
 REFUSED = (
