@@ -286,6 +286,28 @@ def renewal_lease_holder(node: Node) -> str:
     )
 
 
+def wait_for(
+    description: str,
+    check: Any,
+    timeout: float = 600,
+    interval: float = 5,
+    tolerated: tuple[type[Exception], ...] = (AssertionError,),
+) -> Any:
+    """What ``check()`` returns once it is true, asked every ``interval`` seconds; a ``tolerated`` exception counts as
+    not yet. After ``timeout`` seconds, an AssertionError naming ``description`` and the last answer or exception."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except tolerated as error:
+            last = error
+        time.sleep(interval)
+    raise AssertionError(f"{description} not within {timeout:.0f} s (last: {last})")
+
+
 def kubelet_versions(cluster: Cluster) -> set[str]:
     return {item["status"]["nodeInfo"]["kubeletVersion"] for item in cluster.kubectl_json("get", "nodes")["items"]}
 

@@ -26,8 +26,17 @@ import yaml
 from sensorstack import project_root
 from sensorstack.bundle.versions import load_versions
 
-from .conftest import CONTROL_PLANES, WORKERS, Cluster, Node, PlaybookRun, renewal_lease_held, renewal_lease_holder
-from .test_ha import ready_nodes, wait_for
+from .conftest import (
+    CONTROL_PLANES,
+    WORKERS,
+    Cluster,
+    Node,
+    PlaybookRun,
+    renewal_lease_held,
+    renewal_lease_holder,
+    wait_for,
+)
+from .test_ha import ready_nodes
 
 pytestmark = pytest.mark.cluster
 

@@ -36,6 +36,7 @@ from .conftest import (
     PlaybookRun,
     cluster_inventory,
     node_container,
+    wait_for,
 )
 from .test_etcd_restore import (
     BUMP,
@@ -49,7 +50,7 @@ from .test_etcd_restore import (
     snapshot_before_a_change,
     snapshot_taken,
 )
-from .test_ha import ready_nodes, wait_for
+from .test_ha import ready_nodes
 from .test_reset import CONFIRMED as RESET_CONFIRMED
 from .test_reset import RESET
 

@@ -31,6 +31,7 @@ from .conftest import (
     Node,
     renewal_lease_held,
     renewal_lease_holder,
+    wait_for,
 )
 
 pytestmark = pytest.mark.cluster
@@ -58,20 +59,6 @@ def why_not_ready(node: Node, pod: str) -> str:
         node.run(*KUBECTL, "get", "endpointslices", "--namespace=default", "--output=wide", check=False),
     ]
     return "\n".join(report)
-
-
-def wait_for(description: str, check: Any, timeout: float = 600, interval: float = 5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except AssertionError as error:
-            last = error
-        time.sleep(interval)
-    raise AssertionError(f"{description} not within {timeout:.0f} s (last: {last})")
 
 
 def test_three_control_planes_run_stacked_etcd_behind_every_nodes_balancer(

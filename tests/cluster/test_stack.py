@@ -11,6 +11,7 @@ Runs after test_cluster.py and before test_ha.py (which stops the first control 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import socket
 import subprocess
@@ -31,6 +32,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.mosquitto_passwd i
 from sensorstack import project_root
 
 from .conftest import KUBECTL, WORKERS, Cluster
+from .conftest import wait_for as wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -113,18 +115,11 @@ def influx_count(cluster: Cluster, device: str) -> list[int]:
     return influx_seq(cluster, f"\"device\" = '{device}'")
 
 
-def wait_for(description: str, check: Any, timeout: float = 600, interval: float = 3) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (AssertionError, OSError, KeyError, subprocess.SubprocessError) as error:
-            last = error
-        time.sleep(interval)
-    raise AssertionError(f"{description} not within {timeout:.0f} s (last: {last})")
+# The stack's checks go through node ports, kubectl and InfluxDB's API: a refused connection, a failed command or a
+# pod not listed yet means "not yet" there.
+wait_for = functools.partial(
+    wait_until, interval=3, tolerated=(AssertionError, OSError, KeyError, subprocess.SubprocessError)
+)
 
 
 def test_every_claim_is_bound_and_every_workload_ready(cluster: Cluster) -> None:
