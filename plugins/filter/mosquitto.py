@@ -70,7 +70,8 @@ def _listener_problems(settings: Mapping[str, Any]) -> list[str]:
         if not listener.get("tls"):
             continue
         where = f"mosquitto_listeners: the TLS listener on port {listener.get('port')}"
-        for own, shared in (("certfile", "mosquitto_tls_cert"), ("keyfile", "mosquitto_tls_key")):
+        for own in ("certfile", "keyfile"):
+            shared = LISTENER_TLS_FILES[own]
             if not listener.get(own, settings.get(shared, "")):
                 problems.append(f"{where} needs {own} (or {shared})")
         if listener.get("require_certificate") and not listener.get("cafile", settings.get("mosquitto_tls_ca", "")):
