@@ -3,8 +3,9 @@
 The preflight play runs them for every cluster node before any host changes; the kubeadm and Calico roles run the
 same functions for direct use. Each returns a list of messages naming the variable to fix, empty when all is well.
 ``node_addresses(hosts, hostvars)`` is each node's address as the cluster roles advertise it (apiserver_lb's back
-ends, the firewall's cluster sources), and ``host_port(address, port)`` the host:port form of an address (an IPv6
-address in brackets) that the endpoint check accepts.
+ends, the firewall's cluster sources), ``node_source_addresses(hosts, hostvars)`` every address their traffic can
+leave with (the stack's network policies leave them out), and ``host_port(address, port)`` the host:port form of an
+address (an IPv6 address in brackets) that the endpoint check accepts.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from ansible.errors import AnsibleFilterError
 
 VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 # Encapsulations Calico's IP pools know, and the ones that route between nodes without BGP.
@@ -241,6 +244,39 @@ def node_addresses(hosts: Sequence[str], hostvars: Mapping[str, Any]) -> list[st
     return addresses
 
 
+def node_source_addresses(hosts: Sequence[str], hostvars: Mapping[str, Any]) -> list[str]:
+    """Every address the hosts' traffic to another node can leave with, sorted: the address the cluster knows each
+    by (``node_addresses``) and, from gathered facts, the first IPv4 address of each interface (masquerading picks an
+    interface's primary address, never a secondary one such as a virtual IP moved onto it) and its global IPv6
+    addresses. Loopback and link-local addresses never leave a host. A host of which no address is known at all is
+    an error that names it."""
+    known = node_addresses(hosts, hostvars)
+    unknown = [host for host, address in zip(hosts, known, strict=True) if not address]
+    if unknown:
+        raise AnsibleFilterError(
+            f"no address is known of cluster node {', '.join(unknown)}: set sensorstack_node_ip in the inventory, or "
+            "run a play that gathers its facts first (site.yml does)"
+        )
+    found = set(known)
+    for host in hosts:
+        facts = hostvars.get(host, {}).get("ansible_facts") or {}
+        interfaces = set(facts.get("interfaces") or [])
+        for fact in facts.values():
+            if not isinstance(fact, Mapping) or fact.get("device") not in interfaces:
+                continue
+            ipv4 = fact.get("ipv4")
+            if isinstance(ipv4, Mapping) and ipv4.get("address"):
+                found.add(str(ipv4["address"]))
+            found.update(
+                str(entry["address"])
+                for entry in fact.get("ipv6") or []
+                if isinstance(entry, Mapping) and entry.get("scope") == "global" and entry.get("address")
+            )
+    addresses = {ipaddress.ip_address(address) for address in found}
+    leaving = [address for address in addresses if not (address.is_loopback or address.is_link_local)]
+    return [str(address) for address in sorted(leaving, key=lambda address: (address.version, address))]
+
+
 def host_port(address: Any, port: Any) -> str:
     """``10.0.0.1``, 6443 -> ``10.0.0.1:6443``; an IPv6 address goes in brackets: ``[fd00::1]:6443``."""
     host = str(address)
@@ -262,4 +298,5 @@ class FilterModule:
             "host_port": host_port,
             "kubernetes_version_problems": kubernetes_version_problems,
             "node_addresses": node_addresses,
+            "node_source_addresses": node_source_addresses,
         }

@@ -7,11 +7,12 @@ import hashlib
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
 from ansible.errors import AnsibleFilterError
+from ansible_collections.sensorstack.iot.plugins.filter.stack import left_out_node_problems
 
 REDACTED = "<left out by sensorstack render: set from the inventory when the roles apply it>"
 # The config checksum's input holds passwords, and the annotation is read by whoever reads the workload (and sits in
@@ -28,16 +29,26 @@ def config_checksum(value: Any) -> str:
     return hashlib.pbkdf2_hmac("sha256", data, CHECKSUM_SALT, CHECKSUM_ROUNDS).hex()
 
 
-def ip_block(cidr: str, pod_cidr: str) -> dict[str, Any]:
-    """A NetworkPolicy peer for the network ``cidr`` that never admits a pod by its own address: Calico matches
-    ipBlock against pod addresses too, so a network that holds the pod network (10.0.0.0/8 over 10.244.0.0/16) leaves
-    it out, and pods are admitted by their labels alone. Preflight refuses a network inside the pod network, which no
-    ``except`` can express. A pod's traffic masqueraded to its node's address (natOutgoing, towards another node) is
-    not told apart: docs/stack-on-kubernetes.md, "Known limit"."""
+def ip_block(cidr: str, pod_cidr: str, left_out: Sequence[str] = (), variable: str = "the network") -> dict[str, Any]:
+    """A NetworkPolicy peer for the network ``cidr`` (of the list ``variable``) that never admits a pod, by its own
+    address or by its node's: Calico matches ipBlock against pod addresses too, so a network that holds the pod
+    network (10.0.0.0/8 over 10.244.0.0/16) leaves it out; and Calico's natOutgoing gives a pod's traffic to another
+    node's node port its own node's address, so the addresses of ``left_out`` (every node but the first control
+    plane) in the network are left out too. Pods are admitted by their labels alone. Preflight refuses a network
+    inside the pod network, and one that is a left-out address, which no ``except`` can express."""
     network, pods = ipaddress.ip_network(cidr), ipaddress.ip_network(pod_cidr)
-    block: dict[str, Any] = {"cidr": str(network)}
+    problems = left_out_node_problems(variable, [network], left_out)
+    if problems:
+        raise AnsibleFilterError(problems[0])
+    excepted: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     if network.version == pods.version and network != pods and pods.subnet_of(network):  # type: ignore[arg-type]
-        block["except"] = [str(pods)]
+        excepted.append(pods)
+    for address in map(ipaddress.ip_address, left_out):
+        if address in network and not (address.version == pods.version and address in pods):
+            excepted.append(ipaddress.ip_network(address))
+    block: dict[str, Any] = {"cidr": str(network)}
+    if excepted:
+        block["except"] = [str(excluded) for excluded in sorted(excepted)]  # type: ignore[type-var]
     return {"ipBlock": block}
 
 

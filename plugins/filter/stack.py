@@ -100,16 +100,34 @@ def _pod_network_problems(
     ]
 
 
+def left_out_node_problems(variable: str, networks: Sequence[Any], left_out: Sequence[str]) -> list[str]:
+    """Device or operator networks that are nothing but the address of a node the stack's policies leave out
+    (``left_out``: every node but the first control plane, sensorstack_stack_left_out_addresses): no policy can admit
+    such a network, and the operator meant to admit that node."""
+    addresses = {ipaddress.ip_address(address) for address in left_out}
+    return [
+        f"{variable}: {network} is the address of a cluster node other than the first control-plane node, which the "
+        "stack's network policies leave out: Calico's natOutgoing gives every pod on a node that address towards "
+        "another node's node port, so admitting the node would admit pods of every namespace. Remove it"
+        for network in map(ipaddress.ip_network, map(str, networks))
+        if network.num_addresses == 1 and network.network_address in addresses
+    ]
+
+
 def stack_cluster_problems(settings: Mapping[str, Any], first_control_plane: str, address: str | None) -> list[str]:
     """What would stop the stack on the cluster half-way, found before any host changes: the namespace, the networks
     of devices and operators (the first control-plane node, ``address``, configures InfluxDB and Grafana and runs
-    the verify play through the node ports, so it must be in them), and where the volumes live."""
+    the verify play through the node ports, so it must be in them; another node must not be one of them), and where
+    the volumes live."""
     problems: list[str] = []
     components = list(settings.get("sensorstack_stack_components") or [])
     problems += dns_label_problems(settings.get("sensorstack_stack_namespace") or "", "sensorstack_stack_namespace")
     devices = _networks(settings.get("sensorstack_stack_device_cidrs", []), "sensorstack_stack_device_cidrs", problems)
     admins = _networks(settings.get("sensorstack_stack_admin_cidrs", []), "sensorstack_stack_admin_cidrs", problems)
     problems += _pod_network_problems(settings.get("sensorstack_pod_cidr"), devices, admins)
+    left_out = settings.get("sensorstack_stack_left_out_addresses") or []
+    problems += left_out_node_problems("sensorstack_stack_device_cidrs", devices, left_out)
+    problems += left_out_node_problems("sensorstack_stack_admin_cidrs", admins, left_out)
     node = ipaddress.ip_address(address) if address else None
     verified = {"mosquitto", "telegraf", "influxdb"} <= set(components)
     # Configured through a URL of one's own, or else through the node port; the verify play reads InfluxDB back

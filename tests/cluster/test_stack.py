@@ -45,12 +45,12 @@ WORKLOADS = {"mosquitto": "deployment", "influxdb": "statefulset", "telegraf": "
 DESTINATIONS = {"mosquitto": 1883, "influxdb": 8086, "grafana": 3000}
 NODE_PORTS = {"mosquitto": 31883, "influxdb": 30086, "grafana": 30300}
 # The flows the pipeline needs, and nothing else: (source, destination) -> allowed.
-SOURCES = ("telegraf", "grafana", "unlabelled", "other namespace", "site network")
+SOURCES = ("telegraf", "grafana", "unlabelled", "other namespace", "node port", "site network")
 INTENDED = {
     ("telegraf", "mosquitto"): True,
     ("telegraf", "influxdb"): True,
     ("grafana", "influxdb"): True,
-    # The controller and the nodes are on the lab network, in both the device and the admin networks of the lab.
+    # The controller is on the lab network, in both the device and the admin networks of the lab.
     ("site network", "mosquitto"): True,
     ("site network", "influxdb"): True,
     ("site network", "grafana"): True,
@@ -172,17 +172,18 @@ def test_grafana_reads_its_secret_key_from_the_secret_and_no_config_map_holds_it
     assert cluster.kubectl(*exec_, "cat", "/etc/grafana/secrets/secret_key") == key
 
 
-def probe_pods(image: str) -> str:
-    """Pods that stand in for each source: labelled as Telegraf and Grafana, unlabelled, and in another namespace.
-    They meet the namespace's restricted Pod Security, and only sleep until the test runs its probes in them."""
+def probe_pods(image: str, other_node: str) -> str:
+    """Pods that stand in for each source: labelled as Telegraf and Grafana, unlabelled, and in another namespace on
+    ``other_node``. They meet the namespace's restricted Pod Security, and only sleep until the test runs its probes in
+    them."""
     manifests: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OTHER_NAMESPACE}},
     ]
-    for name, namespace, labels in (
-        ("probe-telegraf", NAMESPACE, {"app.kubernetes.io/name": "telegraf"}),
-        ("probe-grafana", NAMESPACE, {"app.kubernetes.io/name": "grafana"}),
-        ("probe-unlabelled", NAMESPACE, {}),
-        ("probe-other", OTHER_NAMESPACE, {}),
+    for name, namespace, labels, node in (
+        ("probe-telegraf", NAMESPACE, {"app.kubernetes.io/name": "telegraf"}, None),
+        ("probe-grafana", NAMESPACE, {"app.kubernetes.io/name": "grafana"}, None),
+        ("probe-unlabelled", NAMESPACE, {}, None),
+        ("probe-other", OTHER_NAMESPACE, {}, other_node),
     ):
         manifests.append(
             {
@@ -190,6 +191,7 @@ def probe_pods(image: str) -> str:
                 "kind": "Pod",
                 "metadata": {"name": name, "namespace": namespace, "labels": labels},
                 "spec": {
+                    **({"nodeName": node} if node else {}),
                     "terminationGracePeriodSeconds": 0,
                     "automountServiceAccountToken": False,
                     "securityContext": {
@@ -219,7 +221,11 @@ def probes(cluster: Cluster) -> Any:
     image = cluster.kubectl_json(f"--namespace={NAMESPACE}", "get", "deployment", "grafana")["spec"]["template"][
         "spec"
     ]["containers"][0]["image"]
-    manifests = probe_pods(image)
+    # The other namespace's pod runs on a worker that runs none of the services, so that its way to their node ports
+    # crosses nodes: Calico masquerades it as that worker's address, which the lab's networks hold.
+    serving = {pods(cluster)[service]["spec"]["nodeName"] for service in NODE_PORTS}
+    other_node = next(worker.name for worker in cluster.workers if worker.name not in serving)
+    manifests = probe_pods(image, other_node)
     cluster.kubectl("apply", "--filename=-", stdin=manifests)
     for name, namespace in (
         ("probe-telegraf", NAMESPACE),
@@ -276,6 +282,10 @@ def reaches(cluster: Cluster, source: str, destination: str) -> bool:
                 return True
         except OSError:
             return False
+    if source == "node port":
+        # From the other namespace's pod, on another node than the service's, through the service's node port.
+        node_port = (host_of(cluster, destination), str(NODE_PORTS[destination]))
+        return in_pod(cluster, "other namespace", CONNECT, *node_port).returncode == 0
     name = f"{destination}.{NAMESPACE}.svc.cluster.local"
     return in_pod(cluster, source, CONNECT, name, str(DESTINATIONS[destination])).returncode == 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from ansible.errors import AnsibleFilterError
 from ansible_collections.sensorstack.iot.plugins.filter.cluster_checks import (
     cluster_problems,
     control_plane_count_problems,
@@ -13,6 +14,7 @@ from ansible_collections.sensorstack.iot.plugins.filter.cluster_checks import (
     kubernetes_version_problems,
     mirror_problems,
     node_addresses,
+    node_source_addresses,
     parse_version,
     runtime_problems,
     upgrade_problems,
@@ -168,6 +170,43 @@ def test_node_addresses_prefer_the_advertised_address_then_facts() -> None:
         "w2": {},
     }
     assert node_addresses(["cp1", "w1", "w2"], hostvars) == ["10.213.0.11", "192.0.2.21", ""]
+
+
+def test_a_node_leaves_with_its_known_address_and_each_interfaces_first_address() -> None:
+    facts = {
+        "interfaces": ["lo", "eth0", "eth1", "vxlan.calico"],
+        "default_ipv4": {"address": "10.213.0.21", "interface": "eth0"},
+        "lo": {"device": "lo", "ipv4": {"address": "127.0.0.1"}, "ipv6": [{"address": "::1", "scope": "host"}]},
+        # A virtual IP moved onto the interface is a secondary address, which masquerading never picks.
+        "eth0": {"device": "eth0", "ipv4": {"address": "10.213.0.21"}, "ipv4_secondaries": [{"address": "10.213.0.5"}]},
+        # A second network card in the devices' network: a pod's traffic to another node there leaves from it.
+        "eth1": {
+            "device": "eth1",
+            "ipv4": {"address": "192.0.2.21"},
+            "ipv6": [{"address": "fd00::21", "scope": "global"}, {"address": "fe80::1", "scope": "link"}],
+        },
+        "vxlan_calico": {"device": "vxlan.calico", "ipv4": {"address": "10.244.1.0"}},
+        # Not an interface, though it looks like one.
+        "docker_bridge": {"device": "br0", "ipv4": {"address": "198.51.100.1"}},
+    }
+    hostvars = {
+        "w1": {"sensorstack_node_ip": "10.213.0.121", "ansible_facts": facts},
+        "w2": {"sensorstack_node_ip": "10.213.0.22"},
+    }
+
+    assert node_source_addresses(["w1", "w2"], hostvars) == [
+        "10.213.0.21",
+        "10.213.0.22",
+        "10.213.0.121",
+        "10.244.1.0",
+        "192.0.2.21",
+        "fd00::21",
+    ]
+
+
+def test_a_node_of_which_no_address_is_known_is_named() -> None:
+    with pytest.raises(AnsibleFilterError, match="no address is known of cluster node w2: set sensorstack_node_ip"):
+        node_source_addresses(["w1", "w2"], {"w1": {"sensorstack_node_ip": "10.213.0.21"}, "w2": {}})
 
 
 @pytest.mark.parametrize(

@@ -152,6 +152,31 @@ def test_a_network_peer_never_admits_a_pod_by_its_address(cidr: str, expected: d
     assert ip_block(cidr, "10.244.0.0/16") == {"ipBlock": expected}
 
 
+def test_a_network_peer_leaves_out_every_node_but_the_first_control_plane() -> None:
+    # Calico masquerades a pod's traffic to another node's node port as its own node: those nodes' addresses are left
+    # out, sorted, where the network holds them; a tunnel address is in the pod network, left out already.
+    left_out = ["10.213.0.22", "10.213.0.21", "10.244.1.0", "192.0.2.21", "fd00::21"]
+
+    assert ip_block("10.213.0.0/24", "10.244.0.0/16", left_out) == {
+        "ipBlock": {"cidr": "10.213.0.0/24", "except": ["10.213.0.21/32", "10.213.0.22/32"]}
+    }
+    assert ip_block("10.0.0.0/8", "10.244.0.0/16", left_out) == {
+        "ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.213.0.21/32", "10.213.0.22/32", "10.244.0.0/16"]}
+    }
+    assert ip_block("fd00::/64", "10.244.0.0/16", left_out) == {
+        "ipBlock": {"cidr": "fd00::/64", "except": ["fd00::21/128"]}
+    }
+    # The first control plane's own address (not left out) is admitted as such.
+    assert ip_block("10.213.0.11/32", "10.244.0.0/16", left_out) == {"ipBlock": {"cidr": "10.213.0.11/32"}}
+
+
+def test_a_network_that_is_only_a_left_out_node_is_refused_with_its_variable() -> None:
+    with pytest.raises(
+        AnsibleFilterError, match=r"sensorstack_stack_admin_cidrs: 10\.213\.0\.21/32 is the address of a"
+    ):
+        ip_block("10.213.0.21/32", "10.244.0.0/16", ["10.213.0.21"], "sensorstack_stack_admin_cidrs")
+
+
 def test_a_volume_the_cluster_holds_on_another_node_is_named() -> None:
     def volume(component: str, node: str) -> dict:
         return local_volume(component, "stack", "sensorstack-local", node, "/srv/volumes", SIZES, "sensorstack")

@@ -77,6 +77,17 @@ def test_a_network_around_the_pod_network_passes() -> None:
     assert problems(sensorstack_stack_admin_cidrs=["10.0.0.0/8"], sensorstack_stack_device_cidrs=["10.0.0.0/8"]) == []
 
 
+def test_a_network_that_is_only_another_nodes_address_is_refused() -> None:
+    found = problems(
+        sensorstack_stack_admin_cidrs=["10.213.0.11/32", "10.213.0.21/32"],
+        sensorstack_stack_device_cidrs=["10.213.0.0/24"],
+        sensorstack_stack_left_out_addresses=["10.213.0.21", "10.213.0.22"],
+    )
+
+    assert len(found) == 1, found
+    assert found[0].startswith("sensorstack_stack_admin_cidrs: 10.213.0.21/32 is the address of a cluster node other")
+
+
 def test_a_service_reached_through_its_own_url_needs_no_admin_network() -> None:
     urls = {
         "influxdb_kubernetes_api_url": "https://influx.example",

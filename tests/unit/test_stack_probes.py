@@ -138,3 +138,47 @@ def test_an_extra_egress_rule_joins_the_stacks_own_flows_and_nothing_else_does(r
     own = egress()
     assert OUTSIDE not in own
     assert egress(**{f"{role}_kubernetes_extra_egress": [OUTSIDE]}) == [*own, OUTSIDE]
+
+
+# --- Node ports -----------------------------------------------------------------------------------------------
+
+# The lab's layout: the roles configure the stack from cp1, whose pods (if it ran any) could not be told apart from it.
+LAB_GROUPS = {"control_plane": ["cp1"], "workers": ["w1", "w2"]}
+LAB_HOSTVARS = {
+    "cp1": {"sensorstack_node_ip": "10.213.0.11"},
+    "w1": {"sensorstack_node_ip": "10.213.0.21"},
+    "w2": {"sensorstack_node_ip": "10.213.0.22"},
+}
+
+
+@pytest.mark.parametrize(
+    ("role", "networks"),
+    [
+        ("influxdb", "sensorstack_stack_admin_cidrs"),
+        ("grafana", "sensorstack_stack_admin_cidrs"),
+        ("mosquitto", "sensorstack_stack_device_cidrs"),
+    ],
+)
+def test_a_node_port_admits_the_networks_but_no_node_other_than_the_first_control_plane(
+    role: str, networks: str
+) -> None:
+    files = RoleFiles.load(role)
+    template = (ROOT / f"roles/{role}/templates/kubernetes.yml.j2").read_text()
+    variables = {
+        "ansible_managed": "managed",
+        **RENDERED[role],
+        **SECRET_SETTINGS.get(role, ({}, {}))[0],
+        "groups": LAB_GROUPS,
+        "hostvars": LAB_HOSTVARS,
+        networks: ["10.213.0.0/24", "10.0.0.0/8"],
+    }
+    [policy] = [
+        item
+        for item in yaml.safe_load(files.render(template, **variables))
+        if item["kind"] == "NetworkPolicy" and "Ingress" in item["spec"]["policyTypes"]
+    ]
+    blocks = [peer["ipBlock"] for rule in policy["spec"]["ingress"] for peer in rule["from"] if "ipBlock" in peer]
+    assert blocks == [
+        {"cidr": "10.213.0.0/24", "except": ["10.213.0.21/32", "10.213.0.22/32"]},
+        {"cidr": "10.0.0.0/8", "except": ["10.213.0.21/32", "10.213.0.22/32", "10.244.0.0/16"]},
+    ]
