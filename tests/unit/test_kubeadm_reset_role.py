@@ -93,6 +93,37 @@ def test_the_node_is_drained_only_from_a_live_cluster_that_stays(settings: dict[
     assert reason in rendered if reason else rendered == ""
 
 
+@pytest.mark.parametrize(
+    ("answer", "asked_again"),
+    [
+        ({"rc": 0, "stdout": "node/w1", "stderr": ""}, False),
+        ({"rc": 1, "stderr": 'Error from server (NotFound): nodes "w1" not found'}, False),
+        ({"rc": 1, "stderr": "error: stat /etc/kubernetes/admin.conf: no such file or directory"}, False),
+        ({"rc": 2, "msg": "[Errno 2] No such file or directory: b'kubectl'"}, False),
+        (
+            {
+                "rc": 1,
+                "stderr": "The connection to the server 10.213.0.11:6443 was refused - did you specify the right",
+            },
+            True,
+        ),
+        (
+            {
+                "rc": 1,
+                "stderr": "Unable to connect to the server: net/http: request canceled (Client.Timeout exceeded)",
+            },
+            True,
+        ),
+    ],
+)
+def test_an_api_server_that_does_not_answer_is_asked_again_before_the_drain_is_skipped(
+    answer: dict[str, Any], asked_again: bool
+) -> None:
+    read = task("drain.yml", "Read whether the cluster of the first control-plane node still counts this node")
+    assert read["retries"] >= 2
+    assert render("{{ " + read["until"] + " }}", kubeadm_reset_membership=answer) is not asked_again
+
+
 def test_the_drain_is_bounded_keeps_daemonsets_and_forces_only_when_told() -> None:
     argv = task("drain.yml", "Ensure the node's pods have moved away")["ansible.builtin.command"]["argv"]
     assert render(argv)[:5] == ["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "drain", "w1"]
