@@ -254,8 +254,9 @@ def node_source_addresses(hosts: Sequence[str], hostvars: Mapping[str, Any]) -> 
     unknown = [host for host, address in zip(hosts, known, strict=True) if not address]
     if unknown:
         raise AnsibleFilterError(
-            f"no address is known of cluster node {', '.join(unknown)}: set sensorstack_node_ip in the inventory, or "
-            "run a play that gathers its facts first (site.yml does)"
+            f"no address is known of cluster node {', '.join(unknown)} (its facts were not gathered in this run, nor "
+            "cached: a run limited to other hosts?), which the stack's network policies must leave out: set "
+            "sensorstack_node_ip for it in the inventory, or include it in the run"
         )
     found = set(known)
     for host in hosts:

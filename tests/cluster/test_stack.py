@@ -223,7 +223,8 @@ def probes(cluster: Cluster) -> Any:
     ]["containers"][0]["image"]
     # The other namespace's pod runs on a worker that runs none of the services, so that its way to their node ports
     # crosses nodes: Calico masquerades it as that worker's address, which the lab's networks hold.
-    serving = {pods(cluster)[service]["spec"]["nodeName"] for service in NODE_PORTS}
+    running = pods(cluster)
+    serving = {running[service]["spec"]["nodeName"] for service in NODE_PORTS}
     other_node = next(worker.name for worker in cluster.workers if worker.name not in serving)
     manifests = probe_pods(image, other_node)
     cluster.kubectl("apply", "--filename=-", stdin=manifests)
