@@ -244,19 +244,39 @@ def node_addresses(hosts: Sequence[str], hostvars: Mapping[str, Any]) -> list[st
     return addresses
 
 
+def _primary_ipv4_addresses(interface: Mapping[str, Any]) -> list[str]:
+    """The IPv4 addresses of an interface (its facts) that masquerading can pick as a source: the kernel's primary
+    addresses, the first of each subnet. Ansible lists every address after the first in ipv4_secondaries, the
+    kernel's secondaries (more of a subnet already there) and the first of other subnets alike. A later /32, a
+    virtual IP such as keepalived moves between nodes, serves no subnet: left out, so the list stays the same when
+    it moves."""
+    addresses: list[str] = []
+    subnets: set[ipaddress.IPv4Network | ipaddress.IPv6Network] = set()
+    for position, entry in enumerate([interface.get("ipv4"), *(interface.get("ipv4_secondaries") or [])]):
+        if not isinstance(entry, Mapping) or not entry.get("address"):
+            continue
+        try:
+            subnet = ipaddress.ip_interface(f"{entry['address']}/{entry.get('prefix') or 32}").network
+        except ValueError:
+            continue
+        if position == 0 or (subnet not in subnets and subnet.prefixlen < subnet.max_prefixlen):
+            addresses.append(str(entry["address"]))
+        subnets.add(subnet)
+    return addresses
+
+
 def node_source_addresses(hosts: Sequence[str], hostvars: Mapping[str, Any]) -> list[str]:
     """Every address the hosts' traffic to another node can leave with, sorted: the address the cluster knows each
-    by (``node_addresses``) and, from gathered facts, the first IPv4 address of each interface (masquerading picks an
-    interface's primary address, never a secondary one such as a virtual IP moved onto it) and its global IPv6
+    by (``node_addresses``) and, from gathered facts, each interface's primary IPv4 addresses and global IPv6
     addresses. Loopback and link-local addresses never leave a host. A host of which no address is known at all is
     an error that names it."""
     known = node_addresses(hosts, hostvars)
     unknown = [host for host, address in zip(hosts, known, strict=True) if not address]
     if unknown:
         raise AnsibleFilterError(
-            f"no address is known of cluster node {', '.join(unknown)} (its facts were not gathered in this run, nor "
-            "cached: a run limited to other hosts?), which the stack's network policies must leave out: set "
-            "sensorstack_node_ip for it in the inventory, or include it in the run"
+            f"no address is known of cluster node {', '.join(unknown)}, which the stack's network policies must leave "
+            "out: set sensorstack_node_ip for it in the inventory, or run stack.yml or site.yml, which gather its "
+            "facts (a render reads them from the fact cache)"
         )
     found = set(known)
     for host in hosts:
@@ -265,9 +285,7 @@ def node_source_addresses(hosts: Sequence[str], hostvars: Mapping[str, Any]) -> 
         for fact in facts.values():
             if not isinstance(fact, Mapping) or fact.get("device") not in interfaces:
                 continue
-            ipv4 = fact.get("ipv4")
-            if isinstance(ipv4, Mapping) and ipv4.get("address"):
-                found.add(str(ipv4["address"]))
+            found.update(_primary_ipv4_addresses(fact))
             found.update(
                 str(entry["address"])
                 for entry in fact.get("ipv6") or []

@@ -225,7 +225,8 @@ def probes(cluster: Cluster) -> Any:
     # crosses nodes: Calico masquerades it as that worker's address, which the lab's networks hold.
     running = pods(cluster)
     serving = {running[service]["spec"]["nodeName"] for service in NODE_PORTS}
-    other_node = next(worker.name for worker in cluster.workers if worker.name not in serving)
+    other_node = next((worker.name for worker in cluster.workers if worker.name not in serving), None)
+    assert other_node, f"every worker runs a service ({serving}): no node to probe the node ports from"
     manifests = probe_pods(image, other_node)
     cluster.kubectl("apply", "--filename=-", stdin=manifests)
     for name, namespace in (

@@ -172,13 +172,23 @@ def test_node_addresses_prefer_the_advertised_address_then_facts() -> None:
     assert node_addresses(["cp1", "w1", "w2"], hostvars) == ["10.213.0.11", "192.0.2.21", ""]
 
 
-def test_a_node_leaves_with_its_known_address_and_each_interfaces_first_address() -> None:
+def test_a_node_leaves_with_its_known_address_and_each_interfaces_primary_addresses() -> None:
     facts = {
         "interfaces": ["lo", "eth0", "eth1", "vxlan.calico"],
         "default_ipv4": {"address": "10.213.0.21", "interface": "eth0"},
         "lo": {"device": "lo", "ipv4": {"address": "127.0.0.1"}, "ipv6": [{"address": "::1", "scope": "host"}]},
-        # A virtual IP moved onto the interface is a secondary address, which masquerading never picks.
-        "eth0": {"device": "eth0", "ipv4": {"address": "10.213.0.21"}, "ipv4_secondaries": [{"address": "10.213.0.5"}]},
+        "eth0": {
+            "device": "eth0",
+            "ipv4": {"address": "10.213.0.21", "prefix": "24"},
+            "ipv4_secondaries": [
+                # A second address of the subnet: the kernel's secondary, which masquerading never picks.
+                {"address": "10.213.0.40", "prefix": "24"},
+                # A virtual IP that moves between nodes (keepalived): left out, so the policies stay put when it moves.
+                {"address": "10.213.0.5", "prefix": "32"},
+                # The first address of another subnet: a primary one, the source towards that subnet.
+                {"address": "198.51.100.21", "prefix": "24"},
+            ],
+        },
         # A second network card in the devices' network: a pod's traffic to another node there leaves from it.
         "eth1": {
             "device": "eth1",
@@ -200,12 +210,24 @@ def test_a_node_leaves_with_its_known_address_and_each_interfaces_first_address(
         "10.213.0.121",
         "10.244.1.0",
         "192.0.2.21",
+        "198.51.100.21",
         "fd00::21",
     ]
 
 
+def test_a_node_whose_only_address_is_a_32_leaves_with_it() -> None:
+    # Some hosting gives a server a /32 on its main interface: the first address is the primary, whatever its prefix.
+    facts = {
+        "interfaces": ["eth0", "eth1"],
+        "default_ipv4": {"address": "203.0.113.7"},
+        "eth0": {"device": "eth0", "ipv4": {"address": "203.0.113.7", "prefix": "32"}},
+        "eth1": {"device": "eth1", "ipv4": {"address": "192.0.2.7", "prefix": "32"}},
+    }
+    assert node_source_addresses(["w1"], {"w1": {"ansible_facts": facts}}) == ["192.0.2.7", "203.0.113.7"]
+
+
 def test_a_node_of_which_no_address_is_known_is_named() -> None:
-    with pytest.raises(AnsibleFilterError, match=r"cluster node w2 \(.*: set sensorstack_node_ip for it"):
+    with pytest.raises(AnsibleFilterError, match=r"cluster node w2, which .*: set sensorstack_node_ip for it"):
         node_source_addresses(["w1", "w2"], {"w1": {"sensorstack_node_ip": "10.213.0.21"}, "w2": {}})
 
 
