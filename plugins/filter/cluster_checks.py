@@ -265,25 +265,27 @@ def _primary_ipv4_addresses(interface: Mapping[str, Any]) -> list[str]:
     return addresses
 
 
-def node_source_addresses(hosts: Sequence[str], hostvars: Mapping[str, Any]) -> list[str]:
+def node_source_addresses(hosts: Sequence[str], hostvars: Mapping[str, Any], unknown: str = "error") -> list[str]:
     """Every address the hosts' traffic to another node can leave with, sorted: the address the cluster knows each
     by (``node_addresses``) and, from gathered facts, each interface's primary IPv4 addresses and global IPv6
     addresses. Loopback and link-local addresses never leave a host. A host of which no address is known at all is
-    an error that names it."""
+    an error that names it, or with ``unknown="skip"`` left out (preflight's check of the networks, which runs before
+    the stack play gathers the facts a limited run lacks, and which that play repeats)."""
     known = node_addresses(hosts, hostvars)
-    unknown = [host for host, address in zip(hosts, known, strict=True) if not address]
-    if unknown:
+    missing = [host for host, address in zip(hosts, known, strict=True) if not address]
+    if missing and unknown != "skip":
         raise AnsibleFilterError(
-            f"no address is known of cluster node {', '.join(unknown)}, which the stack's network policies must leave "
+            f"no address is known of cluster node {', '.join(missing)}, which the stack's network policies must leave "
             "out: set sensorstack_node_ip for it in the inventory, or run stack.yml or site.yml, which gather its "
             "facts (a render reads them from the fact cache)"
         )
-    found = set(known)
+    found = {address for address in known if address}
     for host in hosts:
         facts = hostvars.get(host, {}).get("ansible_facts") or {}
-        interfaces = set(facts.get("interfaces") or [])
-        for fact in facts.values():
-            if not isinstance(fact, Mapping) or fact.get("device") not in interfaces:
+        # An interface's facts are named after it, '-' written '_' (a labelled address, eth0:1, is its own eth0_1).
+        for name in map(str, facts.get("interfaces") or []):
+            fact = facts.get(name.replace("-", "_"), facts.get(name))
+            if not isinstance(fact, Mapping):
                 continue
             found.update(_primary_ipv4_addresses(fact))
             found.update(

@@ -174,7 +174,7 @@ def test_node_addresses_prefer_the_advertised_address_then_facts() -> None:
 
 def test_a_node_leaves_with_its_known_address_and_each_interfaces_primary_addresses() -> None:
     facts = {
-        "interfaces": ["lo", "eth0", "eth1", "vxlan.calico"],
+        "interfaces": ["lo", "eth0", "eth0_1", "eth1", "vxlan.calico", "br-lan"],
         "default_ipv4": {"address": "10.213.0.21", "interface": "eth0"},
         "lo": {"device": "lo", "ipv4": {"address": "127.0.0.1"}, "ipv6": [{"address": "::1", "scope": "host"}]},
         "eth0": {
@@ -187,15 +187,21 @@ def test_a_node_leaves_with_its_known_address_and_each_interfaces_primary_addres
                 {"address": "10.213.0.5", "prefix": "32"},
                 # The first address of another subnet: a primary one, the source towards that subnet.
                 {"address": "198.51.100.21", "prefix": "24"},
+                # Another prefix over the same addresses is another subnet to the kernel: a primary one too.
+                {"address": "10.213.0.41", "prefix": "16"},
             ],
         },
+        # An address labelled eth0:1 (ifupdown): facts of its own, with no device.
+        "eth0_1": {"ipv4": {"address": "203.0.113.21", "prefix": "24"}},
         # A second network card in the devices' network: a pod's traffic to another node there leaves from it.
         "eth1": {
             "device": "eth1",
             "ipv4": {"address": "192.0.2.21"},
             "ipv6": [{"address": "fd00::21", "scope": "global"}, {"address": "fe80::1", "scope": "link"}],
         },
-        "vxlan_calico": {"device": "vxlan.calico", "ipv4": {"address": "10.244.1.0"}},
+        "vxlan.calico": {"device": "vxlan.calico", "ipv4": {"address": "10.244.1.0"}},
+        # Facts name an interface with '-' written '_'.
+        "br_lan": {"device": "br-lan", "ipv4": {"address": "192.0.2.121", "prefix": "24"}},
         # Not an interface, though it looks like one.
         "docker_bridge": {"device": "br0", "ipv4": {"address": "198.51.100.1"}},
     }
@@ -207,10 +213,13 @@ def test_a_node_leaves_with_its_known_address_and_each_interfaces_primary_addres
     assert node_source_addresses(["w1", "w2"], hostvars) == [
         "10.213.0.21",
         "10.213.0.22",
+        "10.213.0.41",
         "10.213.0.121",
         "10.244.1.0",
         "192.0.2.21",
+        "192.0.2.121",
         "198.51.100.21",
+        "203.0.113.21",
         "fd00::21",
     ]
 
@@ -224,6 +233,11 @@ def test_a_node_whose_only_address_is_a_32_leaves_with_it() -> None:
         "eth1": {"device": "eth1", "ipv4": {"address": "192.0.2.7", "prefix": "32"}},
     }
     assert node_source_addresses(["w1"], {"w1": {"ansible_facts": facts}}) == ["192.0.2.7", "203.0.113.7"]
+
+
+def test_a_node_of_which_no_address_is_known_is_left_out_when_told() -> None:
+    hostvars = {"w1": {"sensorstack_node_ip": "10.213.0.21"}, "w2": {}}
+    assert node_source_addresses(["w1", "w2"], hostvars, "skip") == ["10.213.0.21"]
 
 
 def test_a_node_of_which_no_address_is_known_is_named() -> None:

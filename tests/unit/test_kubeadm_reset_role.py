@@ -100,6 +100,17 @@ def test_the_node_is_drained_only_from_a_live_cluster_that_stays(settings: dict[
         ({"rc": 1, "stderr": 'Error from server (NotFound): nodes "w1" not found'}, False),
         ({"rc": 1, "stderr": "error: stat /etc/kubernetes/admin.conf: no such file or directory"}, False),
         ({"rc": 2, "stderr": "", "msg": "Error executing command."}, False),
+        ({"rc": 1, "stderr": 'Error from server (NotFound): nodes "geofence-1" not found'}, False),
+        (
+            {
+                "rc": 1,
+                "stderr": "memcache.go:265] couldn't get current server API group list: the server is currently unable "
+                'to handle the request\nError from server (NotFound): nodes "w1" not found',
+            },
+            False,
+        ),
+        ({"rc": 1, "stderr": 'Error from server (Forbidden): nodes "w1" is forbidden'}, False),
+        ({"rc": 1, "stderr": "error: You must be logged in to the server (Unauthorized)"}, False),
         (
             {"rc": 1, "stderr": "Error from server (ServiceUnavailable): the server is currently unable to handle it"},
             True,

@@ -182,3 +182,15 @@ def test_a_node_port_admits_the_networks_but_no_node_other_than_the_first_contro
         {"cidr": "10.213.0.0/24", "except": ["10.213.0.21/32", "10.213.0.22/32"]},
         {"cidr": "10.0.0.0/8", "except": ["10.213.0.21/32", "10.213.0.22/32", "10.244.0.0/16"]},
     ]
+
+
+def test_preflight_leaves_a_node_of_unknown_address_to_the_stack_play_which_stops_at_it() -> None:
+    files = RoleFiles.load("influxdb")
+    hostvars = {**LAB_HOSTVARS, "w2": {}}
+    expression = "{{ sensorstack_stack_left_out_addresses }}"
+
+    assert files.render(
+        expression, groups=LAB_GROUPS, hostvars=hostvars, sensorstack_stack_unknown_node_addresses="skip"
+    ) == ["10.213.0.21"]
+    with pytest.raises(Exception, match="no address is known of cluster node w2"):
+        files.render(expression, groups=LAB_GROUPS, hostvars=hostvars)
