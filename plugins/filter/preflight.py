@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ansible_collections.sensorstack.iot.plugins.filter.cluster_checks import node_addresses
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -84,12 +86,12 @@ def network_problems(
 
 
 def host_addressing(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> dict[str, dict[str, str]]:
-    """Collect each host's address (``sensorstack_node_ip`` or its default IPv4) and network from its facts."""
+    """Collect each host's address (``node_addresses``: ``sensorstack_node_ip`` or its default IPv4) and, from its
+    facts, the network of its default IPv4 address."""
+    hosts = list(hosts)
     addressing: dict[str, dict[str, str]] = {}
-    for host in hosts:
-        variables = hostvars[host]
-        default_ipv4 = variables.get("ansible_default_ipv4") or {}
-        address = variables.get("sensorstack_node_ip") or default_ipv4.get("address")
+    for host, address in zip(hosts, node_addresses(hosts, hostvars), strict=True):
+        default_ipv4 = (hostvars[host].get("ansible_facts") or {}).get("default_ipv4") or {}
         entry: dict[str, str] = {}
         if address:
             entry["address"] = str(address)

@@ -172,6 +172,15 @@ def test_grafana_reads_its_secret_key_from_the_secret_and_no_config_map_holds_it
     assert cluster.kubectl(*exec_, "cat", "/etc/grafana/secrets/secret_key") == key
 
 
+# The pod that stands in for each source of the policy table: its namespace, name and labels.
+PROBE_PODS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "telegraf": (NAMESPACE, "probe-telegraf", {"app.kubernetes.io/name": "telegraf"}),
+    "grafana": (NAMESPACE, "probe-grafana", {"app.kubernetes.io/name": "grafana"}),
+    "unlabelled": (NAMESPACE, "probe-unlabelled", {}),
+    "other namespace": (OTHER_NAMESPACE, "probe-other", {}),
+}
+
+
 def probe_pods(image: str, other_node: str) -> str:
     """Pods that stand in for each source: labelled as Telegraf and Grafana, unlabelled, and in another namespace on
     ``other_node``. They meet the namespace's restricted Pod Security, and only sleep until the test runs its probes in
@@ -179,12 +188,8 @@ def probe_pods(image: str, other_node: str) -> str:
     manifests: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OTHER_NAMESPACE}},
     ]
-    for name, namespace, labels, node in (
-        ("probe-telegraf", NAMESPACE, {"app.kubernetes.io/name": "telegraf"}, None),
-        ("probe-grafana", NAMESPACE, {"app.kubernetes.io/name": "grafana"}, None),
-        ("probe-unlabelled", NAMESPACE, {}, None),
-        ("probe-other", OTHER_NAMESPACE, {}, other_node),
-    ):
+    for namespace, name, labels in PROBE_PODS.values():
+        node = other_node if namespace == OTHER_NAMESPACE else None
         manifests.append(
             {
                 "apiVersion": "v1",
@@ -229,12 +234,7 @@ def probes(cluster: Cluster) -> Any:
     assert other_node, f"every worker runs a service ({serving}): no node to probe the node ports from"
     manifests = probe_pods(image, other_node)
     cluster.kubectl("apply", "--filename=-", stdin=manifests)
-    for name, namespace in (
-        ("probe-telegraf", NAMESPACE),
-        ("probe-grafana", NAMESPACE),
-        ("probe-unlabelled", NAMESPACE),
-        ("probe-other", OTHER_NAMESPACE),
-    ):
+    for namespace, name, _ in PROBE_PODS.values():
         cluster.kubectl(
             f"--namespace={namespace}", "wait", "--for=condition=Ready", f"pod/{name}", "--timeout=300s", timeout=360
         )
@@ -242,16 +242,8 @@ def probes(cluster: Cluster) -> Any:
     cluster.kubectl("delete", "--filename=-", "--wait=false", stdin=manifests)
 
 
-PROBE_PODS = {
-    "telegraf": (NAMESPACE, "probe-telegraf"),
-    "grafana": (NAMESPACE, "probe-grafana"),
-    "unlabelled": (NAMESPACE, "probe-unlabelled"),
-    "other namespace": (OTHER_NAMESPACE, "probe-other"),
-}
-
-
 def in_pod(cluster: Cluster, source: str, script: str, *arguments: str) -> subprocess.CompletedProcess[str]:
-    namespace, pod = PROBE_PODS[source]
+    namespace, pod, _ = PROBE_PODS[source]
     return subprocess.run(
         [
             "docker",

@@ -125,13 +125,15 @@ def test_a_malformed_node_ip_is_named() -> None:
 def test_host_addressing_prefers_the_declared_node_ip_and_derives_the_network() -> None:
     hostvars = {
         "cp1": {
-            "ansible_default_ipv4": {
-                "address": "172.18.0.2",
-                "network": "172.18.0.0",
-                "netmask": "255.255.0.0",
+            "ansible_facts": {
+                "default_ipv4": {
+                    "address": "172.18.0.2",
+                    "network": "172.18.0.0",
+                    "netmask": "255.255.0.0",
+                }
             }
         },
-        "cp2": {"sensorstack_node_ip": "192.0.2.9", "ansible_default_ipv4": {}},
+        "cp2": {"sensorstack_node_ip": "192.0.2.9", "ansible_facts": {"default_ipv4": {}}},
     }
     assert host_addressing(hostvars, ["cp1", "cp2"]) == {
         "cp1": {"address": "172.18.0.2", "network": "172.18.0.0/16"},
