@@ -196,6 +196,44 @@ def test_a_node_is_back_only_with_a_ready_heartbeat_sent_after_its_kubelet_resta
     ]
 
 
+def left_out_report(play_hosts: list[str]) -> str:
+    """The report of nodes the restored cluster holds beyond the run's (kubelets.yml), as the role renders it on a
+    run of cp1, w1 and w2 whose restored cluster lists w2 and cp3 without a fresh heartbeat of theirs."""
+    [report] = [
+        task
+        for task in yaml.safe_load((ROLES / "etcd_restore/tasks/kubelets.yml").read_text())
+        if task["name"] == "Name the nodes the restored cluster holds beyond this run's"
+    ]
+    variables = {
+        "ansible_play_hosts_all": ["cp1", "w1", "w2"],
+        "ansible_play_hosts": play_hosts,
+        "etcd_restore_nodes": {
+            "stdout": json.dumps({"items": [{"metadata": {"name": n}} for n in ("cp1", "w1", "w2", "cp3")]})
+        },
+        "etcd_restore_restarted": {host: "2026-12-06T16:31:05Z" for host in play_hosts},
+    }
+    role = RoleFiles.load("etcd_restore")
+    for name, value in report["vars"].items():
+        variables[name] = role.render(value, **variables)
+    return role.render(report["ansible.builtin.debug"]["msg"], **variables)
+
+
+def test_a_node_of_the_inventory_that_did_not_answer_is_not_reported_as_left_out_of_it() -> None:
+    every_host_answered = left_out_report(["cp1", "w1", "w2"])
+    assert every_host_answered.startswith(
+        "The restored cluster still holds cp3, which this run did not cover (not in the inventory's control_plane or "
+        "workers group): their kubelets do not report to it. A node gone for good: kubectl delete node cp3,"
+    )
+    w2_unreachable = left_out_report(["cp1", "w1"])
+    assert (
+        "holds cp3, w2, which this run did not cover (not in the inventory's control_plane or workers group, or failed "
+        "or did not answer in this run: w2): their kubelets do not report to it. A host of the inventory that did not "
+        "answer: restart its kubelet (systemctl restart kubelet) once it does, so that it reports to the restored "
+        "cluster. A node gone for good" in w2_unreachable
+    )
+    assert "\n" not in w2_unreachable
+
+
 def test_only_control_plane_containers_count_as_running() -> None:
     listed = {"containers": [{"metadata": {"name": name}} for name in ("kube-proxy", "etcd", "kube-scheduler")]}
     assert components_running(json.dumps(listed)) == ["etcd", "kube-scheduler"]

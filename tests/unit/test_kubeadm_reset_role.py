@@ -61,6 +61,9 @@ def listing(*paths: str) -> dict[str, Any]:
 def test_the_node_is_drained_through_the_first_control_plane_node_by_its_host_name() -> None:
     assert render("{{ kubeadm_reset_drain_host }}") == "cp1"
     assert render("{{ kubeadm_reset_drain_host }}", groups={"workers": ["w1"]}) == ""
+    # A run that resets the first control plane of an HA cluster drains through the next one it keeps.
+    assert render("{{ kubeadm_reset_drain_host }}", kubeadm_reset_nodes=["w1", "cp1"]) == "cp2"
+    assert render("{{ kubeadm_reset_drain_host }}", kubeadm_reset_nodes=["w1", "cp1", "cp2"]) == ""
     # kubeadm registers the host name in lower case.
     assert render("{{ kubeadm_reset_node_name }}") == "w1"
     assert render("{{ kubeadm_reset_node_name }}", ansible_facts={}) == ""
@@ -74,7 +77,8 @@ def test_the_node_is_drained_through_the_first_control_plane_node_by_its_host_na
         # -e kubeadm_reset_drain=false gives a string.
         ({"kubeadm_reset_drain": "false"}, "kubeadm_reset_drain is false"),
         ({"groups": {"workers": ["w1"]}}, "kubeadm_reset_drain_host is empty"),
-        ({"kubeadm_reset_nodes": ["w1", "cp1"]}, "cp1 is reset in the same run"),
+        ({"kubeadm_reset_nodes": ["w1", "cp1", "cp2"]}, "this run resets every control-plane host"),
+        ({"kubeadm_reset_drain_host": "cp1", "kubeadm_reset_nodes": ["w1", "cp1"]}, "cp1 is reset in the same run"),
         ({"kubeadm_reset_membership": {"unreachable": True, "msg": "Failed to connect"}}, "cp1 cannot be reached"),
         (
             {"kubeadm_reset_membership": {"rc": 1, "stderr": 'Error from server (NotFound): nodes "w1" not found'}},
