@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 from ansible.errors import AnsibleFilterError
-from ansible_collections.sensorstack.iot.plugins.filter.stack import left_out_node_problems
+from ansible_collections.sensorstack.iot.plugins.filter.stack import left_out_node_problems, pod_network_problems
 
 REDACTED = "<left out by sensorstack render: set from the inventory when the roles apply it>"
 # The config checksum's input holds passwords, and the annotation is read by whoever reads the workload (and sits in
@@ -34,10 +34,10 @@ def ip_block(cidr: str, pod_cidr: str, left_out: Sequence[str] = (), variable: s
     address or by its node's: Calico matches ipBlock against pod addresses too, so a network that holds the pod
     network (10.0.0.0/8 over 10.244.0.0/16) leaves it out; and Calico's natOutgoing gives a pod's traffic to another
     node's node port its own node's address, so the addresses of ``left_out`` (every node but the first control
-    plane) in the network are left out too. Pods are admitted by their labels alone. Preflight refuses a network
-    inside the pod network, and one that is a left-out address, which no ``except`` can express."""
+    plane) in the network are left out too. Pods are admitted by their labels alone. A network inside the pod
+    network, and one that is a left-out address, which no ``except`` can express, are refused (by preflight too)."""
     network, pods = ipaddress.ip_network(cidr), ipaddress.ip_network(pod_cidr)
-    problems = left_out_node_problems(variable, [network], left_out)
+    problems = pod_network_problems(variable, [network], pods) + left_out_node_problems(variable, [network], left_out)
     if problems:
         raise AnsibleFilterError(problems[0])
     excepted: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []

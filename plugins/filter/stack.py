@@ -76,13 +76,10 @@ def _networks(value: Any, variable: str, problems: list[str]) -> list[ipaddress.
     return networks
 
 
-def _pod_network_problems(
-    pod_cidr: Any,
-    devices: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
-    admins: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
-) -> list[str]:
-    """Device and operator networks inside the pod network: the stack's policies would admit pods of any namespace
-    by their addresses (a network around the pod network is fine: the policies leave the pod network out of it)."""
+def pod_network_problems(variable: str, networks: Sequence[Any], pod_cidr: Any) -> list[str]:
+    """Device or operator networks (of the list ``variable``) inside the pod network: the stack's policies would
+    admit pods of any namespace by their addresses (a network around the pod network is fine: the policies leave the
+    pod network out of it)."""
     try:
         pods = ipaddress.ip_network(str(pod_cidr))
     except ValueError:
@@ -91,11 +88,7 @@ def _pod_network_problems(
         f"{variable}: {network} lies in the pod network (sensorstack_pod_cidr {pods}), so the stack's network "
         "policies would let in pods of every namespace by their addresses: list the networks devices and operators "
         "connect from (the stack's own pods are let in by their labels)"
-        for variable, networks in (
-            ("sensorstack_stack_device_cidrs", devices),
-            ("sensorstack_stack_admin_cidrs", admins),
-        )
-        for network in networks
+        for network in map(ipaddress.ip_network, map(str, networks))
         if network.version == pods.version and network.subnet_of(pods)  # type: ignore[arg-type]
     ]
 
@@ -124,7 +117,8 @@ def stack_cluster_problems(settings: Mapping[str, Any], first_control_plane: str
     problems += dns_label_problems(settings.get("sensorstack_stack_namespace") or "", "sensorstack_stack_namespace")
     devices = _networks(settings.get("sensorstack_stack_device_cidrs", []), "sensorstack_stack_device_cidrs", problems)
     admins = _networks(settings.get("sensorstack_stack_admin_cidrs", []), "sensorstack_stack_admin_cidrs", problems)
-    problems += _pod_network_problems(settings.get("sensorstack_pod_cidr"), devices, admins)
+    problems += pod_network_problems("sensorstack_stack_device_cidrs", devices, settings.get("sensorstack_pod_cidr"))
+    problems += pod_network_problems("sensorstack_stack_admin_cidrs", admins, settings.get("sensorstack_pod_cidr"))
     left_out = settings.get("sensorstack_stack_left_out_addresses") or []
     problems += left_out_node_problems("sensorstack_stack_device_cidrs", devices, left_out)
     problems += left_out_node_problems("sensorstack_stack_admin_cidrs", admins, left_out)
@@ -157,6 +151,12 @@ def stack_cluster_problems(settings: Mapping[str, Any], first_control_plane: str
             problems.append(
                 f"sensorstack_stack_volume_sizes.{component} must be a size such as 10Gi, got {sizes.get(component)!r}"
             )
+    local_class = settings.get("sensorstack_stack_local_storage_class")
+    if local_class and settings.get("sensorstack_stack_storage_class") == local_class:
+        problems.append(
+            f"sensorstack_stack_storage_class: {local_class!r} is the class of the local volumes the stack makes when "
+            "the setting is empty, and only then: leave it empty for them, or name a StorageClass of your own"
+        )
     if not settings.get("sensorstack_stack_storage_class"):
         node_name = settings.get("sensorstack_stack_storage_node")
         if node_name not in (settings.get("cluster_nodes") or []):

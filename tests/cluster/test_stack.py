@@ -733,6 +733,9 @@ def test_a_storage_node_that_moved_away_from_the_volumes_data_stops_before_any_c
     assert pod_uids(cluster) == before
 
 
+RESTARTED_BROKER = "Restart the broker so that it reads the password file the run converged"
+
+
 def test_a_user_added_to_the_secret_by_hand_is_removed_and_the_broker_restarted_without_it(cluster: Cluster) -> None:
     """mosquitto_users_exclusive (the default) keeps the password file to the declared users; the broker reads the
     file at its start only, so the run that removes a user added by hand must also restart the broker."""
@@ -749,7 +752,7 @@ def test_a_user_added_to_the_secret_by_hand_is_removed_and_the_broker_restarted_
     before = pod_uids(cluster)
     run = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name)
     assert run.returncode == 0, run.tail()
-    restarted = [task for task in run.changed_tasks() if "forgets the users the password file no longer holds" in task]
+    restarted = [task for task in run.changed_tasks() if RESTARTED_BROKER in task]
     assert restarted, run.explain()
     after = pod_uids(cluster)
     assert sorted(name for name in WORKLOADS if after.get(name) != before.get(name)) == ["mosquitto"], (before, after)
@@ -758,6 +761,32 @@ def test_a_user_added_to_the_secret_by_hand_is_removed_and_the_broker_restarted_
     again = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name)
     assert again.returncode == 0, again.tail()
     assert again.changed() == {cluster.control_plane.name: 0}, again.explain()
+
+
+def test_a_declared_users_hash_changed_by_hand_is_put_back_and_the_broker_restarted_with_it(cluster: Cluster) -> None:
+    """A Secret restored from an older backup, or edited by hand, holds another hash for a declared user: the broker,
+    which read it at its start, refuses the declared password. The run puts the hash back and restarts the broker,
+    although the declared users (and so the pod's checksum) did not change."""
+    namespace = f"--namespace={NAMESPACE}"
+    data = cluster.kubectl_json(namespace, "get", "secret", "mosquitto")["data"]
+    [key] = [name for name in data if name.endswith("passwd")]
+    held = b64decode(data[key]).decode().splitlines(keepends=True)
+    user = held[0].partition(":")[0]
+    tampered = f"{user}:{hash_password('an old password', iterations=101).encode()}"
+    held[0] = tampered + "\n"
+    patch = {"data": {key: base64.b64encode("".join(held).encode()).decode()}}
+    cluster.kubectl(namespace, "patch", "secret", "mosquitto", "--type=merge", f"--patch={json.dumps(patch)}")
+    cluster.kubectl(namespace, "rollout", "restart", "deployment/mosquitto")
+    ready(cluster, "deployment", "mosquitto")
+    before = pod_uids(cluster)
+    run = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name)
+    assert run.returncode == 0, run.tail()
+    assert [task for task in run.changed_tasks() if RESTARTED_BROKER in task], run.explain()
+    after = pod_uids(cluster)
+    assert after["mosquitto"] != before["mosquitto"], (before, after)
+    now_held = b64decode(cluster.kubectl_json(namespace, "get", "secret", "mosquitto")["data"][key]).decode()
+    assert tampered not in now_held.splitlines()
+    assert f"{user}:" in now_held
 
 
 BRIDGE_NAMESPACE = "sensorstack-bridge-remote"

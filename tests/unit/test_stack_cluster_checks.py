@@ -22,6 +22,7 @@ VALID: dict[str, Any] = {
     "sensorstack_stack_storage_path": "/var/lib/sensorstack/volumes",
     "cluster_nodes": ["cp1", "worker1"],
     "sensorstack_pod_cidr": "10.244.0.0/16",
+    "sensorstack_stack_local_storage_class": "sensorstack-local",
 }
 
 
@@ -111,6 +112,12 @@ def test_the_verify_play_reads_influxdb_through_its_node_port_even_with_a_url_of
 
 def test_a_storage_class_of_ones_own_needs_no_storage_node() -> None:
     assert problems(sensorstack_stack_storage_class="longhorn", sensorstack_stack_storage_node="") == []
+
+
+def test_the_local_volumes_class_named_outright_is_refused() -> None:
+    # Named, it would skip the local volumes it stands for: the claims would wait for volumes nobody makes.
+    [problem] = problems(sensorstack_stack_storage_class="sensorstack-local")
+    assert problem.startswith("sensorstack_stack_storage_class: 'sensorstack-local' is the class of the local volumes")
 
 
 def test_a_stack_without_the_verified_path_needs_no_device_network() -> None:
