@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.sensorstack.iot.plugins.filter.stack import present_entries
+from ansible_collections.sensorstack.iot.plugins.filter.stack import names_a_credential, present_entries
 
 KINDS = ("inputs", "outputs", "processors", "aggregators")
 # Telegraf plugin names: lower case words joined by underscores (mqtt_consumer, influxdb_v2, ...).
@@ -106,6 +106,27 @@ def telegraf_environment_references(document: Any) -> list[str]:
     return sorted(found)
 
 
+# A value that is nothing but one ${NAME} reference: Telegraf reads it from its environment (a Secret on Kubernetes).
+ENVIRONMENT_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+
+
+def clear_credentials(document: Any, where: str = "telegraf.conf") -> list[str]:
+    """Where the configuration data holds a credential in clear text: a setting whose name says it is one
+    (``names_a_credential``: password, token, ...) with a value other than one ``${NAME}`` reference, by its path."""
+    found: list[str] = []
+    if isinstance(document, Mapping):
+        for key, value in document.items():
+            path = f"{where}.{key}" if where else str(key)
+            if names_a_credential(key) and isinstance(value, str) and value and not ENVIRONMENT_REFERENCE.match(value):
+                found.append(path)
+            else:
+                found += clear_credentials(value, path)
+    elif isinstance(document, (list, tuple)):
+        for index, item in enumerate(document):
+            found += clear_credentials(item, f"{where}[{index}]")
+    return found
+
+
 def plain_mqtt_listener(listeners: Any) -> dict[str, Any]:
     """The first listener in mosquitto_listeners that speaks plain MQTT (no TLS, not websockets)."""
     for listener in present_entries(listeners, "mosquitto_listeners"):
@@ -134,13 +155,15 @@ def telegraf_problems(
     document: Mapping[str, Any],
     environment_names: Sequence[str] = (),
     secret_sources: Mapping[str, str] | None = None,
+    platform: str = "systemd",
 ) -> list[str]:
     """What Telegraf would refuse at start, or accept and then misbehave with, as messages naming the variable.
 
     Checks that there is an input and an output, that every mqtt_consumer has servers and topics and, with a
     persistent session, QoS 1 or 2 and a client id (without them the broker discards the session), and that every
     ``${NAME}`` reference has a value in the environment file (Telegraf would keep the literal text otherwise).
-    ``secret_sources`` maps the stack's environment names to the variables that supply them.
+    ``secret_sources`` maps the stack's environment names to the variables that supply them. On Kubernetes, where
+    telegraf.conf is a ConfigMap, no credential may be written into it in clear text.
     """
     problems = []
     for kind in ("inputs", "outputs"):
@@ -161,6 +184,14 @@ def telegraf_problems(
         if name not in environment_names:
             source = sources.get(name, f"telegraf_environment.{name}")
             problems.append(f"telegraf.conf references ${{{name}}}, which has no value: set {source}")
+    if platform == "kubernetes":
+        problems += [
+            f"{path} holds a credential in clear text, and on Kubernetes telegraf.conf is the ConfigMap "
+            "telegraf-config, readable by whoever reads ConfigMaps: put the value in telegraf_environment (the Secret "
+            "telegraf-environment) and write ${NAME} in its place (telegraf_inputs, telegraf_outputs, "
+            "telegraf_mqtt_options, telegraf_influxdb_options)"
+            for path in clear_credentials(document)
+        ]
     return problems
 
 

@@ -178,6 +178,23 @@ def test_an_unset_secret_names_the_variable_that_supplies_it() -> None:
     ]
 
 
+def test_on_kubernetes_a_credential_in_clear_text_is_refused_by_its_path() -> None:
+    document = _stack_document()
+    environment = ["TELEGRAF_MQTT_PASSWORD", "MY_TOKEN"]
+    assert telegraf.telegraf_problems(document, environment, SOURCES, "kubernetes") == []
+    document["outputs"]["influxdb"][0]["password"] = "hunter2hunter2"
+    document["outputs"]["influxdb"][0]["token"] = "${MY_TOKEN}"  # from the Secret: fine
+    document["outputs"]["influxdb"][0]["username"] = "telegraf"  # not a credential by its name
+    [problem] = telegraf.telegraf_problems(document, environment, SOURCES, "kubernetes")
+    assert problem.startswith(
+        "telegraf.conf.outputs.influxdb[0].password holds a credential in clear text, and on Kubernetes telegraf.conf "
+        "is the ConfigMap telegraf-config"
+    )
+    assert "hunter2" not in problem
+    # On a host telegraf.conf is a file only root and Telegraf read.
+    assert telegraf.telegraf_problems(document, environment, SOURCES) == []
+
+
 def test_no_input_or_no_output_is_a_problem_and_so_are_empty_topics() -> None:
     document = telegraf.telegraf_document(AGENT, {"inputs": [{"plugin": "mqtt_consumer", "options": {"topics": []}}]})
     assert telegraf.telegraf_problems(document) == [
