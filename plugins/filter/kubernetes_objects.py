@@ -224,7 +224,8 @@ def _plain(value: Any) -> Any:
 
 
 def to_yaml_documents(objects: list[dict[str, Any]]) -> str:
-    """One YAML stream, a document per object, keys in the order the roles wrote them (kubectl apply -f reads it)."""
+    """One YAML stream, a document per object, keys in the order the roles wrote them (kubectl apply -f reads it; a
+    redacted Secret's placeholder is not base64, so kubectl refuses that object rather than apply it)."""
     return "".join(
         "---\n" + yaml.dump(_plain(manifest), Dumper=_ReviewDumper, sort_keys=False, width=120) for manifest in objects
     )

@@ -3,6 +3,8 @@ and how `sensorstack render` writes objects for review (Secrets without values).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 from typing import Any
@@ -86,6 +88,9 @@ def test_rendered_secrets_keep_their_keys_and_lose_every_value() -> None:
     assert redacted[1] == config
     # The objects the roles apply are left as they were.
     assert secret["stringData"] == {"passwd": "hash"}
+    # Not base64: kubectl apply of a rendered folder refuses the Secret instead of writing the placeholder over it.
+    with pytest.raises(binascii.Error):
+        base64.b64decode(REDACTED, validate=True)
 
 
 def test_objects_are_written_as_one_stream_kubectl_reads_back_in_order() -> None:
