@@ -137,21 +137,37 @@ def _volume_nodes(volume: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _volume_place(volume: Mapping[str, Any]) -> tuple[list[str], str]:
+    return _volume_nodes(volume), str(((volume.get("spec") or {}).get("local") or {}).get("path", ""))
+
+
 def moved_volumes(existing: list[Mapping[str, Any]], wanted: list[Mapping[str, Any]]) -> list[str]:
-    """The local volumes the cluster holds on another node than ``wanted`` places them, as "name (on node)": the
-    API refuses to change a volume's node, and the data is on the node it has."""
+    """The local volumes the cluster holds on another node, or in another directory, than ``wanted`` places them, as
+    "name (on node, in directory)": the API refuses to change either, and the data is where the volume has it."""
     held = {
-        volume["metadata"]["name"]: _volume_nodes(volume)
+        volume["metadata"]["name"]: _volume_place(volume)
         for volume in existing
         if volume.get("kind", "") in ("", "PersistentVolume")
     }
-    return [
-        f"{volume['metadata']['name']} (on {', '.join(held[volume['metadata']['name']])})"
-        for volume in wanted
-        if volume.get("kind") == "PersistentVolume"
-        and volume["metadata"]["name"] in held
-        and held[volume["metadata"]["name"]] != _volume_nodes(volume)
-    ]
+    moved = []
+    for volume in wanted:
+        name = volume["metadata"]["name"] if volume.get("kind") == "PersistentVolume" else None
+        if name in held and held[name] != _volume_place(volume):
+            nodes, path = held[name]
+            moved.append(f"{name} (on {', '.join(nodes)}, in {path})")
+    return moved
+
+
+def claims_of_another_class(existing: list[Mapping[str, Any]], wanted_class: str, components: list[str]) -> list[str]:
+    """The stack's claims (``<component>-data`` of ``components``) the cluster holds in another StorageClass than
+    ``wanted_class``, as "name (class)": a claim's class cannot change, and its data is in the volume it has."""
+    names = {f"{component}-data" for component in components}
+    return sorted(
+        f"{claim['metadata']['name']} ({(claim.get('spec') or {}).get('storageClassName') or 'no class'})"
+        for claim in existing
+        if claim.get("metadata", {}).get("name") in names
+        and (claim.get("spec") or {}).get("storageClassName") != wanted_class
+    )
 
 
 def released_volumes(existing: list[Mapping[str, Any]], wanted: list[Mapping[str, Any]]) -> list[str]:
@@ -338,6 +354,7 @@ class FilterModule:
             "ip_block": ip_block,
             "local_volume": local_volume,
             "moved_volumes": moved_volumes,
+            "claims_of_another_class": claims_of_another_class,
             "released_volumes": released_volumes,
             "new_selectors": new_selectors,
             "not_held_by": not_held_by,

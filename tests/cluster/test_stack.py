@@ -736,6 +736,20 @@ def test_a_storage_node_that_moved_away_from_the_volumes_data_stops_before_any_c
 RESTARTED_BROKER = "Restart the broker so that it reads the password file the run converged"
 
 
+def test_another_storage_class_for_the_claims_the_cluster_holds_stops_before_any_change(cluster: Cluster) -> None:
+    """The claims are on the local volumes' class; a claim's class cannot change. Naming another class must stop with
+    the variable and the claims named, not with the API's refusal after the services' Secrets and ConfigMaps."""
+    before = pod_uids(cluster)
+    switched = {"sensorstack_stack_storage_class": "longhorn"}
+    run = cluster.run_playbook(STACK, "--limit", cluster.control_plane.name, "--extra-vars", json.dumps(switched))
+    assert run.returncode != 0
+    output = " ".join(run.output.split())
+    assert 'sensorstack_stack_storage_class is "longhorn" (StorageClass longhorn), but the cluster\'s claims' in output
+    assert "influxdb-data (sensorstack-local)" in output, run.tail()
+    assert run.changed() == {cluster.control_plane.name: 0}, run.explain()
+    assert pod_uids(cluster) == before
+
+
 def test_a_user_added_to_the_secret_by_hand_is_removed_and_the_broker_restarted_without_it(cluster: Cluster) -> None:
     """mosquitto_users_exclusive (the default) keeps the password file to the declared users; the broker reads the
     file at its start only, so the run that removes a user added by hand must also restart the broker."""

@@ -14,6 +14,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.sensorstack.iot.plugins.filter.kubernetes_objects import (
     REDACTED,
+    claims_of_another_class,
     config_checksum,
     holds,
     ip_block,
@@ -190,20 +191,40 @@ def test_a_network_inside_the_pod_network_is_refused_with_its_variable(cidr: str
         ip_block(cidr, "10.244.0.0/16", [], "sensorstack_stack_device_cidrs")
 
 
-def test_a_volume_the_cluster_holds_on_another_node_is_named() -> None:
-    def volume(component: str, node: str) -> dict:
-        return local_volume(component, "stack", "sensorstack-local", node, "/srv/volumes", SIZES, "sensorstack")
+def test_a_volume_the_cluster_holds_on_another_node_or_in_another_directory_is_named() -> None:
+    def volume(component: str, node: str, directory: str = "/srv/volumes") -> dict:
+        return local_volume(component, "stack", "sensorstack-local", node, directory, SIZES, "sensorstack")
 
     held = [volume("influxdb", "worker1"), volume("mosquitto", "worker1")]
     # As the API lists them: items without their kind.
     listed = [{key: value for key, value in item.items() if key != "kind"} for item in held]
     assert moved_volumes(listed, [volume("influxdb", "worker1"), volume("mosquitto", "worker1")]) == []
     assert moved_volumes(listed, [volume("influxdb", "worker2"), volume("mosquitto", "worker2")]) == [
-        "stack-influxdb-data (on worker1)",
-        "stack-mosquitto-data (on worker1)",
+        "stack-influxdb-data (on worker1, in /srv/volumes/stack-influxdb-data)",
+        "stack-mosquitto-data (on worker1, in /srv/volumes/stack-mosquitto-data)",
+    ]
+    assert moved_volumes(listed, [volume("influxdb", "worker1", "/data")]) == [
+        "stack-influxdb-data (on worker1, in /srv/volumes/stack-influxdb-data)"
     ]
     # A volume the cluster does not hold yet goes anywhere.
     assert moved_volumes([], [volume("influxdb", "worker2")]) == []
+
+
+def test_a_claim_the_cluster_holds_in_another_class_is_named() -> None:
+    def claim(component: str, storage_class: str) -> dict:
+        return volume_claim(component, "stack", storage_class, "sensorstack-local", SIZES, "sensorstack")
+
+    # Another claim of the namespace, not the stack's: not compared.
+    other = {"metadata": {"name": "other-data"}, "spec": {"storageClassName": "x"}}
+    held = [claim("influxdb", "sensorstack-local"), claim("mosquitto", "sensorstack-local"), other]
+    components = ["mosquitto", "telegraf", "influxdb"]
+    assert claims_of_another_class(held, "sensorstack-local", components) == []
+    assert claims_of_another_class(held, "longhorn", components) == [
+        "influxdb-data (sensorstack-local)",
+        "mosquitto-data (sensorstack-local)",
+    ]
+    # A service taken out of the stack keeps its claim: not compared.
+    assert claims_of_another_class(held, "longhorn", ["telegraf"]) == []
 
 
 def test_a_volume_whose_claim_was_deleted_is_freed_for_the_new_claim() -> None:
