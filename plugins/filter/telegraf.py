@@ -8,7 +8,7 @@ and text only; the TOML itself is written by ``sensorstack.iot.to_toml``. Unit-t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
@@ -110,21 +110,34 @@ def telegraf_environment_references(document: Any) -> list[str]:
 ENVIRONMENT_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 
 
-def clear_credentials(document: Any, where: str = "telegraf.conf") -> list[str]:
-    """Where the configuration data holds a credential in clear text: a setting whose name says it is one
-    (``names_a_credential``: password, token, ...) with a value other than one ``${NAME}`` reference, by its path."""
+# Plugin settings that name a file of the host Telegraf runs on (TLS certificates, keys and CAs).
+HOST_FILE_SETTING = re.compile(r"^tls_(ca|cert|key)$")
+
+
+def settings_where(document: Any, matches: Callable[[str, Any], bool], where: str = "telegraf.conf") -> list[str]:
+    """The paths of the settings of the configuration data that ``matches`` (name, value), in document order."""
     found: list[str] = []
     if isinstance(document, Mapping):
         for key, value in document.items():
-            path = f"{where}.{key}" if where else str(key)
-            if names_a_credential(key) and isinstance(value, str) and value and not ENVIRONMENT_REFERENCE.match(value):
-                found.append(path)
-            else:
-                found += clear_credentials(value, path)
+            path = f"{where}.{key}"
+            found += [path] if matches(str(key), value) else settings_where(value, matches, path)
     elif isinstance(document, (list, tuple)):
         for index, item in enumerate(document):
-            found += clear_credentials(item, f"{where}[{index}]")
+            found += settings_where(item, matches, f"{where}[{index}]")
     return found
+
+
+def clear_credential(name: str, value: Any) -> bool:
+    """A setting whose name says it holds a credential (``names_a_credential``: password, token, ...), with a value
+    other than one ``${NAME}`` reference."""
+    if not names_a_credential(name) or not isinstance(value, str):
+        return False
+    return bool(value) and not ENVIRONMENT_REFERENCE.match(value)
+
+
+def host_file(name: str, value: Any) -> bool:
+    """A TLS file setting with a path."""
+    return bool(HOST_FILE_SETTING.match(name)) and bool(value)
 
 
 def plain_mqtt_listener(listeners: Any) -> dict[str, Any]:
@@ -190,7 +203,14 @@ def telegraf_problems(
             "telegraf-config, readable by whoever reads ConfigMaps: put the value in telegraf_environment (the Secret "
             "telegraf-environment) and write ${NAME} in its place (telegraf_inputs, telegraf_outputs, "
             "telegraf_mqtt_options, telegraf_influxdb_options)"
-            for path in clear_credentials(document)
+            for path in settings_where(document, clear_credential)
+        ]
+        problems += [
+            f"{path} names a file, and on Kubernetes the Telegraf pod holds no file but telegraf.conf: Telegraf would "
+            "not start. Inside the cluster it reaches the broker and InfluxDB through their Services, plain, which "
+            "the namespace's policies keep to the stack's pods (telegraf_mqtt_tls_ca and TLS settings are for "
+            "systemd)"
+            for path in settings_where(document, host_file)
         ]
     return problems
 

@@ -195,6 +195,15 @@ def test_on_kubernetes_a_credential_in_clear_text_is_refused_by_its_path() -> No
     assert telegraf.telegraf_problems(document, environment, SOURCES) == []
 
 
+def test_on_kubernetes_a_tls_file_of_a_host_is_refused_by_its_path() -> None:
+    document = _stack_document(servers=["ssl://mosquitto:8883"], tls_ca="/etc/ssl/broker-ca.pem")
+    [problem] = telegraf.telegraf_problems(document, ["TELEGRAF_MQTT_PASSWORD"], SOURCES, "kubernetes")
+    assert problem.startswith(
+        "telegraf.conf.inputs.mqtt_consumer[0].tls_ca names a file, and on Kubernetes the Telegraf pod holds no file"
+    )
+    assert telegraf.telegraf_problems(document, ["TELEGRAF_MQTT_PASSWORD"], SOURCES) == []
+
+
 def test_no_input_or_no_output_is_a_problem_and_so_are_empty_topics() -> None:
     document = telegraf.telegraf_document(AGENT, {"inputs": [{"plugin": "mqtt_consumer", "options": {"topics": []}}]})
     assert telegraf.telegraf_problems(document) == [
