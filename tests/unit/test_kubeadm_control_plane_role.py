@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .role_files import SHARED, RoleFiles
+from .role_files import ROLES, SHARED, RoleFiles
 
 ROLE = RoleFiles.load("kubeadm_control_plane")
 
@@ -148,3 +148,24 @@ def test_the_documents_come_in_the_order_kubeadm_reads_them() -> None:
 def test_preflight_check_names_are_recognised(name: str, valid: bool) -> None:
     pattern = ROLE.render("{{ sensorstack_kubeadm_check_name_pattern }}")
     assert bool(re.match(pattern, name)) is valid
+
+
+def second_cluster_problems(*others: dict[str, Any]) -> list[str]:
+    """What the check before kubeadm init says on cp1, given what the stat of admin.conf registered on the others."""
+    main = yaml.safe_load((ROLES / "kubeadm_control_plane/tasks/main.yml").read_text())
+    [guard] = [task for task in main if task["name"].startswith("Stop before initialising a cluster beside")]
+    [_, check] = guard["block"]
+    registered = {"results": list(others)}
+    problems = render(check["vars"]["kubeadm_control_plane_second_cluster"], kubeadm_control_plane_others=registered)
+    assert guard["when"] == "not kubeadm_control_plane_initialised.stat.exists"
+    return problems
+
+
+def test_init_stops_when_another_control_plane_runs_a_cluster_already() -> None:
+    # playbooks/cluster.yml alone after cp1 was reset in an HA cluster: cp2 still runs it.
+    [problem] = second_cluster_problems({"item": "cp2", "stat": {"exists": True}})
+    assert "cp1, the first host of group 'control_plane', is where site.yml initialises the cluster" in problem
+    assert "while cp2 run one" in problem
+    assert second_cluster_problems({"item": "cp2", "stat": {"exists": False}}) == []
+    # One that does not answer is not judged, as preflight leaves it.
+    assert second_cluster_problems({"item": "cp2", "unreachable": True, "msg": "Failed to connect"}) == []
