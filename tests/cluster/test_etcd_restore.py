@@ -185,8 +185,9 @@ def test_while_a_renewal_holds_the_restart_lease_nothing_is_restored(restore: Re
     assert restore.held.returncode != 0
     report = " ".join(restore.held.output.split())
     assert (
-        "Nothing was restored: cpc-cp2 still holds the Lease kube-system/sensorstack-certificate-renewal after 1 s "
-        "(etcd_restore_lease_wait)" in report
+        "cpc-cp2 still holds the Lease kube-system/sensorstack-certificate-renewal after 1 s "
+        "(etcd_restore_lease_wait): a certificate renewal or an upgrade there is restarting its control plane. "
+        "Nothing was restored." in report
     ), restore.held.tail()
     assert set(restore.held.changed().values()) == {0}, restore.held.explain()
     assert restore.held_by == "cpc-cp2"
