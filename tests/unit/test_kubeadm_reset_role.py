@@ -510,3 +510,22 @@ def test_workers_are_reset_before_control_planes_knowing_every_node_of_the_run()
         assert play["roles"] == [{"role": "kubeadm_reset", "vars": {"kubeadm_reset_nodes": "{{ reset_nodes }}"}}]
         # --tags reset runs the confirmation too; no tag selects the reset without it.
         assert play["tags"] == PLAYBOOK[0]["tags"]
+
+
+@pytest.mark.parametrize(
+    ("host", "nodes", "ends"),
+    [
+        ("cp2", ["w1", "w2", "cp1", "cp2"], True),  # the last control plane of a run that resets them all
+        ("cp1", ["w1", "w2", "cp1", "cp2"], False),  # cp2 still to come
+        ("cp2", ["cp2"], False),  # cp1 keeps the cluster
+        ("w2", ["w1", "w2", "cp1", "cp2"], False),  # the workers' play, before the control planes
+    ],
+)
+def test_the_controllers_admin_kubeconfig_goes_with_the_last_control_plane(host: str, nodes: list, ends: bool) -> None:
+    rendered = render("{{ kubeadm_reset_ends_the_cluster }}", inventory_hostname=host, kubeadm_reset_nodes=nodes)
+    assert rendered is ends
+    assert render("{{ kubeadm_reset_controller_kubeconfig }}", inventory_dir="/site") == "/site/artifacts/admin.conf"
+    [removal] = [item for item in yaml.safe_load((TASKS / "cleanup.yml").read_text()) if "controller" in item["name"]]
+    assert removal["delegate_to"] == "localhost" and removal["when"] == "kubeadm_reset_ends_the_cluster | bool"
+    every_node = {"inventory_hostname": "cp2", "kubeadm_reset_nodes": ["w1", "w2", "cp1", "cp2"]}
+    assert render("{{ kubeadm_reset_ends_the_cluster }}", kubeadm_reset_controller_kubeconfig="", **every_node) is False
