@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from .role_files import ROOT, RoleFiles
 
 ROLE = RoleFiles.load("apiserver_lb")
@@ -72,3 +74,20 @@ def test_with_one_api_server_a_failed_check_cuts_no_connection() -> None:
         "10.213.0.11:6443"
     ]
     assert "on-marked-down" not in default_server_options(config)
+
+
+def validation_problems(**overrides: Any) -> list[str]:
+    [check] = yaml.safe_load((ROOT / "roles/apiserver_lb/tasks/validate.yml").read_text())
+    variables = {name: value for name, value in check["vars"].items() if name != "apiserver_lb_problems"}
+    return render(check["vars"]["apiserver_lb_problems"], **{**variables, **overrides})
+
+
+def test_a_control_plane_of_no_known_address_is_named_with_what_to_set() -> None:
+    assert validation_problems() == []
+    # A run limited to a new worker after the fact cache expired knows nothing of cp2.
+    hostvars = {"cp1": {"sensorstack_node_ip": "10.213.0.11"}, "cp2": {}, "cp3": {"sensorstack_node_ip": "10.213.0.13"}}
+    problems = validation_problems(hostvars=hostvars)
+    assert " ".join(problems[0].split()) == (
+        "the control-plane hosts cp2 have no address this run knows, for the load balancer's back ends: set "
+        "sensorstack_node_ip for them, or run without a --limit that leaves them out (their facts are gathered then)"
+    )
