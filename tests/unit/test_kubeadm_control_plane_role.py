@@ -155,8 +155,10 @@ def second_cluster_problems(*others: dict[str, Any]) -> list[str]:
     main = yaml.safe_load((ROLES / "kubeadm_control_plane/tasks/main.yml").read_text())
     [guard] = [task for task in main if task["name"].startswith("Stop before initialising a cluster beside")]
     [_, check] = guard["block"]
-    registered = {"results": list(others)}
-    problems = render(check["vars"]["kubeadm_control_plane_second_cluster"], kubeadm_control_plane_others=registered)
+    variables: dict[str, Any] = {"kubeadm_control_plane_others": {"results": list(others)}}
+    for name, value in check["vars"].items():
+        variables[name] = render(value, **variables)
+    problems = variables["kubeadm_control_plane_second_cluster"]
     assert guard["when"] == "not kubeadm_control_plane_initialised.stat.exists"
     return problems
 
