@@ -439,5 +439,34 @@ def test_a_new_certificate_name_reaches_the_running_api_server(cluster: Cluster)
     assert _verifies_as(cluster, name)
 
 
+def _stored_cluster_configuration(cluster: Cluster) -> dict[str, Any] | None:
+    answer = cluster.kubectl(
+        "--namespace=kube-system", "get", "configmap", "kubeadm-config", "--ignore-not-found", "--output=json"
+    )
+    return yaml.safe_load(json.loads(answer)["data"]["ClusterConfiguration"]) if answer.strip() else None
+
+
+def test_a_cluster_whose_init_did_not_finish_stops_the_run_naming_the_reset(cluster: Cluster) -> None:
+    """A run stopped during kubeadm init leaves admin.conf (the role's sign of an initialised node) without the
+    stored configuration kubeadm writes once the API server runs: the next run stops, saying what to do, instead of
+    failing on a missing list element. The ConfigMap comes back with the command the message gives."""
+    saved = _stored_cluster_configuration(cluster)
+    assert saved is not None
+    only_the_control_plane = ("--tags", "cluster", "--limit", CONTROL_PLANE[0])
+    cluster.kubectl("--namespace=kube-system", "delete", "configmap", "kubeadm-config")
+    try:
+        run = cluster.site(*only_the_control_plane)
+    finally:
+        cluster.control_plane.run(
+            "kubeadm", "init", "phase", "upload-config", "kubeadm", "--config", "/etc/kubernetes/kubeadm-config.yaml"
+        )
+    assert _stored_cluster_configuration(cluster) == saved
+    assert run.returncode != 0
+    message = " ".join(run.output.split())
+    assert "holds no ConfigMap kube-system/kubeadm-config: kubeadm init did not finish there" in message, run.tail()
+    assert f"playbooks/reset.yml --limit {CONTROL_PLANE[0]} -e reset_confirm=yes" in message, run.tail()
+    assert run.changed() == {CONTROL_PLANE[0]: 0}, run.explain()
+
+
 def test_the_host_kernel_settings_are_unchanged(cluster: Cluster, host_sysctls_before: dict[str, str]) -> None:
     assert host_sysctls() == host_sysctls_before
