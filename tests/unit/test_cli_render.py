@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +86,27 @@ def test_the_render_runs_on_the_first_host_of_the_control_plane_group_the_playbo
     seen = render(monkeypatch, tmp_path / "out", written, cli.EXIT_OK, "-e", "sensorstack_control_plane_group=masters")
 
     assert seen["limit"] == "masters[0]"
+
+
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+
+
+def edge_play_hosts(*extra: str) -> list[str]:
+    """The hosts ansible-playbook --list-hosts gives the edge play of playbooks/stack.yml on the built-in lab."""
+    root = Path(cli.project_root())
+    listed = subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", "inventories/local", "playbooks/stack.yml", "--list-hosts", "--limit", "all", *extra],
+        cwd=root,
+        env=os.environ | {"ANSIBLE_CONFIG": str(root / "ansible.cfg")},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    play = listed.split("Deploy the telemetry stack on the edge hosts", 1)[1].split("play #", 1)[0]
+    return re.findall(r"^\s{6}(\S+)$", play, flags=re.MULTILINE)
+
+
+def test_a_render_reaches_no_edge_host_whatever_the_limit() -> None:
+    """The edge play deploys on systemd: under a render (-l all or a group that holds a gateway) it has no host."""
+    assert edge_play_hosts() == ["lab-edge1"]
+    assert edge_play_hosts("--extra-vars", "sensorstack_stack_render_dir=/tmp/render") == []
