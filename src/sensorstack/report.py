@@ -185,8 +185,9 @@ def print_summary(console: Console, result: RunResult, check: bool = False, show
     console.print(recap_table(result))
     for certificates in certificate_lines(result):
         console.print(certificates)
+    # Plain text: a step may quote ansible-playbook's own output, whose brackets are not Rich markup.
     for line in next_steps(result, check):
-        console.print(line)
+        console.print(line, markup=False)
 
 
 def json_report(result: RunResult) -> str:

@@ -83,8 +83,25 @@ def failure_message(result: dict[str, Any]) -> str:
     if stderr_lines and stderr_lines[-1] not in message:
         message = f"{message}: {stderr_lines[-1]}" if message else stderr_lines[-1]
     items = [item for item in result.get("results", []) or [] if isinstance(item, dict) and item.get("failed")]
-    details = [f"{item.get('item', '?')}: {item.get('msg', '')}" for item in items]
+    # By the item's label, as Ansible shows it: the whole item may hold a password that loop_control.label leaves out.
+    details = [f"{item.get('_ansible_item_label', item.get('item', '?'))}: {item.get('msg', '')}" for item in items]
     return "; ".join([message, *details]) if details else message
+
+
+def counted_failures(failures: Sequence[HostResult], recap: Mapping[str, HostRecap]) -> list[HostResult]:
+    """The failures the recap counts. A failure that a block's rescue recovered, or an unreachable host that the task
+    ignored (ignore_unreachable), comes in an event like any other, and only the recap tells them apart: a host's
+    counted failures are its last ones, as after a failure that nothing recovers a host runs only always sections."""
+    budget = {(host, HostStatus.FAILED): counts.failed for host, counts in recap.items()} | {
+        (host, HostStatus.UNREACHABLE): counts.unreachable for host, counts in recap.items()
+    }
+    counted = []
+    for failure in reversed(failures):
+        key = (failure.host, failure.status)
+        if budget.get(key, 0) > 0:
+            budget[key] -= 1
+            counted.append(failure)
+    return counted[::-1]
 
 
 def result_diff(result: Mapping[str, Any]) -> Any:
@@ -306,6 +323,7 @@ class Run:
                 setattr(self._recap.setdefault(host, HostRecap()), target, count)
         for host in data.get("processed") or {}:
             self._recap.setdefault(host, HostRecap())
+        self._failures = counted_failures(self._failures, self._recap)
 
     def execute(self) -> RunResult:
         request = self.request

@@ -134,3 +134,12 @@ def test_the_events_kept_in_the_artifact_folder_are_read_in_the_order_they_happe
     assert certificate_expiry(job_events(tmp_path)) == certificate_expiry(EVENTS)
     assert list(job_events(None)) == []
     assert list(job_events(tmp_path / "missing")) == []
+
+
+def test_ansible_playbooks_own_words_are_printed_as_they_are() -> None:
+    """Brackets in ansible-playbook's output are not Rich markup: none is dropped, and '[/...]' raises nothing."""
+    console = Console(record=True, width=300)
+    error = "[ERROR]: 'groups[sensorstack_control_plane_group]' in [defaults] of [/etc/ansible/ansible.cfg]"
+    run = RunResult(playbook="site.yml", status=RunStatus.FAILED, rc=2, error=error)
+    print_summary(console, run)
+    assert f"ansible-playbook stopped: {error}" in console.export_text()

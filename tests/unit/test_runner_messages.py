@@ -1,6 +1,7 @@
 """What the CLI tells an operator about a failure: the failed loop items' own messages, not just 'items failed'."""
 
-from sensorstack.runner import failure_message
+from sensorstack.events import HostRecap, HostResult, HostStatus
+from sensorstack.runner import counted_failures, failure_message
 
 
 def test_a_looped_failure_names_each_failed_item() -> None:
@@ -29,3 +30,44 @@ def test_a_module_that_could_not_run_says_why_from_its_stderr() -> None:
         "Module result deserialization failed: No start of json char found: "
         "Error response from daemon: No such container: sensorstack-lab-edge1"
     )
+
+
+def test_a_failed_item_is_named_by_its_label_not_by_the_item_that_holds_a_password() -> None:
+    result = {
+        "msg": "One or more items failed",
+        "results": [
+            {
+                "item": {"name": "sensor-1", "password": "hunter22"},
+                "_ansible_item_label": "sensor-1",
+                "failed": True,
+                "msg": "refused",
+            }
+        ],
+    }
+    assert failure_message(result) == "One or more items failed; sensor-1: refused"
+
+
+def failure(host: str, task: str, status: HostStatus = HostStatus.FAILED) -> HostResult:
+    return HostResult("Play", task, host, status, "boom")
+
+
+def test_only_the_failures_the_recap_counts_are_reported() -> None:
+    """A failure a rescue recovered and an ignored unreachable delegate come as events, but the run did not fail."""
+    failures = [
+        failure("cp1", "apply (rescued)"),
+        failure("cp1", "stat another node", HostStatus.UNREACHABLE),
+        failure("w1", "apply (rescued)"),
+        failure("w1", "apply again"),
+        failure("w1", "always: clean up"),
+        failure("w2", "ssh", HostStatus.UNREACHABLE),
+    ]
+    recap = {
+        "cp1": HostRecap(ok=5, rescued=1, ignored=1),
+        "w1": HostRecap(failed=2, rescued=1),
+        "w2": HostRecap(unreachable=1),
+    }
+    assert [(f.host, f.task) for f in counted_failures(failures, recap)] == [
+        ("w1", "apply again"),
+        ("w1", "always: clean up"),
+        ("w2", "ssh"),
+    ]
