@@ -88,6 +88,16 @@ def failure_message(result: dict[str, Any]) -> str:
     return "; ".join([message, *details]) if details else message
 
 
+def limit_with_files_resolved(limit: str | None) -> str | None:
+    """A --limit whose @file entries name absolute paths: ansible-playbook runs in the project folder (ansible-runner's
+    cwd) and would look for a relative one there, not where the operator typed it, as -i and -e @ are read."""
+    if not limit:
+        return limit
+    return ",".join(
+        f"@{Path(entry[1:]).expanduser().resolve()}" if entry.startswith("@") else entry for entry in limit.split(",")
+    )
+
+
 def counted_failures(failures: Sequence[HostResult], recap: Mapping[str, HostRecap]) -> list[HostResult]:
     """The failures the recap counts. A failure that a block's rescue recovered, or an unreachable host that the task
     ignored (ignore_unreachable), comes in an event like any other, and only the recap tells them apart: a host's
@@ -352,7 +362,7 @@ class Run:
                 inventory=str(Path(request.inventory).resolve()),
                 tags=",".join(request.tags) or None,
                 skip_tags=",".join(request.skip_tags) or None,
-                limit=request.limit,
+                limit=limit_with_files_resolved(request.limit),
                 verbosity=request.verbosity or None,
                 cmdline=shlex.join(cmdline) or None,
                 envvars=environment,

@@ -1,7 +1,12 @@
-"""What the CLI tells an operator about a failure: the failed loop items' own messages, not just 'items failed'."""
+"""What the CLI tells an operator about a failure (the failed items by their label, only the failures the recap counts),
+and a -l @file read where the operator named it."""
+
+from pathlib import Path
+
+import pytest
 
 from sensorstack.events import HostRecap, HostResult, HostStatus
-from sensorstack.runner import counted_failures, failure_message
+from sensorstack.runner import counted_failures, failure_message, limit_with_files_resolved
 
 
 def test_a_looped_failure_names_each_failed_item() -> None:
@@ -71,3 +76,10 @@ def test_only_the_failures_the_recap_counts_are_reported() -> None:
         ("w1", "always: clean up"),
         ("w2", "ssh"),
     ]
+
+
+def test_a_limit_file_is_read_where_the_operator_named_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert limit_with_files_resolved("@hosts.txt,lab-cp1") == f"@{tmp_path / 'hosts.txt'},lab-cp1"
+    assert limit_with_files_resolved("edge:!lab-edge2") == "edge:!lab-edge2"
+    assert limit_with_files_resolved(None) is None
