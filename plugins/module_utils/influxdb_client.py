@@ -137,6 +137,18 @@ class InfluxDBClient:
         response = self._request("GET", "/ping", authenticate=False)
         return response.headers.get("X-Influxdb-Version", "unknown")
 
+    def _payload(self, body: bytes) -> dict[str, Any]:
+        """The JSON of a /query answer; anything else (a proxy's page, Grafana's HTML at the same port) is named."""
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            raise InfluxDBError(
+                f"{self.url}/query answered with something other than InfluxDB's JSON: is url InfluxDB?"
+            )
+        return payload
+
     def query(
         self,
         statements: str,
@@ -161,7 +173,7 @@ class InfluxDBClient:
                 response = self._request("POST", "/query", form, authenticate=authenticate)
             else:
                 response = self._request("GET", "/query?" + urlencode(form), authenticate=authenticate)
-            payload = json.loads(response.read() or b"{}")
+            payload = self._payload(response.read())
             if "error" in payload:
                 raise InfluxDBError(payload["error"])
         except InfluxDBError as error:

@@ -224,6 +224,7 @@ KEYWORDS = frozenset(
         "SET",
         "SHARD",
         "SHARDS",
+        "SHOW",
         "SLIMIT",
         "SOFFSET",
         "TAG",
@@ -247,8 +248,9 @@ _TOKEN = re.compile(
   | (?P<string>'(?:[^'\\]|\\.)*')
   | (?P<regex>/(?:[^/\\]|\\.)*/)
   | (?P<duration>\d+(?:ns|us|µs|ms|u|s|m|h|d|w)(?:\d+(?:ns|us|µs|ms|u|s|m|h|d|w))*(?![\w]))
-  | (?P<number>\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
+  | (?P<number>(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?)
   | (?P<word>[A-Za-z_:][\w:]*)
+  | (?P<parameter>\$\w+)
   | (?P<op>=~|!~|!=|<>|<=|>=|::|[-+*/%=<>(),.;&|^])
     """,
     re.VERBOSE,
@@ -257,8 +259,10 @@ _TOKEN = re.compile(
 Token = tuple[str, str]
 
 
-def tokenize(text: str) -> list[Token]:
-    """Split InfluxQL into (kind, value) tokens; whitespace and identifier quoting disappear."""
+def tokenize(text: str, continuous_query: bool = True) -> list[Token]:
+    """Split InfluxQL into (kind, value) tokens; whitespace and identifier quoting disappear, and the spellings the
+    server rewrites take its form (``<>`` is ``!=``, ``.5`` is ``0.500``). A number a continuous query would keep
+    with fewer decimals is refused unless ``continuous_query`` is false."""
     tokens: list[Token] = []
     position = 0
     while position < len(text):
@@ -291,6 +295,8 @@ def tokenize(text: str) -> list[Token]:
                 tokens.append(("ident", value))
         elif kind == "duration":
             tokens.append(("duration", str(parse_duration(value, "query"))))
+        elif kind == "number" and not continuous_query:
+            tokens.append(("number", value))
         elif kind == "number":
             stored = _stored_number(value)
             if float(stored) != float(value):
@@ -299,6 +305,8 @@ def tokenize(text: str) -> list[Token]:
                     f"would run as {stored}: write it with at most {STORED_DECIMALS} decimals"
                 )
             tokens.append(("number", stored))
+        elif value == "<>":
+            tokens.append(("op", "!="))
         else:
             tokens.append((kind, value))
     return tokens

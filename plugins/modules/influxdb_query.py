@@ -75,7 +75,7 @@ def check_read_only(query: str) -> None:
     """Allow exactly one SHOW, or one SELECT without INTO."""
     if len(split_statements(query)) != 1:
         raise InfluxQLError("query: give exactly one statement")
-    keywords = [value for kind, value in tokenize(query) if kind == "kw"]
+    keywords = [value for kind, value in tokenize(query, continuous_query=False) if kind == "kw"]
     if not keywords or keywords[0] not in ("SELECT", "SHOW"):
         raise InfluxQLError("query: only SELECT and SHOW statements are allowed (this module never writes)")
     if keywords[0] == "SELECT" and "INTO" in keywords:

@@ -312,10 +312,13 @@ def test_a_query_with_decimals_converges_although_the_server_rewrites_them(serve
     args = {
         "database": "cq_decimals",
         "name": "fahrenheit",
-        "query": "SELECT mean(celsius) * 1.8 + 32 INTO out FROM readings WHERE celsius > 0.5 GROUP BY time(1h)",
+        "query": "SELECT mean(celsius) * 1.8 + 32 INTO out FROM readings WHERE celsius > .5 AND site <> 'lab' "
+        "GROUP BY time(1h)",
     }
     assert module("influxdb_continuous_query", server, **args)["changed"] is True
-    assert "* 1.800 + 32" in continuous_queries(server, "cq_decimals")["fahrenheit"]
+    stored = continuous_queries(server, "cq_decimals")["fahrenheit"]
+    assert "* 1.800 + 32" in stored
+    assert "celsius > 0.500 AND site != 'lab'" in stored
     assert module("influxdb_continuous_query", server, **args)["changed"] is False
 
 
@@ -489,6 +492,13 @@ def test_query_returns_rows_and_refuses_writes(server: InfluxDBServer) -> None:
     )
     assert result["changed"] is False
     assert result["rows"] == [{"_series": "readings", "time": 1700000000, "temperature": 21.5}]
+    # SHOW statements, and numbers with more decimals than a continuous query keeps, are read as they are.
+    shown = module("influxdb_query", server, query="SHOW DATABASES")
+    assert {"_series": "databases", "name": "query_db"} in shown["rows"], shown
+    precise = module(
+        "influxdb_query", server, database="query_db", query="SELECT * FROM readings WHERE temperature < 21.500001"
+    )
+    assert not precise.get("failed") and len(precise["rows"]) == 1, precise
     for statement in ("SELECT * INTO copy FROM readings", "DROP DATABASE query_db", "SHOW DATABASES; DROP USER x"):
         refused = module("influxdb_query", server, database="query_db", query=statement)
         assert refused["failed"] is True, statement

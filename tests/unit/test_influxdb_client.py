@@ -34,3 +34,19 @@ def test_a_change_that_timed_out_is_not_sent_again(
     with pytest.raises(InfluxDBError, match=r"cannot reach InfluxDB at http://127\.0\.0\.1:8086"):
         client.query('DROP CONTINUOUS QUERY "q" ON "t"', change=change)
     assert len(requests) == sent
+
+
+@pytest.mark.parametrize("body", [b"<!doctype html><html>Grafana</html>", b"[1, 2]"])
+def test_an_answer_that_is_not_influxdbs_json_is_named(monkeypatch: pytest.MonkeyPatch, body: bytes) -> None:
+    class Answer:
+        def read(self) -> bytes:
+            return body
+
+    class HtmlRequest:
+        def open(self, _method: str, _url: str, **_options: Any) -> Answer:
+            return Answer()
+
+    monkeypatch.setattr(influxdb_client, "Request", HtmlRequest)
+    client = InfluxDBClient("http://127.0.0.1:3000")
+    with pytest.raises(InfluxDBError, match=r"http://127\.0\.0\.1:3000/query answered with something other than"):
+        client.query("SHOW DATABASES")

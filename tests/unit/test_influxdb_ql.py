@@ -21,8 +21,10 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_ql import
     quote_ident,
     quote_string,
     redact_secrets,
+    tokenize,
     withhold_parser_quote,
 )
+from ansible_collections.sensorstack.iot.plugins.modules.influxdb_query import check_read_only
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -251,3 +253,37 @@ def test_resample_durations_are_rendered_and_validated() -> None:
 def test_continuous_query_bodies_are_checked(body: str, message: str) -> None:
     with pytest.raises(InfluxQLError, match=message):
         check_continuous_query_body(body)
+
+
+def test_the_spellings_the_server_rewrites_compare_as_stored() -> None:
+    """InfluxQL's <> and .5 come back from the server as != and 0.500."""
+    ours = "SELECT mean(v) INTO out FROM m WHERE v > .5 AND site <> 'lab' GROUP BY time(1m)"
+    servers = (
+        "CREATE CONTINUOUS QUERY q ON telemetry BEGIN SELECT mean(v) INTO telemetry.autogen.out FROM "
+        "telemetry.autogen.m WHERE v > 0.500 AND site != 'lab' GROUP BY time(1m) END"
+    )
+    assert normalise_continuous_query(continuous_query_statement("q", "telemetry", ours), "telemetry", "autogen") == (
+        normalise_continuous_query(servers, "telemetry", "autogen")
+    )
+
+
+def test_a_plain_query_keeps_its_numbers_and_parameters_as_written() -> None:
+    tokens = tokenize(
+        "SHOW TAG VALUES FROM m WITH KEY = site WHERE v > 0.1234 AND time > $start", continuous_query=False
+    )
+    assert tokens[0] == ("kw", "SHOW")
+    assert ("number", "0.1234") in tokens
+    assert ("parameter", "$start") in tokens
+
+
+@pytest.mark.parametrize(
+    "query", ["SHOW DATABASES", "SHOW STATS", "SELECT * FROM m WHERE lat = 52.520008", "SELECT * FROM m WHERE v > $d"]
+)
+def test_the_query_module_reads_show_and_any_select(query: str) -> None:
+    check_read_only(query)
+
+
+@pytest.mark.parametrize("query", ["SELECT * INTO copy FROM m", "DROP DATABASE d", "SHOW DATABASES; DROP USER x"])
+def test_the_query_module_refuses_what_writes(query: str) -> None:
+    with pytest.raises(InfluxQLError):
+        check_read_only(query)
