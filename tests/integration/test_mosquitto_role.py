@@ -223,3 +223,20 @@ def test_the_role_refuses_what_it_cannot_do_with_a_message_naming_it(
     assert message in run.output, run.output
     assert "Ensure the broker package is installed" not in run.output
     assert "hunter2" not in run.output, "a refusal repeats no credential"
+
+
+def test_a_new_user_logs_in_although_a_later_task_fails_the_host(converged: Lab) -> None:
+    """The role applies its change itself: a failure later in the play (another role's) would drop a handler that
+    waited for the play's end, and the next run, finding the password file in place, would notify none."""
+    variables = {"mosquitto_users": [*BASE["mosquitto_users"], {"name": "sensor-042", "password": "sensor-042-pw"}]}
+    (converged.directory / "vars.json").write_text(json.dumps(variables))
+    failing = [{**PLAYBOOK[0], "tasks": [{"name": "Fail as a later role may", "ansible.builtin.fail": {"msg": "x"}}]}]
+    (converged.directory / "failing.yml").write_text(yaml.safe_dump(failing, sort_keys=False))
+    run = run_playbook(
+        str(converged.directory / "failing.yml"),
+        converged.directory / "hosts.yml",
+        "-e",
+        f"@{converged.directory / 'vars.json'}",
+    )
+    assert run.returncode != 0, run.output
+    assert converged.logs_in("sensor-042", "sensor-042-pw"), run.output
