@@ -103,6 +103,21 @@ def test_the_role_gives_influxd_the_environment_through_a_private_file_and_remov
     assert again.returncode == 0, again.output
     assert again.recap()["edge"]["changed"] == 0, again.output
 
+    # influxd parses a duration from a string only: the rejected file never replaces the one the server runs with.
+    pid = run_in_container(container, "systemctl show --property=MainPID --value influxdb")
+    config = run_in_container(container, "cat /etc/influxdb/influxdb.conf")
+    broken = run_role_on_lab_host(
+        "sensorstack.iot.influxdb",
+        "edge",
+        container,
+        tmp_path,
+        settings | {"influxdb_config_overrides": {"coordinator": {"query-timeout": 30}}},
+    )
+    assert broken.returncode != 0
+    assert "missing unit in duration" in broken.output, broken.output
+    assert run_in_container(container, "cat /etc/influxdb/influxdb.conf") == config
+    assert run_in_container(container, "systemctl show --property=MainPID --value influxdb") == pid
+
     dropped = run_role_on_lab_host(
         "sensorstack.iot.influxdb", "edge", container, tmp_path, settings | {"influxdb_environment": {}}
     )
