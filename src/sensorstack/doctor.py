@@ -11,7 +11,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from sensorstack import collection_pins
+from sensorstack import checkout_root, collection_pins
 from sensorstack.inventory import connections
 from sensorstack.lab.containers import DOCKER_CONNECTIONS
 from sensorstack.runner import ping_hosts
@@ -51,12 +51,13 @@ def check_collections() -> Check:
     if not wrong:
         return Check("collections", True, f"{len(collection_pins.pinned())} pinned collections installed")
     detail = ", ".join(f"{name} {found or 'missing'} (pinned {pin})" for name, (pin, found) in sorted(wrong.items()))
-    return Check(
-        "collections",
-        False,
-        detail,
-        "ansible-galaxy collection install -r collections/requirements.yml, or scripts/install-collections",
+    fix = (
+        "ansible-galaxy collection install -r collections/requirements.yml, or scripts/install-collections"
+        if checkout_root() is not None
+        else "pip install the release of the ansible package that carries these versions (into "
+        f"{collection_pins.collections_folder()})"
     )
+    return Check("collections", False, detail, fix)
 
 
 def check_toml_writer() -> Check:

@@ -25,7 +25,7 @@ from typing import Any
 
 import ansible_runner
 
-from sensorstack import checkout_root, installed_collection, mitogen_strategy, project_root
+from sensorstack import checkout_root, collection_pins, mitogen_strategy, project_root
 from sensorstack.events import (
     ChangedTask,
     Event,
@@ -201,7 +201,7 @@ def runner_environment(root: Path, mitogen: bool = False) -> dict[str, str]:
     }
     if checkout_root() is None:
         environment |= {
-            "ANSIBLE_COLLECTIONS_PATH": str(installed_collection().parents[2]),
+            "ANSIBLE_COLLECTIONS_PATH": str(collection_pins.collections_folder()),
             "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "true",
         }
     if mitogen:

@@ -110,6 +110,9 @@ def test_the_installed_command_validates_and_deploys_a_lab_host_from_an_empty_fo
     inventory = lab_inventory(empty_folder, lab_host_factory("wheel-edge", "debian12"))
     validate = sensorstack(installed, empty_folder, "inventory", "validate", "-i", "inventory")
     assert validate.returncode == 0, validate.stdout + validate.stderr
+    # Doctor finds the collections where the runs do (site-packages), and the lab host.
+    doctor = sensorstack(installed, empty_folder, "doctor", "-i", str(inventory))
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     deploy = sensorstack(installed, empty_folder, "deploy", "-i", str(inventory), "--json")
     assert deploy.returncode == 0, deploy.stdout[-4000:] + deploy.stderr[-4000:]
     report = json.loads(deploy.stdout)

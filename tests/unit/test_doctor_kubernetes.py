@@ -4,6 +4,7 @@ declared range, and checked by `sensorstack doctor`."""
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -61,3 +62,26 @@ def test_doctor_names_the_declared_range_when_the_client_is_missing_or_too_old(
     assert not check.ok
     assert check.detail.startswith(detail)
     assert check.fix == f"pip install 'kubernetes{declared().specifier}'"
+
+
+def test_an_installed_wheel_finds_the_collections_where_pip_put_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a wheel, the runs read the collections from site-packages: doctor looks there too, not in ./collections."""
+    site_packages = tmp_path / "site-packages"
+    for fqcn, version in collection_pins.pinned(ROOT).items():
+        manifest = site_packages.joinpath("ansible_collections", *fqcn.split("."), "MANIFEST.json")
+        manifest.parent.mkdir(parents=True)
+        manifest.write_text(json.dumps({"collection_info": {"version": version}}))
+    monkeypatch.setattr(collection_pins, "checkout_root", lambda: None)
+    monkeypatch.setattr(collection_pins, "installed_collection", lambda: site_packages / "ansible_collections/x/y")
+    monkeypatch.setattr(doctor, "checkout_root", lambda: None)
+
+    assert collection_pins.collections_folder() == site_packages
+    assert doctor.check_collections().ok
+    (site_packages / "ansible_collections/kubernetes/core/MANIFEST.json").unlink()
+    missing = doctor.check_collections()
+    assert not missing.ok and "kubernetes.core missing" in missing.detail
+    assert (
+        missing.fix.startswith("pip install the release of the ansible package") and str(site_packages) in missing.fix
+    )
