@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser("doctor", help="check the controller and reach every host")
     doctor.add_argument("-i", "--inventory", type=Path, default=None)
+    doctor.add_argument("--vault-password-file", type=Path, help="file holding the Ansible Vault password")
 
     lab = commands.add_parser("lab", help="the built-in local lab of systemd containers")
     lab.add_argument("lab_command", choices=["up", "down", "status", "images"])
@@ -265,7 +266,7 @@ def run_command(
 
 def doctor_command(args: argparse.Namespace, console: Console) -> int:
     failed = False
-    for check in run_checks(_inventory(args)):
+    for check in run_checks(_inventory(args), args.vault_password_file):
         failed |= not check.ok
         mark = "[green]ok[/]  " if check.ok else "[bold red]FAIL[/]"
         console.print(f"{mark} {check.name}: {check.detail}")

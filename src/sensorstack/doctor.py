@@ -100,14 +100,14 @@ def check_docker(needed: bool) -> Check | None:
     return Check("docker", True, f"Docker Engine {answer.stdout.strip()}")
 
 
-def run_checks(inventory: Path) -> list[Check]:
+def run_checks(inventory: Path, vault_password_file: Path | None = None) -> list[Check]:
     checks = [check_ansible(), check_collections(), check_toml_writer(), check_kubernetes_client()]
-    hosts = connections(inventory)
+    hosts = connections(inventory, vault_password_file)
     docker = check_docker(any(conn in DOCKER_CONNECTIONS for conn in hosts.values()))
     if docker:
         checks.append(docker)
     if docker is None or docker.ok:
-        for host, reachable in sorted(ping_hosts(inventory).items()):
+        for host, reachable in sorted(ping_hosts(inventory, vault_password_file).items()):
             how = hosts.get(host) or "ssh"
             checks.append(
                 Check(

@@ -38,6 +38,7 @@ from sensorstack.events import (
     TaskStarted,
 )
 from sensorstack.extra_vars import ExtraVarsLayer
+from sensorstack.inventory import vault_arguments
 from sensorstack.leftovers import RUN_MARKER, process_alive, stop_marked_processes
 
 EventCallback = Callable[[Event], None]
@@ -351,8 +352,7 @@ class Run:
                 cmdline.append("--check")
             if request.diff:
                 cmdline.append("--diff")
-            if request.vault_password_file:
-                cmdline += ["--vault-password-file", str(Path(request.vault_password_file).resolve())]
+            cmdline += vault_arguments(request.vault_password_file)
             runner = ansible_runner.run(
                 private_data_dir=str(private),
                 artifact_dir=str(artifacts_root),
@@ -405,7 +405,7 @@ def run_playbook(request: RunRequest, on_event: EventCallback | None = None) -> 
     return Run(request, on_event).execute()
 
 
-def ping_hosts(inventory: Path) -> dict[str, bool]:
+def ping_hosts(inventory: Path, vault_password_file: Path | None = None) -> dict[str, bool]:
     """Host -> whether Ansible can reach it and run Python there (ansible.builtin.ping)."""
     reachable: dict[str, bool] = {}
 
@@ -422,6 +422,7 @@ def ping_hosts(inventory: Path) -> dict[str, bool]:
             inventory=str(Path(inventory).resolve()),
             host_pattern="all",
             module="ansible.builtin.ping",
+            cmdline=shlex.join(vault_arguments(vault_password_file)) or None,
             envvars=runner_environment(project_root()),
             event_handler=record,
             quiet=True,
