@@ -229,6 +229,32 @@ def _datasource_secrets(source: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return fields + [(key, source[key]) for key in ("password", "basicAuthPassword") if key in source]
 
 
+def _clear_ini_credentials(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(section, key) of each grafana_ini setting that holds a credential in the clear."""
+    return [
+        (section, key)
+        for section, key, value in _ini_settings(settings)
+        if (names_a_credential(key) and _holds_a_secret_in_the_clear(value)) or _embeds_a_credential(value)
+    ]
+
+
+def _clear_datasource_credentials(source: Mapping[str, Any]) -> list[str]:
+    """The fields of a provisioned datasource entry that hold a credential in the clear."""
+    return [field for field, value in _datasource_secrets(source) if _holds_a_secret_in_the_clear(value)]
+
+
+def _provisioned_sources(settings: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [source for source in settings.get("grafana_datasources") or [] if isinstance(source, Mapping)]
+
+
+def grafana_clear_credentials(settings: Mapping[str, Any]) -> bool:
+    """Whether grafana.ini or the provisioning files will hold a credential in the clear (systemd allows it): the
+    role then shows no diff of those files, which `sensorstack check` and --diff would print."""
+    return bool(_clear_ini_credentials(settings)) or any(
+        _clear_datasource_credentials(source) for source in _provisioned_sources(settings)
+    )
+
+
 def _clear_secret_problems(settings: Mapping[str, Any]) -> list[str]:
     """On Kubernetes grafana.ini and the provisioning files are the ConfigMap grafana-config: a credential written
     there in the clear is readable by whoever may read the namespace's ConfigMaps."""
@@ -240,15 +266,13 @@ def _clear_secret_problems(settings: Mapping[str, Any]) -> list[str]:
         f"and write the setting as $__file{{{secrets_dir}/<name>}}, which Grafana reads from that file"
     )
     ini = _ini_settings(settings)
-    sources = [source for source in settings.get("grafana_datasources") or [] if isinstance(source, Mapping)]
     problems = [
         f"grafana_ini [{section}] {key} holds a credential in the clear, and on Kubernetes grafana.ini is the "
         f"ConfigMap grafana-config. {remedy}."
-        for section, key, value in ini
-        if (names_a_credential(key) and _holds_a_secret_in_the_clear(value)) or _embeds_a_credential(value)
+        for section, key in _clear_ini_credentials(settings)
     ]
-    for source in sources:
-        fields = [field for field, value in _datasource_secrets(source) if _holds_a_secret_in_the_clear(value)]
+    for source in _provisioned_sources(settings):
+        fields = _clear_datasource_credentials(source)
         if fields:
             problems.append(
                 f"grafana_datasources entry {source.get('name')} holds {', '.join(fields)} in the clear, and on "
@@ -263,7 +287,7 @@ def _clear_secret_problems(settings: Mapping[str, Any]) -> list[str]:
         }
         | {
             f"grafana_datasources entry {source.get('name')}"
-            for source in sources
+            for source in _provisioned_sources(settings)
             if any(ENVIRONMENT_EXPANSION.search(text) for text in _texts(source))
         }
     )
@@ -357,6 +381,7 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "grafana_problems": grafana_problems,
+            "grafana_clear_credentials": grafana_clear_credentials,
             "grafana_ini": grafana_ini,
             "grafana_dashboard_providers": grafana_dashboard_providers,
             "grafana_dashboard_files": grafana_dashboard_files,

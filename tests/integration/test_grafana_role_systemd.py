@@ -47,7 +47,9 @@ def host(lab_host_factory, repository: SignedRepository) -> str:
     return lab_host_factory(HOST, "debian13")
 
 
-def apply_role(host: str, repository: SignedRepository, directory: Path, **variables: Any) -> PlaybookRun:
+def apply_role(
+    host: str, repository: SignedRepository, directory: Path, *options: str, **variables: Any
+) -> PlaybookRun:
     settings = {
         "grafana_admin_password": FIRST_PASSWORD,
         "grafana_apt_repository_url": repository.url,
@@ -63,7 +65,7 @@ def apply_role(host: str, repository: SignedRepository, directory: Path, **varia
         "grafana_ini": {"smtp": {"enabled": False, "password": "$__file{/etc/grafana/secrets/smtp_password}"}},
         "grafana_api_folders": [{"uid": "lab-operations", "title": "Lab operations"}],
     }
-    return run_role_on_lab_host("sensorstack.iot.grafana", HOST, host, directory, settings | variables)
+    return run_role_on_lab_host("sensorstack.iot.grafana", HOST, host, directory, settings | variables, *options)
 
 
 def api(host: str, path: str, password: str) -> tuple[int, Any]:
@@ -117,6 +119,29 @@ def test_a_second_run_changes_nothing(host: str, repository: SignedRepository, t
 
     assert run.returncode == 0, run.output[-6000:]
     assert run.recap()[HOST]["changed"] == 0, run.output[-6000:]
+
+
+def test_a_check_with_diff_shows_no_credential_written_in_the_clear(
+    host: str, repository: SignedRepository, tmp_path: Path
+) -> None:
+    """systemd allows a credential in grafana.ini or a provisioned datasource in the clear; `sensorstack check`
+    (check mode and diff) must still not print it."""
+    clear = "clear-smtp-password-77e1"
+    run = apply_role(
+        host,
+        repository,
+        tmp_path,
+        "--check",
+        "--diff",
+        grafana_ini={"smtp": {"enabled": False, "password": clear}},
+        grafana_datasources=[
+            {"name": "Other", "type": "influxdb", "url": "http://127.0.0.3:8086", "secureJsonData": {"password": clear}}
+        ],
+    )
+
+    assert run.returncode == 0, run.output[-6000:]
+    assert "changed: [grafana-systemd]" in run.output, run.output[-6000:]
+    assert clear not in run.output
 
 
 def test_a_changed_datasource_setting_reaches_the_running_grafana(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.sensorstack.iot.plugins.filter.grafana import grafana_problems
+from ansible_collections.sensorstack.iot.plugins.filter.grafana import grafana_clear_credentials, grafana_problems
 from ansible_collections.sensorstack.iot.plugins.filter.influxdb import influxdb_problems
 from ansible_collections.sensorstack.iot.plugins.filter.mosquitto import mosquitto_problems
 from ansible_collections.sensorstack.iot.plugins.filter.stack import (
@@ -249,3 +249,19 @@ def test_on_kubernetes_a_listener_names_no_tls_file_the_broker_pod_lacks() -> No
     assert mosquitto_problems(on_kubernetes | {"mosquitto_platform": "systemd"}) == []
     placed = on_kubernetes | {"mosquitto_tls_placed_files": ["/etc/mosquitto/certs/site.crt", "/etc/mosquitto/k"]}
     assert mosquitto_problems(placed) == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "clear"),
+    [
+        ({"grafana_ini": {"smtp": {"password": "in-the-clear"}}}, True),
+        ({"grafana_ini": {"smtp": {"password": "$__file{/etc/grafana/secrets/smtp}"}}}, False),
+        ({"grafana_ini": {"database": {"url": "postgres://grafana:pw@db/grafana"}}}, True),
+        ({"grafana_datasources": [{"name": "x", "secureJsonData": {"token": "in-the-clear"}}]}, True),
+        ({"grafana_datasources": [{"name": "x", "secureJsonData": {"token": "$__file{/run/t}"}}]}, False),
+        ({"grafana_ini": {"server": {"http_port": 3000}}, "grafana_datasources": []}, False),
+    ],
+)
+def test_clear_credentials_are_found_on_either_platform(settings: dict[str, Any], clear: bool) -> None:
+    """What keeps the systemd role's grafana.ini and provisioning diff from being printed."""
+    assert grafana_clear_credentials(settings) is clear
