@@ -186,7 +186,8 @@ def replace_rendered(staging: Path, directory: Path) -> list[str]:
         (directory / name).unlink(missing_ok=True)
     written = sorted(path.name for path in staging.glob("*.yaml"))
     for name in written:
-        (staging / name).replace(directory / name)
+        # A rename where it can; a copy where the folder is another file system than its parent (a mount point).
+        shutil.move(staging / name, directory / name)
     return written
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
@@ -110,3 +111,21 @@ def test_a_render_reaches_no_edge_host_whatever_the_limit() -> None:
     """The edge play deploys on systemd: under a render (-l all or a group that holds a gateway) it has no host."""
     assert edge_play_hosts() == ["lab-edge1"]
     assert edge_play_hosts("--extra-vars", "sensorstack_stack_render_dir=/tmp/render") == []
+
+
+def test_a_folder_on_another_file_system_than_its_parent_gets_the_render(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A mount point (docker run -v $PWD/out:/out ... render /out): the staging folder beside it is on another file
+    system, where a rename fails with EXDEV."""
+    folder = tmp_path / "manifests"
+    render(monkeypatch, folder, {"namespace.yaml": "old"}, cli.EXIT_OK)
+
+    def no_rename_across(source: Any, target: Any) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link", str(source))
+
+    monkeypatch.setattr(os, "rename", no_rename_across)
+    monkeypatch.setattr(Path, "replace", no_rename_across)
+    render(monkeypatch, folder, {"namespace.yaml": "new"}, cli.EXIT_OK)
+
+    assert {path.name: path.read_text() for path in folder.iterdir()} == {"namespace.yaml": "new"}
