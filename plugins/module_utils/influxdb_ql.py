@@ -6,6 +6,7 @@ Pure functions only (no I/O), shared by the influxdb_* modules and unit-tested w
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 
 NANOSECOND = 1
@@ -162,6 +163,9 @@ def normalise_privilege(privilege: str, option: str = "privilege") -> str:
         raise InfluxQLError(f"{option}: {privilege!r} is not one of read, write, all")
     return PRIVILEGES[key]
 
+
+# The retention policy the server creates with a database, its default until another is made the default.
+AUTOGEN = "autogen"
 
 # --- Continuous queries ---------------------------------------------------------------------------------------
 
@@ -335,8 +339,12 @@ def _measurement_end(tokens: list[Token], start: int) -> int:
     return end
 
 
-def _qualify(parts: list[Token], database: str, default_rp: str) -> list[Token]:
-    """Qualify a measurement reference as database.rp.measurement, as the server stores it."""
+def _qualify(
+    parts: list[Token], database: str, default_rp: str, other_defaults: Mapping[str, str] | None = None
+) -> list[Token]:
+    """Qualify a measurement reference as database.rp.measurement, as the server stores it: a reference without a
+    policy takes its own database's default (``other_defaults`` for a database other than the query's, else
+    autogen)."""
     names: list[Token | None] = []
     current: Token | None = None
     for token in parts:
@@ -351,6 +359,8 @@ def _qualify(parts: list[Token], database: str, default_rp: str) -> list[Token]:
     elif len(names) == 2:
         names = [None, *names]
     db, rp, measurement = names[-3], names[-2], names[-1]
+    if db is not None and db[1] != database:
+        default_rp = (other_defaults or {}).get(db[1], AUTOGEN)
     return [
         db or ("ident", database),
         ("op", "."),
@@ -360,7 +370,9 @@ def _qualify(parts: list[Token], database: str, default_rp: str) -> list[Token]:
     ]
 
 
-def normalise_continuous_query(text: str, database: str, default_rp: str) -> tuple[Token, ...]:
+def normalise_continuous_query(
+    text: str, database: str, default_rp: str, other_defaults: Mapping[str, str] | None = None
+) -> tuple[Token, ...]:
     """A comparable form of a CREATE CONTINUOUS QUERY statement, equal for the server's rendering and ours.
 
     The server re-renders a stored CQ: it qualifies measurements after INTO and FROM as ``db.rp.m``, drops
@@ -378,7 +390,7 @@ def normalise_continuous_query(text: str, database: str, default_rp: str) -> tup
                 end = _measurement_end(tokens, index)
                 if end == index:
                     break
-                normalised.extend(_qualify(tokens[index:end], database, default_rp))
+                normalised.extend(_qualify(tokens[index:end], database, default_rp, other_defaults))
                 index = end
                 if token == ("kw", "FROM") and index < len(tokens) and tokens[index] == ("op", ","):
                     normalised.append(tokens[index])
@@ -388,10 +400,12 @@ def normalise_continuous_query(text: str, database: str, default_rp: str) -> tup
     return tuple(normalised)
 
 
-def continuous_query_targets(text: str, database: str, default_rp: str) -> list[tuple[str, str]]:
+def continuous_query_targets(
+    text: str, database: str, default_rp: str, other_defaults: Mapping[str, str] | None = None
+) -> list[tuple[str, str]]:
     """The (database, retention policy) pairs a continuous query writes to (INTO) and reads from (FROM), qualified
     as the server qualifies them; the server refuses the query when one of them does not exist."""
-    tokens = normalise_continuous_query(text, database, default_rp)
+    tokens = normalise_continuous_query(text, database, default_rp, other_defaults)
     targets: list[tuple[str, str]] = []
     for index, token in enumerate(tokens):
         if token not in (("kw", "INTO"), ("kw", "FROM")):

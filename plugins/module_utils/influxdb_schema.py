@@ -19,6 +19,7 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_client im
     series_rows,
 )
 from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_ql import (
+    AUTOGEN,
     INFINITE,
     WEEK,
     InfluxQLError,
@@ -35,8 +36,6 @@ from ansible_collections.sensorstack.iot.plugins.module_utils.influxdb_ql import
     quote_string,
     redact_secrets,
 )
-
-AUTOGEN = "autogen"
 
 
 @dataclass
@@ -355,7 +354,7 @@ class Plan:
         default_rp = self.default_rp.get(spec.database, AUTOGEN)
         # The server refuses a query naming a missing policy only when it runs the CREATE, after the DROP of the
         # query it replaces: checked here, before anything is sent.
-        for database, policy in continuous_query_targets(wanted, spec.database, default_rp):
+        for database, policy in continuous_query_targets(wanted, spec.database, default_rp, self.default_rp):
             if database not in self.databases:
                 self._missing(f"{spec.label}: query: database {database!r} does not exist (declare it first)")
             elif policy not in self.policy_names.get(database, set()):
@@ -364,8 +363,8 @@ class Plan:
                     "(declare it in retention_policies first)"
                 )
         if stored is not None and normalise_continuous_query(
-            stored, spec.database, default_rp
-        ) == normalise_continuous_query(wanted, spec.database, default_rp):
+            stored, spec.database, default_rp, self.default_rp
+        ) == normalise_continuous_query(wanted, spec.database, default_rp, self.default_rp):
             self._record("continuous_queries", key, stored, stored)
             return
         if stored is not None:

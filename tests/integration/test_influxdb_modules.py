@@ -307,6 +307,25 @@ def test_a_malformed_continuous_query_fails_and_keeps_the_old_one(
     assert snapshot(server) == before
 
 
+def test_a_query_into_another_databases_default_policy_converges(server: InfluxDBServer) -> None:
+    """db..m takes the default policy of db, not of the query's own database."""
+    server.query("CREATE DATABASE cq_source", "admin", ADMIN_PASSWORD)
+    server.query("CREATE DATABASE cq_archive", "admin", ADMIN_PASSWORD)
+    server.query(
+        'CREATE RETENTION POLICY "raw" ON cq_source DURATION 4w REPLICATION 1 DEFAULT', "admin", ADMIN_PASSWORD
+    )
+    args = {
+        "database": "cq_source",
+        "name": "to_archive",
+        "query": "SELECT mean(v) INTO cq_archive..hourly FROM readings GROUP BY time(1h)",
+    }
+    first = module("influxdb_continuous_query", server, **args)
+    assert first["changed"] is True, first
+    stored = continuous_queries(server, "cq_source")["to_archive"]
+    assert "cq_archive.autogen.hourly" in stored and "cq_source.raw.readings" in stored, stored
+    assert module("influxdb_continuous_query", server, **args)["changed"] is False
+
+
 def test_a_query_with_decimals_converges_although_the_server_rewrites_them(server: InfluxDBServer) -> None:
     server.query("CREATE DATABASE cq_decimals", "admin", ADMIN_PASSWORD)
     args = {
