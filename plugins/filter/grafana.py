@@ -239,8 +239,10 @@ def _clear_ini_credentials(settings: Mapping[str, Any]) -> list[tuple[str, str]]
 
 
 def _clear_datasource_credentials(source: Mapping[str, Any]) -> list[str]:
-    """The fields of a provisioned datasource entry that hold a credential in the clear."""
-    return [field for field, value in _datasource_secrets(source) if _holds_a_secret_in_the_clear(value)]
+    """The fields of a provisioned datasource entry that hold a credential in the clear: a credential field, or a
+    URL with a user's password in it."""
+    fields = [field for field, value in _datasource_secrets(source) if _holds_a_secret_in_the_clear(value)]
+    return fields + (["url"] if _embeds_a_credential(source.get("url")) else [])
 
 
 def _provisioned_sources(settings: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -94,8 +94,13 @@ def limit_with_files_resolved(limit: str | None) -> str | None:
     cwd) and would look for a relative one there, not where the operator typed it, as -i and -e @ are read."""
     if not limit:
         return limit
+    # Only when a limit is given: ansible's inventory package is not otherwise imported by the CLI.
+    from ansible.inventory.manager import split_host_pattern
+
+    # Split as Ansible splits it (commas, or colons, spaces around entries); commas join the entries back.
     return ",".join(
-        f"@{Path(entry[1:]).expanduser().resolve()}" if entry.startswith("@") else entry for entry in limit.split(",")
+        f"@{Path(entry[1:]).expanduser().resolve()}" if entry.startswith("@") else entry
+        for entry in split_host_pattern(limit)
     )
 
 

@@ -150,6 +150,8 @@ def test_a_changed_datasource_setting_reaches_the_running_grafana(
     run = apply_role(host, repository, tmp_path, grafana_influxdb_url="http://127.0.0.2:8086")
 
     assert run.returncode == 0, run.output[-6000:]
+    # No diff of the provisioning file in a run without --diff.
+    assert "+++ after" not in run.output, run.output[-6000:]
     status, datasource = api(host, "/api/datasources/uid/sensorstack-influxdb", FIRST_PASSWORD)
     assert (status, datasource["url"]) == (200, "http://127.0.0.2:8086")
 

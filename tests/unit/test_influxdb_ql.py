@@ -291,11 +291,11 @@ def test_the_query_module_refuses_what_writes(query: str) -> None:
 
 def test_a_reference_to_another_database_takes_that_databases_default_policy() -> None:
     query = "SELECT mean(v) INTO archive..r1h FROM readings, archive..old GROUP BY time(1h)"
-    defaults = {"telemetry": "raw", "archive": "autogen"}
+    defaults = {"telemetry": "raw", "archive": "weekly"}
     assert continuous_query_targets(query, "telemetry", "raw", defaults) == [
-        ("archive", "autogen"),
+        ("archive", "weekly"),
         ("telemetry", "raw"),
-        ("archive", "autogen"),
+        ("archive", "weekly"),
     ]
     # A database the plan knows nothing of: the server's own default.
     assert continuous_query_targets(query, "telemetry", "raw")[0] == ("archive", "autogen")

@@ -81,5 +81,7 @@ def test_only_the_failures_the_recap_counts_are_reported() -> None:
 def test_a_limit_file_is_read_where_the_operator_named_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert limit_with_files_resolved("@hosts.txt,lab-cp1") == f"@{tmp_path / 'hosts.txt'},lab-cp1"
-    assert limit_with_files_resolved("edge:!lab-edge2") == "edge:!lab-edge2"
+    assert limit_with_files_resolved("edge:@hosts.txt") == f"edge,@{tmp_path / 'hosts.txt'}"
+    assert limit_with_files_resolved("edge, @hosts.txt") == f"edge,@{tmp_path / 'hosts.txt'}"
+    assert limit_with_files_resolved("edge:!lab-edge2") == "edge,!lab-edge2"
     assert limit_with_files_resolved(None) is None

@@ -259,6 +259,8 @@ def test_on_kubernetes_a_listener_names_no_tls_file_the_broker_pod_lacks() -> No
         ({"grafana_ini": {"database": {"url": "postgres://grafana:pw@db/grafana"}}}, True),
         ({"grafana_datasources": [{"name": "x", "secureJsonData": {"token": "in-the-clear"}}]}, True),
         ({"grafana_datasources": [{"name": "x", "secureJsonData": {"token": "$__file{/run/t}"}}]}, False),
+        ({"grafana_datasources": [{"name": "x", "url": "http://reader:pw@influxdb:8086"}]}, True),
+        ({"grafana_datasources": [{"name": "x", "url": "http://influxdb:8086"}]}, False),
         ({"grafana_ini": {"server": {"http_port": 3000}}, "grafana_datasources": []}, False),
     ],
 )
