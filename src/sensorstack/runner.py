@@ -92,9 +92,9 @@ def failure_message(result: dict[str, Any]) -> str:
 def limit_with_files_resolved(limit: str | None) -> str | None:
     """A --limit whose @file entries name absolute paths: ansible-playbook runs in the project folder (ansible-runner's
     cwd) and would look for a relative one there, not where the operator typed it, as -i and -e @ are read."""
-    if not limit:
+    if not limit or "@" not in limit:
         return limit
-    # Only when a limit is given: ansible's inventory package is not otherwise imported by the CLI.
+    # Only for a limit file: ansible's inventory package is not otherwise imported by the CLI.
     from ansible.inventory.manager import split_host_pattern
 
     # Split as Ansible splits it (commas, or colons, spaces around entries); commas join the entries back.

@@ -83,5 +83,5 @@ def test_a_limit_file_is_read_where_the_operator_named_it(tmp_path: Path, monkey
     assert limit_with_files_resolved("@hosts.txt,lab-cp1") == f"@{tmp_path / 'hosts.txt'},lab-cp1"
     assert limit_with_files_resolved("edge:@hosts.txt") == f"edge,@{tmp_path / 'hosts.txt'}"
     assert limit_with_files_resolved("edge, @hosts.txt") == f"edge,@{tmp_path / 'hosts.txt'}"
-    assert limit_with_files_resolved("edge:!lab-edge2") == "edge,!lab-edge2"
+    assert limit_with_files_resolved("edge:!lab-edge2") == "edge:!lab-edge2"
     assert limit_with_files_resolved(None) is None
