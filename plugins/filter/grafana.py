@@ -268,12 +268,13 @@ def _clear_secret_problems(settings: Mapping[str, Any]) -> list[str]:
         f"and write the setting as $__file{{{secrets_dir}/<name>}}, which Grafana reads from that file"
     )
     ini = _ini_settings(settings)
+    sources = _provisioned_sources(settings)
     problems = [
         f"grafana_ini [{section}] {key} holds a credential in the clear, and on Kubernetes grafana.ini is the "
         f"ConfigMap grafana-config. {remedy}."
         for section, key in _clear_ini_credentials(settings)
     ]
-    for source in _provisioned_sources(settings):
+    for source in sources:
         fields = _clear_datasource_credentials(source)
         if fields:
             problems.append(
@@ -289,7 +290,7 @@ def _clear_secret_problems(settings: Mapping[str, Any]) -> list[str]:
         }
         | {
             f"grafana_datasources entry {source.get('name')}"
-            for source in _provisioned_sources(settings)
+            for source in sources
             if any(ENVIRONMENT_EXPANSION.search(text) for text in _texts(source))
         }
     )

@@ -181,6 +181,13 @@ class Cluster:
     def kubectl_json(self, *arguments: str) -> Any:
         return json.loads(self.kubectl(*arguments, "--output=json"))
 
+    def stored_cluster_configuration(self) -> dict[str, Any] | None:
+        """The ClusterConfiguration kubeadm stored in ConfigMap kube-system/kubeadm-config (None without one)."""
+        answer = self.kubectl(
+            "--namespace=kube-system", "get", "configmap", "kubeadm-config", "--ignore-not-found", "--output=json"
+        )
+        return yaml.safe_load(json.loads(answer)["data"]["ClusterConfiguration"]) if answer.strip() else None
+
 
 @pytest.fixture(scope="session")
 def bundle() -> Path:

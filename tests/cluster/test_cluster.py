@@ -64,8 +64,8 @@ def _gateway(cluster: Cluster) -> str:
 
 
 def test_kubeadm_built_the_cluster_from_the_rendered_configuration(cluster: Cluster) -> None:
-    config = cluster.kubectl_json("--namespace=kube-system", "get", "configmap", "kubeadm-config")
-    cluster_configuration = yaml.safe_load(config["data"]["ClusterConfiguration"])
+    cluster_configuration = cluster.stored_cluster_configuration()
+    assert cluster_configuration is not None
     # The API load balancer on every node's loopback (role apiserver_lb), from day one.
     assert cluster_configuration["controlPlaneEndpoint"] == "127.0.0.1:6444"
     assert cluster_configuration["networking"]["podSubnet"] == POD_CIDR
@@ -420,11 +420,8 @@ def test_a_new_certificate_name_reaches_the_running_api_server(cluster: Cluster)
     assert run.returncode == 0, run.explain()
     assert "Issue the API server's certificate with every stored name" in "\n".join(run.changed_tasks())
     assert _verifies_as(cluster, name)
-    stored = yaml.safe_load(
-        cluster.kubectl_json("--namespace=kube-system", "get", "configmap", "kubeadm-config")["data"][
-            "ClusterConfiguration"
-        ]
-    )
+    stored = cluster.stored_cluster_configuration()
+    assert stored is not None
     assert {name, address} <= set(stored["apiServer"]["certSANs"])
     # Back to the inventory's names: the configuration file and the stored configuration follow, and nothing else
     # changes: a certificate with a name more is kept.
@@ -439,18 +436,11 @@ def test_a_new_certificate_name_reaches_the_running_api_server(cluster: Cluster)
     assert _verifies_as(cluster, name)
 
 
-def _stored_cluster_configuration(cluster: Cluster) -> dict[str, Any] | None:
-    answer = cluster.kubectl(
-        "--namespace=kube-system", "get", "configmap", "kubeadm-config", "--ignore-not-found", "--output=json"
-    )
-    return yaml.safe_load(json.loads(answer)["data"]["ClusterConfiguration"]) if answer.strip() else None
-
-
 def test_a_cluster_whose_init_did_not_finish_stops_the_run_naming_the_reset(cluster: Cluster) -> None:
     """A run stopped during kubeadm init leaves admin.conf (the role's sign of an initialised node) without the
     stored configuration kubeadm writes once the API server runs: the next run stops, saying what to do, instead of
     failing on a missing list element. The ConfigMap comes back with the command the message gives."""
-    saved = _stored_cluster_configuration(cluster)
+    saved = cluster.stored_cluster_configuration()
     assert saved is not None
     only_the_control_plane = ("--tags", "cluster", "--limit", CONTROL_PLANE[0])
     cluster.kubectl("--namespace=kube-system", "delete", "configmap", "kubeadm-config")
@@ -460,7 +450,7 @@ def test_a_cluster_whose_init_did_not_finish_stops_the_run_naming_the_reset(clus
         cluster.control_plane.run(
             "kubeadm", "init", "phase", "upload-config", "kubeadm", "--config", "/etc/kubernetes/kubeadm-config.yaml"
         )
-    assert _stored_cluster_configuration(cluster) == saved
+    assert cluster.stored_cluster_configuration() == saved
     assert run.returncode != 0
     message = " ".join(run.output.split())
     assert "holds no ConfigMap kube-system/kubeadm-config: kubeadm init did not finish there" in message, run.tail()

@@ -15,7 +15,6 @@ import json
 import re
 
 import pytest
-import yaml
 
 from sensorstack import project_root
 from sensorstack.bundle.versions import load_versions
@@ -61,8 +60,8 @@ def test_every_node_reports_the_pinned_version(cluster: Cluster, upgrade: Upgrad
     nodes = cluster.kubectl_json("get", "nodes")["items"]
     assert {item["status"]["nodeInfo"]["kubeletVersion"] for item in nodes} == {f"v{TARGET}"}
     assert all(not item["spec"].get("unschedulable") for item in nodes), "a node was left cordoned"
-    configuration = cluster.kubectl_json("--namespace=kube-system", "get", "configmap", "kubeadm-config")
-    assert yaml.safe_load(configuration["data"]["ClusterConfiguration"])["kubernetesVersion"] == f"v{TARGET}"
+    configuration = cluster.stored_cluster_configuration()
+    assert configuration is not None and configuration["kubernetesVersion"] == f"v{TARGET}"
     for node in cluster.nodes:
         assert node.run("kubeadm", "version", "-o", "short").strip() == f"v{TARGET}"
         assert set(node.run("apt-mark", "showhold").split()) >= {"kubeadm", "kubelet", "kubectl"}

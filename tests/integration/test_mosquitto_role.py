@@ -39,10 +39,10 @@ class Lab:
     address: str
     directory: Path
 
-    def converge(self, variables: dict[str, Any]) -> PlaybookRun:
+    def converge(self, variables: dict[str, Any], playbook: str = "play.yml") -> PlaybookRun:
         (self.directory / "vars.json").write_text(json.dumps(variables))
         variables_file = f"@{self.directory / 'vars.json'}"
-        return run_playbook(str(self.directory / "play.yml"), self.directory / "hosts.yml", "-e", variables_file)
+        return run_playbook(str(self.directory / playbook), self.directory / "hosts.yml", "-e", variables_file)
 
     def main_pid(self) -> str:
         show = ["docker", "exec", self.container, "systemctl", "show", "--property=MainPID", "--value", "mosquitto"]
@@ -229,14 +229,8 @@ def test_a_new_user_logs_in_although_a_later_task_fails_the_host(converged: Lab)
     """The role applies its change itself: a failure later in the play (another role's) would drop a handler that
     waited for the play's end, and the next run, finding the password file in place, would notify none."""
     variables = {"mosquitto_users": [*BASE["mosquitto_users"], {"name": "sensor-042", "password": "sensor-042-pw"}]}
-    (converged.directory / "vars.json").write_text(json.dumps(variables))
     failing = [{**PLAYBOOK[0], "tasks": [{"name": "Fail as a later role may", "ansible.builtin.fail": {"msg": "x"}}]}]
     (converged.directory / "failing.yml").write_text(yaml.safe_dump(failing, sort_keys=False))
-    run = run_playbook(
-        str(converged.directory / "failing.yml"),
-        converged.directory / "hosts.yml",
-        "-e",
-        f"@{converged.directory / 'vars.json'}",
-    )
+    run = converged.converge(variables, playbook="failing.yml")
     assert run.returncode != 0, run.output
     assert converged.logs_in("sensor-042", "sensor-042-pw"), run.output
